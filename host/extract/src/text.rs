@@ -1,0 +1,307 @@
+//! Text decoding (BOMs, UTF-16, legacy single-byte fallback) and the output `Sink`
+//! that normalises whitespace, enforces the output cap and checks the deadline.
+//!
+//! Normalisation rules, applied to every format:
+//! - runs of spaces/tabs (and other Unicode white space) become one space;
+//! - a single line break is kept as `\n`, two or more become one blank line (`\n\n`),
+//!   so paragraph breaks survive; `\r\n` and lone `\r` count as line breaks;
+//! - trailing white space on a line and leading/trailing white space of the whole text
+//!   are dropped;
+//! - control characters other than white space, and stray BOMs (U+FEFF), are dropped.
+
+use std::borrow::Cow;
+
+use crate::error::Result;
+use crate::limits::Budget;
+
+/// Pending separator between the text already written and the next visible char.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Gap {
+    None,
+    Space,
+    Line,
+    Para,
+}
+
+/// Accumulates extracted text under the output cap.
+pub(crate) struct Sink {
+    out: String,
+    max: usize,
+    full: bool,
+    gap: Gap,
+    /// Line breaks seen in the current white-space run (for "two make a paragraph").
+    run_newlines: u8,
+    prev_cr: bool,
+    budget: Budget,
+    ticks: u32,
+}
+
+impl Sink {
+    pub(crate) fn new(max_output_bytes: usize, budget: Budget) -> Self {
+        Sink {
+            out: String::new(),
+            max: max_output_bytes,
+            full: false,
+            gap: Gap::None,
+            run_newlines: 0,
+            prev_cr: false,
+            budget,
+            ticks: 0,
+        }
+    }
+
+    /// The budget (deadline, inflation allowance) this sink carries.
+    pub(crate) fn budget(&mut self) -> &mut Budget {
+        &mut self.budget
+    }
+
+    /// The output cap in bytes.
+    pub(crate) fn max_output_bytes(&self) -> usize {
+        self.max
+    }
+
+    /// Record that text was cut before reaching the sink.
+    pub(crate) fn mark_truncated(&mut self) {
+        self.full = true;
+    }
+
+    /// `true` once the output cap has been reached; callers stop producing text.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Call from parser loops: `Ok(false)` means "output full, stop", `Err` means the
+    /// deadline passed. Checks the clock every 256 calls.
+    pub(crate) fn proceed(&mut self) -> Result<bool> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(256) {
+            self.budget.check_time()?;
+        }
+        Ok(!self.full)
+    }
+
+    /// Request at least a space before the next text.
+    pub(crate) fn space(&mut self) {
+        self.raise(Gap::Space);
+    }
+
+    /// Request at least a line break before the next text.
+    pub(crate) fn line(&mut self) {
+        self.raise(Gap::Line);
+    }
+
+    /// Request a paragraph break (blank line) before the next text.
+    pub(crate) fn para(&mut self) {
+        self.raise(Gap::Para);
+    }
+
+    fn raise(&mut self, gap: Gap) {
+        self.gap = self.gap.max(gap);
+        self.run_newlines = 0;
+        self.prev_cr = false;
+    }
+
+    /// Append text, normalising white space.
+    pub(crate) fn push(&mut self, s: &str) {
+        if self.full {
+            return;
+        }
+        let mut run_start: Option<usize> = None;
+        for (i, c) in s.char_indices() {
+            let plain = !(c.is_whitespace() || c.is_control() || c == '\u{feff}');
+            if plain {
+                if run_start.is_none() {
+                    run_start = Some(i);
+                }
+                continue;
+            }
+            if let Some(start) = run_start.take() {
+                self.write_visible(&s[start..i]);
+                if self.full {
+                    return;
+                }
+            }
+            self.whitespace(c);
+        }
+        if let Some(start) = run_start {
+            self.write_visible(&s[start..]);
+        }
+    }
+
+    fn whitespace(&mut self, c: char) {
+        match c {
+            '\n' if self.prev_cr => {
+                // second half of \r\n: already counted
+                self.prev_cr = false;
+            }
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' | '\u{0b}' | '\u{0c}' | '\u{85}' => {
+                self.prev_cr = c == '\r';
+                self.run_newlines = self.run_newlines.saturating_add(1);
+                let g = if self.run_newlines >= 2 || c == '\u{2029}' {
+                    Gap::Para
+                } else {
+                    Gap::Line
+                };
+                self.gap = self.gap.max(g);
+            }
+            c if c.is_whitespace() => {
+                self.prev_cr = false;
+                self.gap = self.gap.max(Gap::Space);
+            }
+            _ => {
+                // control characters and BOMs vanish without separating words
+                self.prev_cr = false;
+            }
+        }
+    }
+
+    fn write_visible(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        if !self.out.is_empty() {
+            let sep = match self.gap {
+                Gap::None => "",
+                Gap::Space => " ",
+                Gap::Line => "\n",
+                Gap::Para => "\n\n",
+            };
+            if self.out.len() + sep.len() >= self.max {
+                self.full = true;
+                return;
+            }
+            self.out.push_str(sep);
+        }
+        self.gap = Gap::None;
+        self.run_newlines = 0;
+        self.prev_cr = false;
+        let room = self.max.saturating_sub(self.out.len());
+        if s.len() <= room {
+            self.out.push_str(s);
+        } else {
+            let mut cut = room;
+            while cut > 0 && !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.out.push_str(&s[..cut]);
+            self.full = true;
+        }
+    }
+
+    /// The text and whether it was truncated.
+    pub(crate) fn finish(self) -> (String, bool) {
+        (self.out, self.full)
+    }
+}
+
+/// Decode a text body: UTF-8 (BOM optional), UTF-16 with a BOM (or unmistakably
+/// UTF-16 without one), otherwise a lossy fallback: Windows-1252 when the bytes
+/// contain no valid multi-byte UTF-8 at all (typical of legacy Latin-1 files),
+/// else UTF-8 with U+FFFD replacements.
+pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return String::from_utf8_lossy(rest);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        return Cow::Owned(
+            encoding_rs::UTF_16LE
+                .decode_without_bom_handling(rest)
+                .0
+                .into_owned(),
+        );
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        return Cow::Owned(
+            encoding_rs::UTF_16BE
+                .decode_without_bom_handling(rest)
+                .0
+                .into_owned(),
+        );
+    }
+    match utf16_without_bom(bytes) {
+        Some(true) => {
+            return Cow::Owned(
+                encoding_rs::UTF_16LE
+                    .decode_without_bom_handling(bytes)
+                    .0
+                    .into_owned(),
+            );
+        }
+        Some(false) => {
+            return Cow::Owned(
+                encoding_rs::UTF_16BE
+                    .decode_without_bom_handling(bytes)
+                    .0
+                    .into_owned(),
+            );
+        }
+        None => {}
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) if !has_valid_multibyte_utf8(bytes) => Cow::Owned(
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        ),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// `Some(true)` for UTF-16LE, `Some(false)` for UTF-16BE, when (in the first 4 KiB)
+/// nearly every other byte is NUL and the others are not: ASCII-range UTF-16 text.
+fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    if head.len() < 8 {
+        return None;
+    }
+    let pairs = head.len() / 2;
+    let (mut even_nul, mut odd_nul) = (0usize, 0usize);
+    for pair in head.chunks_exact(2) {
+        if pair[0] == 0 {
+            even_nul += 1;
+        }
+        if pair[1] == 0 {
+            odd_nul += 1;
+        }
+    }
+    let most = pairs * 9 / 10;
+    let few = pairs / 10;
+    if odd_nul >= most && even_nul <= few {
+        Some(true)
+    } else if even_nul >= most && odd_nul <= few {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn has_valid_multibyte_utf8(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => return !s.is_ascii(),
+            Err(e) => {
+                let valid = &rest[..e.valid_up_to()];
+                if !valid.is_ascii() {
+                    return true;
+                }
+                let skip = e.valid_up_to() + e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+                if skip >= rest.len() {
+                    return false;
+                }
+                rest = &rest[skip..];
+            }
+        }
+    }
+}
+
+/// True when the start of the body looks binary: NUL bytes that are not UTF-16 text.
+pub(crate) fn looks_binary(bytes: &[u8]) -> bool {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return false;
+    }
+    let head = &bytes[..bytes.len().min(8192)];
+    head.contains(&0) && utf16_without_bom(bytes).is_none()
+}

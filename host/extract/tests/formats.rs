@@ -1,0 +1,352 @@
+//! Every supported format: a generated fixture goes in, the exact known text comes out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod fixtures;
+
+use tributary_extract::{Format, Limits, detect, extract};
+
+fn text_of(bytes: &[u8], name: &str, mime: Option<&str>, expect_format: Format) -> String {
+    let out =
+        extract(bytes, name, mime, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(out.format, expect_format, "{name}");
+    assert!(!out.truncated, "{name}");
+    out.text
+}
+
+#[test]
+fn plain_text_and_markdown() {
+    assert_eq!(
+        text_of(
+            b"  Hello\r\n\tworld  \r\n\r\n\r\nBye \x07 now",
+            "a.txt",
+            None,
+            Format::Text
+        ),
+        "Hello\nworld\n\nBye now"
+    );
+    assert_eq!(
+        text_of(
+            fixtures::MARKDOWN.as_bytes(),
+            "README.md",
+            None,
+            Format::Markdown
+        ),
+        fixtures::MARKDOWN_TEXT
+    );
+    // source code and config files count as text
+    // (indentation is white space at the start of a line: dropped)
+    assert_eq!(
+        text_of(b"def f():\n    return 1\n", "x.py", None, Format::Text),
+        "def f():\nreturn 1"
+    );
+    assert_eq!(
+        text_of(b"key: value\n", "c.yaml", None, Format::Text),
+        "key: value"
+    );
+    assert_eq!(
+        text_of(b"all:\n\tcc x.c\n", "Makefile", None, Format::Text),
+        "all:\ncc x.c"
+    );
+}
+
+#[test]
+fn text_encodings() {
+    // UTF-8 BOM
+    assert_eq!(
+        text_of(b"\xEF\xBB\xBFna\xC3\xAFve", "a.txt", None, Format::Text),
+        "naïve"
+    );
+    // UTF-16 LE and BE with BOM
+    let le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("héllo wörld".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    assert_eq!(text_of(&le, "a.txt", None, Format::Text), "héllo wörld");
+    let be: Vec<u8> = [0xFE, 0xFF]
+        .into_iter()
+        .chain("日本語".encode_utf16().flat_map(u16::to_be_bytes))
+        .collect();
+    assert_eq!(text_of(&be, "a.txt", None, Format::Text), "日本語");
+    // legacy Latin-1 / Windows-1252 without any UTF-8
+    assert_eq!(
+        text_of(b"caf\xE9 cr\xE8me \x80", "a.txt", None, Format::Text),
+        "café crème €"
+    );
+    // mostly UTF-8 with one broken byte: lossy
+    assert_eq!(
+        text_of(b"caf\xC3\xA9 \xFF ok", "a.txt", None, Format::Text),
+        "café \u{FFFD} ok"
+    );
+}
+
+#[test]
+fn csv_and_tsv() {
+    assert_eq!(
+        text_of(
+            fixtures::CSV.as_bytes(),
+            "people.csv",
+            Some("text/csv"),
+            Format::Csv
+        ),
+        fixtures::CSV_TEXT
+    );
+    assert_eq!(
+        text_of(fixtures::TSV.as_bytes(), "t.tsv", None, Format::Tsv),
+        fixtures::TSV_TEXT
+    );
+}
+
+#[test]
+fn json_and_json_lines() {
+    assert_eq!(
+        text_of(fixtures::JSON.as_bytes(), "trip.json", None, Format::Json),
+        fixtures::JSON_TEXT
+    );
+    assert_eq!(
+        text_of(fixtures::JSONL.as_bytes(), "log.jsonl", None, Format::Json),
+        fixtures::JSONL_TEXT
+    );
+}
+
+#[test]
+fn xml_text_nodes_without_entity_expansion() {
+    assert_eq!(
+        text_of(fixtures::XML.as_bytes(), "note.xml", None, Format::Xml),
+        fixtures::XML_TEXT
+    );
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><title>Logo</title><path d="M0 0"/><text x="1">Acme</text></svg>"#;
+    assert_eq!(text_of(svg, "logo.svg", None, Format::Xml), "Logo Acme");
+}
+
+#[test]
+fn html_visible_text() {
+    assert_eq!(
+        text_of(
+            fixtures::HTML.as_bytes(),
+            "page.html",
+            Some("text/html; charset=utf-8"),
+            Format::Html
+        ),
+        fixtures::HTML_TEXT
+    );
+    // declared legacy charset
+    let latin =
+        b"<html><head><meta charset=\"iso-8859-1\"></head><body><p>Gr\xFC\xDFe</p></body></html>";
+    assert_eq!(text_of(latin, "old.htm", None, Format::Html), "Grüße");
+    // head without a closing tag ends at the first body element
+    assert_eq!(
+        text_of(
+            b"<head><title>T</title><p>Body text",
+            "x.html",
+            None,
+            Format::Html
+        ),
+        "Body text"
+    );
+}
+
+#[test]
+fn pdf_pages() {
+    let text = text_of(
+        &fixtures::pdf_fixture(),
+        "doc.pdf",
+        Some("application/pdf"),
+        Format::Pdf,
+    );
+    assert_eq!(
+        text,
+        "Hello PDF world\nSecond line (with parens)\n\nPage two text"
+    );
+}
+
+#[test]
+fn docx_paragraphs_in_order() {
+    assert_eq!(
+        text_of(&fixtures::docx(), "report.docx", None, Format::Docx),
+        fixtures::DOCX_TEXT
+    );
+}
+
+#[test]
+fn pptx_slides_in_presentation_order_with_notes() {
+    let bytes = fixtures::pptx(
+        &[
+            &["First slide", "bullet a"],
+            &["Second slide"],
+            &["Third slide"],
+        ],
+        Some("Speaker notes here"),
+    );
+    assert_eq!(
+        text_of(&bytes, "deck.pptx", None, Format::Pptx),
+        "First slide\n\nbullet a\n\nSpeaker notes here\n\nSecond slide\n\nThird slide"
+    );
+}
+
+#[test]
+fn xlsx_every_sheet() {
+    assert_eq!(
+        text_of(&fixtures::xlsx_fixture(), "book.xlsx", None, Format::Xlsx),
+        fixtures::XLSX_TEXT
+    );
+}
+
+#[test]
+fn xls_legacy_workbook() {
+    let bytes = fixtures::xls("Data", &["Name", "Score"], &[7.0, 9.25], &[]);
+    assert_eq!(
+        text_of(&bytes, "old.xls", None, Format::Xls),
+        "Name Score\n7 9.25"
+    );
+}
+
+#[test]
+fn opendocument() {
+    assert_eq!(
+        text_of(&fixtures::odt(), "notes.odt", None, Format::Odt),
+        fixtures::ODT_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::ods(), "budget.ods", None, Format::Ods),
+        fixtures::ODS_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::odp(), "talk.odp", None, Format::Odp),
+        fixtures::ODP_TEXT
+    );
+}
+
+#[test]
+fn rtf_plain_text() {
+    assert_eq!(
+        text_of(fixtures::RTF.as_bytes(), "letter.rtf", None, Format::Rtf),
+        fixtures::RTF_TEXT
+    );
+}
+
+#[test]
+fn eml_headers_body_and_attachment_names() {
+    assert_eq!(
+        text_of(fixtures::EML.as_bytes(), "mail.eml", None, Format::Eml),
+        fixtures::EML_TEXT
+    );
+    assert_eq!(
+        text_of(
+            fixtures::EML_HTML.as_bytes(),
+            "news.eml",
+            Some("message/rfc822"),
+            Format::Eml
+        ),
+        fixtures::EML_HTML_TEXT
+    );
+}
+
+#[test]
+fn detection_order_content_then_mime_then_name() {
+    let pdf = fixtures::pdf_fixture();
+    let docx = fixtures::docx();
+    // sniffing wins over the name and the MIME type
+    assert_eq!(
+        detect(
+            "x.docx",
+            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            &pdf
+        ),
+        Some(Format::Pdf)
+    );
+    assert_eq!(
+        detect("x.pdf", Some("application/pdf"), &docx),
+        Some(Format::Docx)
+    );
+    assert_eq!(
+        detect("x.bin", None, &fixtures::xlsx_fixture()),
+        Some(Format::Xlsx)
+    );
+    assert_eq!(
+        detect("x", None, &fixtures::pptx(&[&["a"]], None)),
+        Some(Format::Pptx)
+    );
+    assert_eq!(detect("x.zip", None, &fixtures::ods()), Some(Format::Ods));
+    // a partial head: zip part names are found in the local headers
+    assert_eq!(
+        detect("x", None, &docx[..docx.len() - 40]),
+        Some(Format::Docx)
+    );
+    assert_eq!(
+        detect("x.txt", None, fixtures::RTF.as_bytes()),
+        Some(Format::Rtf)
+    );
+    // then MIME, then name; text/plain yields to a specific text type by name
+    assert_eq!(
+        detect("noext", Some("text/html"), b"<p>x"),
+        Some(Format::Html)
+    );
+    assert_eq!(
+        detect("data.json", Some("text/plain"), b"{}"),
+        Some(Format::Json)
+    );
+    assert_eq!(
+        detect("data.json", Some("application/octet-stream"), b"{}"),
+        Some(Format::Json)
+    );
+    assert_eq!(detect("script.sh", None, b"echo hi"), Some(Format::Text));
+    // no name, no MIME: content decides
+    assert_eq!(
+        detect("blob", None, b"<!DOCTYPE html><p>x"),
+        Some(Format::Html)
+    );
+    assert_eq!(detect("blob", None, b"plain words"), Some(Format::Text));
+    assert_eq!(
+        detect("blob", None, b"From: a@b.c\nSubject: x\n\nbody"),
+        Some(Format::Eml)
+    );
+    // unsupported
+    assert_eq!(detect("photo.png", None, b"\x89PNG\r\n\x1a\n...."), None);
+    assert_eq!(
+        detect("old.doc", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
+        None
+    );
+    assert_eq!(
+        detect("old.xls", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
+        Some(Format::Xls)
+    );
+    assert_eq!(
+        detect("a.zip", None, &fixtures::zip(&[("a.txt", b"x")], &[])),
+        None
+    );
+    // weak magic bytes do not make text binary
+    assert_eq!(
+        detect("notes.txt", None, b"BMW and MZ are words"),
+        Some(Format::Text)
+    );
+}
+
+#[test]
+fn every_format_has_a_fixture_that_extracts() {
+    // guard against adding a format without a test above
+    let covered = [
+        Format::Text,
+        Format::Markdown,
+        Format::Csv,
+        Format::Tsv,
+        Format::Json,
+        Format::Xml,
+        Format::Html,
+        Format::Pdf,
+        Format::Docx,
+        Format::Xlsx,
+        Format::Xls,
+        Format::Pptx,
+        Format::Odt,
+        Format::Ods,
+        Format::Odp,
+        Format::Rtf,
+        Format::Eml,
+    ];
+    for f in Format::ALL {
+        assert!(
+            covered.contains(&f) || f == Format::Xlsb,
+            "{f} has no fixture test"
+        );
+    }
+}

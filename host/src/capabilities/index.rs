@@ -1,0 +1,818 @@
+//! `index`: the document pipeline of a running sync job.
+//!
+//! One document's path: the plugin upserts it → the connector's sync rules decide whether it is
+//! indexed → during a full sync, a document whose id and version are already indexed is skipped
+//! (no download) → text content is attached, or a content request is downloaded and extracted by
+//! the host, many at once → the document is written to the sink in batches. Deletions, commits
+//! and checkpoints keep their order relative to the upserts before them.
+//!
+//! A full sync remembers every id it produced; when the plugin returns successfully, documents
+//! of the connector it did not produce are deleted. When the sync fails, nothing is deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::extract::{ExtractFailure, Extraction};
+use super::http::{Allowlist, HttpEngine};
+use super::storage::StorageCtx;
+use crate::bindings::http::HttpError;
+use crate::bindings::index::{self, Content, ContentFailure, ContentRequest, Document, IndexError};
+use crate::rules::Rules;
+use crate::sink::{IndexRef, Sink, SinkDocument};
+
+/// What kind of sync a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// Everything; vanished documents are deleted at the end.
+    Full,
+    /// Changes since the last checkpoint.
+    Incremental,
+    /// Access-control documents.
+    AccessControl,
+}
+
+impl std::fmt::Display for SyncKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncKind::Full => "full",
+            SyncKind::Incremental => "incremental",
+            SyncKind::AccessControl => "access_control",
+        })
+    }
+}
+
+/// Operator limits for the pipeline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Documents per sink write.
+    pub batch_documents: usize,
+    /// Largest `fields` JSON of one document, in bytes.
+    pub max_fields_bytes: usize,
+    /// Longest body kept per document, in bytes (longer text is cut).
+    pub max_body_bytes: usize,
+    /// Upper bound on any content download, in bytes.
+    pub max_download_bytes: u64,
+    /// Upper bound on concurrent downloads per job.
+    pub max_download_concurrency: u32,
+    /// Concurrent downloads until the plugin asks for another number.
+    pub default_download_concurrency: u32,
+    /// First retry delay of a content download, in milliseconds (doubles per retry).
+    pub download_backoff_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            batch_documents: 500,
+            max_fields_bytes: 1024 * 1024,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_download_bytes: 100 * 1024 * 1024,
+            max_download_concurrency: 256,
+            default_download_concurrency: 10,
+            download_backoff_ms: 500,
+        }
+    }
+}
+
+/// Live counts of a job, shared with whoever reports progress.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Documents the plugin produced.
+    pub received: AtomicU64,
+    /// Documents written to the sink.
+    pub indexed: AtomicU64,
+    /// Skipped because id and version were already indexed.
+    pub unchanged: AtomicU64,
+    /// Excluded by sync rules.
+    pub filtered: AtomicU64,
+    /// Deleted from the index.
+    pub deleted: AtomicU64,
+    /// Content bodies downloaded and extracted.
+    pub content_extracted: AtomicU64,
+    /// Content not fetched on purpose (too large, unsupported format).
+    pub content_skipped: AtomicU64,
+    /// Content downloads or extractions that failed.
+    pub content_failed: AtomicU64,
+    /// Access-control documents written.
+    pub access_control: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one moment.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CountsSnapshot {
+    /// Documents the plugin produced.
+    pub received: u64,
+    /// Documents written to the sink.
+    pub indexed: u64,
+    /// Skipped because unchanged.
+    pub unchanged: u64,
+    /// Excluded by sync rules.
+    pub filtered: u64,
+    /// Deleted from the index.
+    pub deleted: u64,
+    /// Bodies downloaded and extracted.
+    pub content_extracted: u64,
+    /// Bodies skipped on purpose.
+    pub content_skipped: u64,
+    /// Bodies that failed.
+    pub content_failed: u64,
+    /// Access-control documents written.
+    pub access_control: u64,
+}
+
+impl Counters {
+    /// The current values.
+    pub fn snapshot(&self) -> CountsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CountsSnapshot {
+            received: get(&self.received),
+            indexed: get(&self.indexed),
+            unchanged: get(&self.unchanged),
+            filtered: get(&self.filtered),
+            deleted: get(&self.deleted),
+            content_extracted: get(&self.content_extracted),
+            content_skipped: get(&self.content_skipped),
+            content_failed: get(&self.content_failed),
+            access_control: get(&self.access_control),
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What a finished download task hands back.
+struct Downloaded {
+    seq: u64,
+    doc: SinkDocument,
+    failure: Option<ContentFailure>,
+    skipped: bool,
+}
+
+/// Everything a job's pipeline needs from the host.
+#[derive(Clone)]
+pub struct PipelineDeps {
+    /// Where documents go.
+    pub sink: Arc<dyn Sink>,
+    /// HTTP engine for content downloads.
+    pub http: Arc<HttpEngine>,
+    /// Text extraction.
+    pub extract: Arc<Extraction>,
+    /// Limits.
+    pub config: PipelineConfig,
+}
+
+/// The document pipeline of one job.
+pub struct Pipeline {
+    deps: PipelineDeps,
+    kind: SyncKind,
+    index: IndexRef,
+    connector: String,
+    rules: Rules,
+    allowlist: Arc<Allowlist>,
+    storage: StorageCtx,
+    counters: Arc<Counters>,
+    cancelled: Arc<AtomicBool>,
+    /// Ids and versions indexed before this full sync (main index, or ACL index for ACL syncs).
+    known: HashMap<String, Option<String>>,
+    seen: HashSet<String>,
+    batch: Vec<SinkDocument>,
+    acl_batch: Vec<SinkDocument>,
+    downloads: JoinSet<Downloaded>,
+    /// Latest operation number per id with a download in flight: a result is kept only if no
+    /// later upsert or delete of the same id happened meanwhile.
+    in_flight: HashMap<String, u64>,
+    next_seq: u64,
+    concurrency: usize,
+    failures: Vec<ContentFailure>,
+}
+
+impl Pipeline {
+    /// Starts a pipeline; a full (or access-control) sync first reads what is indexed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        deps: PipelineDeps,
+        kind: SyncKind,
+        index: IndexRef,
+        connector: String,
+        rules: Rules,
+        allowlist: Arc<Allowlist>,
+        storage: StorageCtx,
+        cancelled: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let known = match kind {
+            SyncKind::Full => deps.sink.versions(index.clone(), connector.clone()).await?,
+            SyncKind::AccessControl => deps.sink.versions(index.acl(), connector.clone()).await?,
+            SyncKind::Incremental => HashMap::new(),
+        };
+        let concurrency = deps.config.default_download_concurrency.max(1) as usize;
+        Ok(Self {
+            deps,
+            kind,
+            index,
+            connector,
+            rules,
+            allowlist,
+            storage,
+            counters: Arc::default(),
+            cancelled,
+            known,
+            seen: HashSet::new(),
+            batch: Vec::new(),
+            acl_batch: Vec::new(),
+            downloads: JoinSet::new(),
+            in_flight: HashMap::new(),
+            next_seq: 0,
+            concurrency,
+            failures: Vec::new(),
+        })
+    }
+
+    /// Live counters.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn check_cancelled(&self) -> Result<(), IndexError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(IndexError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Parses and checks one guest document (guest-controlled: everything is bounded).
+    fn validate(&self, doc: &Document, position: usize) -> Result<Map<String, Value>, IndexError> {
+        let bad = |m: String| {
+            IndexError::InvalidDocument(format!(
+                "document {position} ({:?}): {m}",
+                crate::util::truncate(&doc.id, 80)
+            ))
+        };
+        if doc.id.is_empty() || doc.id.len() > 512 {
+            return Err(bad(format!(
+                "id must be 1 to 512 bytes, got {}",
+                doc.id.len()
+            )));
+        }
+        if doc.timestamp.as_ref().is_some_and(|t| t.len() > 256) {
+            return Err(bad("timestamp longer than 256 bytes".into()));
+        }
+        if doc.fields.len() > self.deps.config.max_fields_bytes {
+            return Err(bad(format!(
+                "fields are {} bytes; the limit is {}",
+                doc.fields.len(),
+                self.deps.config.max_fields_bytes
+            )));
+        }
+        match serde_json::from_str::<Value>(&doc.fields) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(bad("fields must be a JSON object".into())),
+            Err(e) => Err(bad(format!("fields are not valid JSON: {e}"))),
+        }
+    }
+
+    /// Handles an `upsert` call.
+    pub async fn upsert(&mut self, docs: Vec<Document>) -> anyhow::Result<Result<(), IndexError>> {
+        if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        // Validate the whole call first: a bad document rejects the call and nothing of it is used.
+        let mut parsed = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.iter().enumerate() {
+            match self.validate(doc, i) {
+                Ok(fields) => parsed.push(fields),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let mut excluded = Vec::new();
+        for (doc, fields) in docs.into_iter().zip(parsed) {
+            Counters::add(&self.counters.received, 1);
+            if !self.rules.includes(&fields) {
+                Counters::add(&self.counters.filtered, 1);
+                // Incremental: a change can move a document out of scope; drop it now.
+                if self.kind == SyncKind::Incremental {
+                    excluded.push(doc.id);
+                }
+                continue;
+            }
+            if self.kind == SyncKind::Full {
+                self.seen.insert(doc.id.clone());
+                if doc.timestamp.is_some() && self.known.get(&doc.id) == Some(&doc.timestamp) {
+                    Counters::add(&self.counters.unchanged, 1);
+                    continue;
+                }
+            }
+            let seq = self.seq();
+            if let Some(s) = self.in_flight.get_mut(&doc.id) {
+                *s = seq; // supersedes the pending download
+            }
+            let mut sink_doc = SinkDocument {
+                id: doc.id,
+                connector: self.connector.clone(),
+                version: doc.timestamp,
+                fields,
+                body: None,
+            };
+            match doc.content {
+                None => self.batch.push(sink_doc),
+                Some(Content::Text(text)) => {
+                    sink_doc.body = Some(
+                        crate::util::truncate(&text, self.deps.config.max_body_bytes).to_string(),
+                    );
+                    self.batch.push(sink_doc);
+                }
+                Some(Content::Fetch(request)) => {
+                    if request.size.is_some_and(|s| s > request.max_bytes) {
+                        Counters::add(&self.counters.content_skipped, 1);
+                        self.batch.push(sink_doc);
+                    } else {
+                        self.spawn_download(seq, sink_doc, request).await?;
+                    }
+                }
+            }
+        }
+        self.collect_finished();
+        self.flush_if_full().await?;
+        if !excluded.is_empty() {
+            return self.delete(excluded).await;
+        }
+        Ok(Ok(()))
+    }
+
+    async fn spawn_download(
+        &mut self,
+        seq: u64,
+        doc: SinkDocument,
+        request: ContentRequest,
+    ) -> anyhow::Result<()> {
+        // Backpressure: the plugin waits while `concurrency` downloads are running.
+        while self.downloads.len() >= self.concurrency {
+            if let Some(done) = self.downloads.join_next().await {
+                self.accept(done.context("content download task")?);
+            }
+        }
+        self.in_flight.insert(doc.id.clone(), seq);
+        let http = self.deps.http.clone();
+        let extract = self.deps.extract.clone();
+        let allowlist = self.allowlist.clone();
+        let max_download = self.deps.config.max_download_bytes;
+        let backoff = Duration::from_millis(self.deps.config.download_backoff_ms);
+        let max_body = self.deps.config.max_body_bytes;
+        self.downloads.spawn(async move {
+            let mut doc = doc;
+            let outcome =
+                fetch_and_extract(&http, &extract, &allowlist, &request, max_download, backoff)
+                    .await;
+            let (failure, skipped) = match outcome {
+                Ok(text) => {
+                    doc.body = Some(crate::util::truncate(&text, max_body).to_string());
+                    (None, false)
+                }
+                Err(FetchOutcome::Skipped(reason)) => {
+                    tracing::debug!(id = %doc.id, "content not indexed: {reason}");
+                    (None, true)
+                }
+                Err(FetchOutcome::Failed { status, message }) => {
+                    // No version: the next full sync tries this document again.
+                    doc.version = None;
+                    (
+                        Some(ContentFailure {
+                            id: doc.id.clone(),
+                            status,
+                            message,
+                        }),
+                        false,
+                    )
+                }
+            };
+            Downloaded {
+                seq,
+                doc,
+                failure,
+                skipped,
+            }
+        });
+        Ok(())
+    }
+
+    fn accept(&mut self, done: Downloaded) {
+        if self.in_flight.get(&done.doc.id) != Some(&done.seq) {
+            return; // superseded by a later upsert or delete of the same id
+        }
+        self.in_flight.remove(&done.doc.id);
+        if let Some(failure) = done.failure {
+            Counters::add(&self.counters.content_failed, 1);
+            tracing::warn!(connector = %self.connector, id = %failure.id, "content not indexed: {}", failure.message);
+            self.failures.push(failure);
+        } else if done.skipped {
+            Counters::add(&self.counters.content_skipped, 1);
+        } else {
+            Counters::add(&self.counters.content_extracted, 1);
+        }
+        self.batch.push(done.doc);
+    }
+
+    fn collect_finished(&mut self) {
+        while let Some(done) = self.downloads.try_join_next() {
+            match done {
+                Ok(d) => self.accept(d),
+                Err(e) => tracing::error!("content download task failed: {e}"),
+            }
+        }
+    }
+
+    async fn flush_if_full(&mut self) -> anyhow::Result<()> {
+        if self.batch.len() >= self.deps.config.batch_documents {
+            self.flush().await?;
+        }
+        if self.acl_batch.len() >= self.deps.config.batch_documents {
+            self.flush_acl().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len() as u64;
+        self.deps.sink.upsert(self.index.clone(), batch).await?;
+        Counters::add(&self.counters.indexed, n);
+        Ok(())
+    }
+
+    async fn flush_acl(&mut self) -> anyhow::Result<()> {
+        if self.acl_batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.acl_batch);
+        let n = batch.len() as u64;
+        self.deps.sink.upsert(self.index.acl(), batch).await?;
+        Counters::add(&self.counters.access_control, n);
+        Ok(())
+    }
+
+    /// Handles a `delete` call.
+    pub async fn delete(&mut self, ids: Vec<String>) -> anyhow::Result<Result<(), IndexError>> {
+        if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        if let Some(bad) = ids.iter().find(|id| id.is_empty() || id.len() > 512) {
+            return Ok(Err(IndexError::InvalidDocument(format!(
+                "invalid id to delete: {:?}",
+                crate::util::truncate(bad, 80)
+            ))));
+        }
+        for id in &ids {
+            let seq = self.seq();
+            if let Some(s) = self.in_flight.get_mut(id) {
+                *s = seq;
+            }
+            self.seen.remove(id);
+        }
+        self.collect_finished();
+        // Upserts queued before this delete must land first.
+        self.batch.retain(|d| !ids.contains(&d.id));
+        self.flush().await?;
+        let n = ids.len() as u64;
+        self.deps
+            .sink
+            .delete(self.index.clone(), self.connector.clone(), ids)
+            .await?;
+        Counters::add(&self.counters.deleted, n);
+        Ok(Ok(()))
+    }
+
+    /// Handles `upsert-access-control`.
+    pub async fn upsert_acl(
+        &mut self,
+        docs: Vec<Document>,
+    ) -> anyhow::Result<Result<(), IndexError>> {
+        if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        let mut parsed = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.iter().enumerate() {
+            match self.validate(doc, i) {
+                Ok(fields) => parsed.push(fields),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        for (doc, fields) in docs.into_iter().zip(parsed) {
+            if self.kind == SyncKind::AccessControl {
+                self.seen.insert(doc.id.clone());
+            }
+            self.acl_batch.push(SinkDocument {
+                id: doc.id,
+                connector: self.connector.clone(),
+                version: doc.timestamp,
+                fields,
+                body: None,
+            });
+        }
+        self.flush_if_full().await?;
+        Ok(Ok(()))
+    }
+
+    /// Handles `delete-access-control`.
+    pub async fn delete_acl(&mut self, ids: Vec<String>) -> anyhow::Result<Result<(), IndexError>> {
+        if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        for id in &ids {
+            self.seen.remove(id);
+        }
+        self.acl_batch.retain(|d| !ids.contains(&d.id));
+        self.flush_acl().await?;
+        self.deps
+            .sink
+            .delete(self.index.acl(), self.connector.clone(), ids)
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// Waits for downloads and writes everything out (without committing).
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        while let Some(done) = self.downloads.join_next().await {
+            self.accept(done.context("content download task")?);
+        }
+        self.flush().await?;
+        self.flush_acl().await
+    }
+
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        self.deps.sink.commit(self.index.clone()).await?;
+        self.deps.sink.commit(self.index.acl()).await
+    }
+
+    /// Handles `checkpoint`: everything so far becomes durable, then the state is stored.
+    pub async fn checkpoint(
+        &mut self,
+        state: Vec<(String, Option<Vec<u8>>)>,
+    ) -> anyhow::Result<Result<Vec<ContentFailure>, IndexError>> {
+        if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        self.drain().await?;
+        self.commit().await?;
+        if !state.is_empty() {
+            if let Err(e) = self.storage.apply(state).await {
+                return Ok(Err(IndexError::Sink(format!(
+                    "storing checkpoint state: {e:?}"
+                ))));
+            }
+        }
+        Ok(Ok(std::mem::take(&mut self.failures)))
+    }
+
+    /// Sets the download concurrency (guest-controlled: clamped).
+    pub fn set_concurrency(&mut self, limit: u32) {
+        self.concurrency = limit.clamp(1, self.deps.config.max_download_concurrency) as usize;
+    }
+
+    /// After the plugin returned successfully: write out, delete what a full sync did not
+    /// produce, commit.
+    pub async fn finish(&mut self) -> anyhow::Result<CountsSnapshot> {
+        self.drain().await?;
+        let target = match self.kind {
+            SyncKind::Full => Some(self.index.clone()),
+            SyncKind::AccessControl => Some(self.index.acl()),
+            SyncKind::Incremental => None,
+        };
+        if let Some(target) = target {
+            let vanished: Vec<String> = self
+                .known
+                .keys()
+                .filter(|id| !self.seen.contains(*id))
+                .cloned()
+                .collect();
+            for chunk in vanished.chunks(1000) {
+                self.deps
+                    .sink
+                    .delete(target.clone(), self.connector.clone(), chunk.to_vec())
+                    .await?;
+                if self.kind == SyncKind::Full {
+                    Counters::add(&self.counters.deleted, chunk.len() as u64);
+                }
+            }
+        }
+        self.commit().await?;
+        Ok(self.counters.snapshot())
+    }
+
+    /// After the plugin failed: stop downloads, keep (commit) what was written, delete nothing.
+    pub async fn abort(&mut self) -> anyhow::Result<CountsSnapshot> {
+        self.downloads.abort_all();
+        while self.downloads.join_next().await.is_some() {}
+        self.flush().await?;
+        self.flush_acl().await?;
+        self.commit().await?;
+        Ok(self.counters.snapshot())
+    }
+}
+
+pub(crate) enum FetchOutcome {
+    Skipped(String),
+    Failed {
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+async fn fetch_and_extract(
+    http: &HttpEngine,
+    extract: &Extraction,
+    allowlist: &Allowlist,
+    request: &ContentRequest,
+    max_download: u64,
+    backoff: Duration,
+) -> Result<String, FetchOutcome> {
+    let max_bytes = request.max_bytes.min(max_download);
+    let body = download(http, allowlist, request, max_bytes, backoff).await?;
+    match extract
+        .extract(body, &request.file_name, request.mime_type.as_deref())
+        .await
+    {
+        Ok(text) => Ok(text),
+        Err(ExtractFailure::Unsupported(m)) => Err(FetchOutcome::Skipped(m)),
+        Err(ExtractFailure::TooLarge(limit)) => Err(FetchOutcome::Skipped(format!(
+            "larger than the extraction limit of {limit} bytes"
+        ))),
+        Err(ExtractFailure::Failed(m)) => Err(FetchOutcome::Failed {
+            status: None,
+            message: format!("extraction failed: {m}"),
+        }),
+        Err(ExtractFailure::TimedOut) => Err(FetchOutcome::Failed {
+            status: None,
+            message: "extraction timed out".into(),
+        }),
+    }
+}
+
+/// Downloads a body with retries on 429 (Retry-After), 5xx and network errors.
+pub(crate) async fn download(
+    http: &HttpEngine,
+    allowlist: &Allowlist,
+    request: &ContentRequest,
+    max_bytes: u64,
+    backoff: Duration,
+) -> Result<bytes::Bytes, FetchOutcome> {
+    let attempts = request.retries.min(10) + 1;
+    let mut last = String::new();
+    let mut last_status = None;
+    for attempt in 0..attempts {
+        let delay = backoff.saturating_mul(2u32.saturating_pow(attempt.min(10)));
+        match http.execute(allowlist, &request.request, max_bytes).await {
+            Ok(f) if (200..300).contains(&f.status) => return Ok(f.body),
+            Ok(f) if f.status == 429 || f.status == 503 || f.status >= 500 => {
+                last_status = Some(f.status);
+                last = format!("HTTP {}", f.status);
+                let retry_after = f
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(300)));
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(retry_after.unwrap_or(delay)).await;
+                }
+            }
+            Ok(f) => {
+                return Err(FetchOutcome::Failed {
+                    status: Some(f.status),
+                    message: format!(
+                        "download answered HTTP {}: {}",
+                        f.status,
+                        String::from_utf8_lossy(&f.body[..f.body.len().min(200)])
+                    ),
+                });
+            }
+            Err(HttpError::TooLarge(limit)) => {
+                return Err(FetchOutcome::Skipped(format!("larger than {limit} bytes")));
+            }
+            Err(HttpError::Timeout(m)) | Err(HttpError::Connection(m)) => {
+                last = m;
+                last_status = None;
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            Err(HttpError::Denied(m))
+            | Err(HttpError::InvalidRequest(m))
+            | Err(HttpError::Refused(m)) => {
+                return Err(FetchOutcome::Failed {
+                    status: None,
+                    message: m,
+                });
+            }
+        }
+    }
+    Err(FetchOutcome::Failed {
+        status: last_status,
+        message: format!("download failed after {attempts} attempt(s): {last}"),
+    })
+}
+
+/// The `index` state of a plugin instance: a pipeline while a sync job runs, nothing otherwise.
+#[derive(Default)]
+pub struct IndexCtx {
+    /// The job's pipeline.
+    pub pipeline: Option<Pipeline>,
+}
+
+impl IndexCtx {
+    fn pipeline(&mut self) -> Result<&mut Pipeline, IndexError> {
+        self.pipeline.as_mut().ok_or_else(|| {
+            IndexError::Sink(
+                "no sync job is running: documents can only be written during a sync".into(),
+            )
+        })
+    }
+}
+
+/// Sink failures trap: the job cannot continue and the host reports the cause.
+fn host_fault(err: anyhow::Error) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("index sink failed: {err:#}"))
+}
+
+/// Links `index` into a linker whose store data exposes an [`IndexCtx`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut IndexCtx,
+) -> wasmtime::Result<()> {
+    index::add_to_linker::<T, HasSelf<IndexCtx>>(linker, get)
+}
+
+impl index::Host for IndexCtx {
+    async fn upsert(
+        &mut self,
+        documents: Vec<Document>,
+    ) -> wasmtime::Result<Result<(), IndexError>> {
+        match self.pipeline() {
+            Ok(p) => p.upsert(documents).await.map_err(host_fault),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn delete(&mut self, ids: Vec<String>) -> wasmtime::Result<Result<(), IndexError>> {
+        match self.pipeline() {
+            Ok(p) => p.delete(ids).await.map_err(host_fault),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn checkpoint(
+        &mut self,
+        state: Vec<(String, Option<Vec<u8>>)>,
+    ) -> wasmtime::Result<Result<Vec<ContentFailure>, IndexError>> {
+        match self.pipeline() {
+            Ok(p) => p.checkpoint(state).await.map_err(host_fault),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn upsert_access_control(
+        &mut self,
+        documents: Vec<Document>,
+    ) -> wasmtime::Result<Result<(), IndexError>> {
+        match self.pipeline() {
+            Ok(p) => p.upsert_acl(documents).await.map_err(host_fault),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn delete_access_control(
+        &mut self,
+        ids: Vec<String>,
+    ) -> wasmtime::Result<Result<(), IndexError>> {
+        match self.pipeline() {
+            Ok(p) => p.delete_acl(ids).await.map_err(host_fault),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn set_download_concurrency(&mut self, limit: u32) -> wasmtime::Result<()> {
+        if let Ok(p) = self.pipeline() {
+            p.set_concurrency(limit);
+        }
+        Ok(())
+    }
+}

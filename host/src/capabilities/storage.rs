@@ -1,0 +1,303 @@
+//! `storage`: durable key/value state private to one connector of one tenant.
+//!
+//! The namespace (tenant, connector) is fixed by the host when the instance is created and is a
+//! separate column of the primary key, so no key a plugin crafts can reach another namespace.
+//! Sizes are bounded per value, per key and per namespace.
+
+use serde::Deserialize;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::storage::{self, StorageError};
+use crate::db::Db;
+
+/// Operator limits for plugin storage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageLimits {
+    /// Longest key in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value in bytes.
+    pub max_value_bytes: usize,
+    /// Most keys per connector.
+    pub max_keys: u64,
+    /// Most bytes (keys + values) per connector.
+    pub max_total_bytes: u64,
+}
+
+impl Default for StorageLimits {
+    fn default() -> Self {
+        Self {
+            max_key_bytes: 512,
+            max_value_bytes: 1024 * 1024,
+            max_keys: 100_000,
+            max_total_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which connector's state a context reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    /// Tenant id.
+    pub tenant: String,
+    /// Connector id within the tenant.
+    pub connector: String,
+}
+
+/// Key/value state of one namespace, usable from the host too (tests, admin).
+#[derive(Clone, Debug)]
+pub struct StorageCtx {
+    db: Db,
+    ns: Namespace,
+    limits: StorageLimits,
+}
+
+/// A write: `Some(value)` sets, `None` deletes.
+pub type Write = (String, Option<Vec<u8>>);
+
+impl StorageCtx {
+    /// State of `ns` in `db`.
+    pub fn new(db: Db, ns: Namespace, limits: StorageLimits) -> Self {
+        Self { db, ns, limits }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StorageError> {
+        if key.is_empty() {
+            return Err(StorageError::InvalidKey("keys may not be empty".into()));
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(StorageError::InvalidKey(format!(
+                "key of {} bytes is longer than {} bytes",
+                key.len(),
+                self.limits.max_key_bytes
+            )));
+        }
+        if key.contains('\0') {
+            return Err(StorageError::InvalidKey("keys may not contain NUL".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads a value.
+    pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check_key(&key)?;
+        let ns = self.ns.clone();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT value FROM kv WHERE tenant = ?1 AND connector = ?2 AND key = ?3",
+                )?;
+                let mut rows = stmt.query((&ns.tenant, &ns.connector, &key))?;
+                Ok(match rows.next()? {
+                    Some(row) => Some(row.get::<_, Vec<u8>>(0)?),
+                    None => None,
+                })
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Keys starting with `prefix`, sorted.
+    pub async fn list_keys(&self, prefix: String) -> Result<Vec<String>, StorageError> {
+        let ns = self.ns.clone();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key FROM kv WHERE tenant = ?1 AND connector = ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key",
+                )?;
+                let keys = stmt
+                    .query_map((&ns.tenant, &ns.connector, &prefix), |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(keys)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Applies writes and deletes atomically, within the namespace's quotas.
+    pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
+        for (key, value) in &writes {
+            self.check_key(key)?;
+            if let Some(value) = value {
+                if value.len() > self.limits.max_value_bytes {
+                    return Err(StorageError::TooLarge(format!(
+                        "value for `{}` is {} bytes; the limit is {}",
+                        crate::util::truncate(key, 80),
+                        value.len(),
+                        self.limits.max_value_bytes
+                    )));
+                }
+            }
+        }
+        let ns = self.ns.clone();
+        let limits = self.limits.clone();
+        let outcome = self
+            .db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let now = crate::util::unix_now();
+                for (key, value) in &writes {
+                    match value {
+                        Some(value) => tx.execute(
+                            "INSERT INTO kv (tenant, connector, key, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT (tenant, connector, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                            (&ns.tenant, &ns.connector, key, value, now),
+                        )?,
+                        None => tx.execute(
+                            "DELETE FROM kv WHERE tenant = ?1 AND connector = ?2 AND key = ?3",
+                            (&ns.tenant, &ns.connector, key),
+                        )?,
+                    };
+                }
+                let (keys, bytes): (u64, u64) = tx.query_row(
+                    "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv WHERE tenant = ?1 AND connector = ?2",
+                    (&ns.tenant, &ns.connector),
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                )?;
+                if keys > limits.max_keys || bytes > limits.max_total_bytes {
+                    // Dropping the transaction rolls every write back.
+                    return Ok(Err(StorageError::QuotaExceeded(format!(
+                        "connector state would hold {keys} keys / {bytes} bytes; the limits are {} keys / {} bytes",
+                        limits.max_keys, limits.max_total_bytes
+                    ))));
+                }
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+            .map_err(unavailable)?;
+        outcome
+    }
+}
+
+fn unavailable(err: anyhow::Error) -> StorageError {
+    tracing::error!("plugin storage failed: {err:#}");
+    StorageError::Unavailable(format!("{err:#}"))
+}
+
+/// Links `storage` into a linker whose store data exposes a [`StorageCtx`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut StorageCtx,
+) -> wasmtime::Result<()> {
+    storage::add_to_linker::<T, HasSelf<StorageCtx>>(linker, get)
+}
+
+impl storage::Host for StorageCtx {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, StorageError>> {
+        Ok(StorageCtx::get(self, key).await)
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), StorageError>> {
+        Ok(self.apply(vec![(key, Some(value))]).await)
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), StorageError>> {
+        Ok(self.apply(vec![(key, None)]).await)
+    }
+
+    async fn list_keys(
+        &mut self,
+        prefix: String,
+    ) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
+        Ok(StorageCtx::list_keys(self, prefix).await)
+    }
+
+    async fn set_many(
+        &mut self,
+        entries: Vec<Write>,
+    ) -> wasmtime::Result<Result<(), StorageError>> {
+        Ok(self.apply(entries).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ctx(db: &Db, tenant: &str, connector: &str, limits: StorageLimits) -> StorageCtx {
+        StorageCtx::new(
+            db.clone(),
+            Namespace {
+                tenant: tenant.into(),
+                connector: connector.into(),
+            },
+            limits,
+        )
+    }
+
+    #[tokio::test]
+    async fn namespaces_are_isolated() {
+        let db = Db::in_memory().unwrap();
+        let a = ctx(&db, "t1", "c", StorageLimits::default());
+        let b = ctx(&db, "t2", "c", StorageLimits::default());
+        a.apply(vec![("cursor".into(), Some(b"A".to_vec()))])
+            .await
+            .unwrap();
+        b.apply(vec![("cursor".into(), Some(b"B".to_vec()))])
+            .await
+            .unwrap();
+        assert_eq!(a.get("cursor".into()).await.unwrap(), Some(b"A".to_vec()));
+        assert_eq!(b.get("cursor".into()).await.unwrap(), Some(b"B".to_vec()));
+        // Keys that look like paths into other namespaces are just keys.
+        a.apply(vec![("../t2/c/cursor".into(), Some(b"x".to_vec()))])
+            .await
+            .unwrap();
+        assert_eq!(b.get("cursor".into()).await.unwrap(), Some(b"B".to_vec()));
+        assert_eq!(
+            a.list_keys("".into()).await.unwrap(),
+            vec!["../t2/c/cursor", "cursor"]
+        );
+        assert_eq!(a.list_keys("cur".into()).await.unwrap(), vec!["cursor"]);
+    }
+
+    #[tokio::test]
+    async fn writes_are_atomic_and_bounded() {
+        let db = Db::in_memory().unwrap();
+        let limits = StorageLimits {
+            max_keys: 2,
+            max_value_bytes: 8,
+            ..StorageLimits::default()
+        };
+        let s = ctx(&db, "t", "c", limits);
+        s.apply(vec![
+            ("a".into(), Some(b"1".to_vec())),
+            ("b".into(), Some(b"2".to_vec())),
+        ])
+        .await
+        .unwrap();
+        // Three keys break the quota: nothing of the batch is applied.
+        let err = s
+            .apply(vec![
+                ("a".into(), None),
+                ("c".into(), Some(b"3".to_vec())),
+                ("d".into(), Some(b"4".to_vec())),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::QuotaExceeded(_)), "{err:?}");
+        assert_eq!(s.get("a".into()).await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.get("c".into()).await.unwrap(), None);
+        let err = s
+            .apply(vec![("a".into(), Some(vec![0; 9]))])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::TooLarge(_)));
+        assert!(matches!(
+            s.get(String::new()).await,
+            Err(StorageError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            s.get("k".repeat(600)).await,
+            Err(StorageError::InvalidKey(_))
+        ));
+    }
+}

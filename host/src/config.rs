@@ -1,0 +1,263 @@
+//! The operator's configuration file (`tributary.toml`): where data lives, limits, and the
+//! connectors to run.
+//!
+//! ```toml
+//! data_dir = "tributary-data"          # relative paths are relative to this file
+//! plugins_dir = "plugins"              # extra .wasm plugins, loaded after the bundled ones
+//!
+//! [limits]
+//! memory_mib = 256
+//! cpu_seconds = 600
+//!
+//! [[connectors]]
+//! id = "team-dropbox"
+//! plugin = "dropbox"
+//! tenant = "default"                   # default "default"
+//! index = "dropbox"                    # default: the connector id
+//! rules = [{ field = "name", rule = "ends_with", value = ".tmp", policy = "exclude" }]
+//! [connectors.config]
+//! app_key = "…"
+//! ```
+//!
+//! Unknown keys anywhere are errors, reported with their location.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::capabilities::extract::ExtractConfig;
+use crate::capabilities::http::HttpConfig;
+use crate::capabilities::index::PipelineConfig;
+use crate::capabilities::storage::StorageLimits;
+use crate::limits::Limits;
+use crate::rules::RuleSpec;
+use crate::runtime::RuntimeConfig;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// State, indexes and caches live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Extra plugins (`*.wasm`), loaded after the bundled ones (a same-named plugin replaces the
+    /// bundled one).
+    #[serde(default)]
+    pub plugins_dir: Option<PathBuf>,
+    /// Compiled-plugin cache (default `<data_dir>/cache`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Per-instance sandbox limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Engine settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Outbound HTTP.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Plugin storage quotas.
+    #[serde(default)]
+    pub storage: StorageLimits,
+    /// Document pipeline.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Text extraction.
+    #[serde(default)]
+    pub extract: ExtractConfig,
+    /// Connectors.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSpec>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("tributary-data")
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+/// One configured connector.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSpec {
+    /// Unique within the tenant.
+    pub id: String,
+    /// Plugin name (see `tributary plugins`).
+    pub plugin: String,
+    /// Owning tenant.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// Target index (default: the connector id).
+    #[serde(default)]
+    pub index: Option<String>,
+    /// Settings checked against the plugin's schema.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// Basic sync rules, applied in order.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    /// Advanced rules, in the plugin's own format (validated by the plugin).
+    #[serde(default)]
+    pub advanced_rules: Option<Value>,
+}
+
+impl ConnectorSpec {
+    /// The index documents go to.
+    pub fn index_name(&self) -> &str {
+        self.index.as_deref().unwrap_or(&self.id)
+    }
+}
+
+impl HostConfig {
+    /// Reads a configuration file; relative paths in it are resolved against its directory.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: HostConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(p) = self.plugins_dir.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.cache_dir.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Structural checks that do not need plugins (ids unique, names sane).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.connectors {
+            for (what, value) in [
+                ("connector id", &c.id),
+                ("tenant", &c.tenant),
+                ("index", &c.index_name().to_string()),
+            ] {
+                if !valid_name(value) {
+                    anyhow::bail!(
+                        "{what} `{value}` must be 1-64 characters of letters, digits, `-`, `_` or `.`, not starting with `.`"
+                    );
+                }
+            }
+            if !seen.insert((c.tenant.clone(), c.id.clone())) {
+                anyhow::bail!(
+                    "connector `{}` is configured twice for tenant `{}`",
+                    c.id,
+                    c.tenant
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The compile cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// A connector by id (any tenant when `tenant` is `None`).
+    pub fn connector(&self, tenant: Option<&str>, id: &str) -> anyhow::Result<&ConnectorSpec> {
+        let found: Vec<&ConnectorSpec> = self
+            .connectors
+            .iter()
+            .filter(|c| c.id == id && tenant.is_none_or(|t| t == c.tenant))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                let known: Vec<String> = self
+                    .connectors
+                    .iter()
+                    .map(|c| format!("{}/{}", c.tenant, c.id))
+                    .collect();
+                anyhow::bail!(
+                    "no connector `{id}` is configured (configured: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+            _ => anyhow::bail!("connector `{id}` exists in several tenants; pass --tenant"),
+        }
+    }
+}
+
+/// Names used for tenants, connectors and indexes.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tributary.toml");
+        std::fs::write(
+            &path,
+            r#"
+            data_dir = "data"
+            [limits]
+            memory_mib = 64
+            [[connectors]]
+            id = "feed"
+            plugin = "feed"
+            rules = [{ field = "name", rule = "ends_with", value = ".tmp", policy = "exclude" }]
+            [connectors.config]
+            base_url = "http://127.0.0.1:1"
+        "#,
+        )
+        .unwrap();
+        let config = HostConfig::load(&path).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("data"));
+        assert_eq!(config.limits.memory_mib, 64);
+        assert_eq!(config.connectors[0].index_name(), "feed");
+        assert_eq!(config.connectors[0].tenant, "default");
+        assert!(
+            config
+                .connector(None, "nope")
+                .unwrap_err()
+                .to_string()
+                .contains("configured: default/feed")
+        );
+
+        std::fs::write(&path, "[limits]\nmemory_mb = 1\n").unwrap();
+        let err = HostConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `memory_mb`"), "{err}");
+        std::fs::write(&path, "[[connectors]]\nid = \"../x\"\nplugin = \"feed\"\n").unwrap();
+        assert!(
+            HostConfig::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("connector id `../x`")
+        );
+    }
+}

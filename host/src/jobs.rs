@@ -1,0 +1,158 @@
+//! Sync job records: what ran, on which plugin version, how it ended, with its counts.
+
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::index::{CountsSnapshot, SyncKind};
+use crate::db::Db;
+
+/// How a job ended (or that it has not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Running now.
+    Running,
+    /// The plugin finished and everything was committed.
+    Succeeded,
+    /// The plugin or the host failed; nothing was deleted.
+    Failed,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "succeeded" => JobStatus::Succeeded,
+            "running" => JobStatus::Running,
+            _ => JobStatus::Failed,
+        }
+    }
+}
+
+/// A typed failure: `kind` is the plugin's error case (`auth`, `config`, `transient`, …) or a
+/// host verdict (`limit`, `trap`, `timeout`, `host`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Category.
+    pub kind: String,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} error: {}", self.kind, self.message)
+    }
+}
+
+/// The record of one job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobReport {
+    /// Job id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Connector.
+    pub connector: String,
+    /// Sync kind.
+    pub kind: SyncKind,
+    /// Plugin name.
+    pub plugin: String,
+    /// Plugin version it ran on.
+    pub plugin_version: String,
+    /// Outcome.
+    pub status: JobStatus,
+    /// Counts.
+    pub counts: CountsSnapshot,
+    /// Why it failed.
+    pub error: Option<JobError>,
+    /// Warnings the plugin logged.
+    pub warnings: Vec<String>,
+    /// Start, Unix seconds.
+    pub started_at: i64,
+    /// End, Unix seconds.
+    pub finished_at: Option<i64>,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Job records in the host database.
+#[derive(Clone, Debug)]
+pub struct Jobs {
+    db: Db,
+}
+
+impl Jobs {
+    /// Records live in `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Writes (inserts or replaces) a job record.
+    pub async fn save(&self, report: &JobReport) -> anyhow::Result<()> {
+        let r = report.clone();
+        let body = serde_json::to_string(&r)?;
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO jobs (id, tenant, connector, kind, status, plugin, plugin_version, created_at, started_at, finished_at, report, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, report = excluded.report, error = excluded.error",
+                    rusqlite::params![
+                        r.id, r.tenant, r.connector, r.kind.to_string(), r.status.as_str(), r.plugin, r.plugin_version,
+                        r.started_at, r.finished_at, body, r.error.as_ref().map(|e| e.to_string())
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The most recent jobs of a connector, newest first.
+    pub async fn recent(
+        &self,
+        tenant: &str,
+        connector: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<JobReport>> {
+        let (tenant, connector) = (tenant.to_string(), connector.to_string());
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT report, status FROM jobs WHERE tenant = ?1 AND connector = ?2 ORDER BY created_at DESC, rowid DESC LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(rusqlite::params![tenant, connector, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (body, status) = row?;
+                    let mut report: JobReport = serde_json::from_str(&body)?;
+                    report.status = JobStatus::parse(&status);
+                    out.push(report);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Whether a job exists.
+    pub async fn exists(&self, id: &str) -> anyhow::Result<bool> {
+        let id = id.to_string();
+        self.db
+            .call(move |conn| {
+                Ok(conn
+                    .query_row("SELECT 1 FROM jobs WHERE id = ?1", [id], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            })
+            .await
+    }
+}

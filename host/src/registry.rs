@@ -1,0 +1,226 @@
+//! Loaded plugins: compiled components, their manifests, and which version of each is active.
+//!
+//! Loading a plugin compiles it (or takes it from the compile cache), type-checks its imports
+//! against the host's capabilities (a component built for another `tributary:connector` version
+//! or importing something the host does not offer is refused with the reason), instantiates it
+//! once in an inert sandbox to read its manifest, and checks the manifest. Only then does it
+//! become active; a broken plugin never replaces a working one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::bindings::ConnectorPre;
+use crate::bindings::plugin::{FieldKind, PluginManifest};
+use crate::runtime::{Runtime, StoreState};
+
+/// A plugin ready to instantiate.
+pub struct LoadedPlugin {
+    /// What it says about itself.
+    pub manifest: PluginManifest,
+    /// Where it came from (`bundled` or a file path).
+    pub source: String,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// Pre-linked component.
+    pub pre: ConnectorPre<StoreState>,
+}
+
+/// A plugin as listed to operators.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Source.
+    pub source: String,
+    /// Digest prefix.
+    pub digest: String,
+    /// Whether this version is the active one.
+    pub active: bool,
+}
+
+impl LoadedPlugin {
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+/// Every loaded plugin version, and the active one per name.
+#[derive(Default)]
+pub struct Registry {
+    plugins: RwLock<BTreeMap<String, Vec<Arc<LoadedPlugin>>>>,
+}
+
+impl Registry {
+    /// Registers a checked plugin and makes it the active version of its name.
+    pub fn activate(&self, plugin: Arc<LoadedPlugin>) -> anyhow::Result<()> {
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
+        let versions = plugins.entry(plugin.manifest.name.clone()).or_default();
+        versions.retain(|p| p.digest != plugin.digest);
+        versions.push(plugin);
+        Ok(())
+    }
+
+    /// The active version of `name`.
+    pub fn get(&self, name: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let plugins = self
+            .plugins
+            .read()
+            .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
+        match plugins.get(name).and_then(|v| v.last()) {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let known: Vec<&String> = plugins.keys().collect();
+                bail!("no plugin named `{name}` is loaded (loaded: {known:?})")
+            }
+        }
+    }
+
+    /// Every version of every plugin.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let Ok(plugins) = self.plugins.read() else {
+            return Vec::new();
+        };
+        plugins
+            .values()
+            .flat_map(|versions| {
+                let last = versions.len().saturating_sub(1);
+                versions.iter().enumerate().map(move |(i, p)| PluginInfo {
+                    name: p.manifest.name.clone(),
+                    version: p.manifest.version.clone(),
+                    display_name: p.manifest.display_name.clone(),
+                    description: p.manifest.description.clone(),
+                    source: p.source.clone(),
+                    digest: p.digest[..12.min(p.digest.len())].to_string(),
+                    active: i == last,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Compiles and pre-links `wasm` (the type check against the host's WIT happens here).
+pub async fn prepare(
+    runtime: &Arc<Runtime>,
+    wasm: Vec<u8>,
+    source: &str,
+) -> anyhow::Result<(ConnectorPre<StoreState>, String)> {
+    let digest = hex::encode(Sha256::digest(&wasm));
+    let rt = runtime.clone();
+    let component = tokio::task::spawn_blocking(move || rt.compile(&wasm))
+        .await
+        .context("compile task failed")?
+        .with_context(|| format!("{source} is not a valid WebAssembly component"))?;
+    let pre = runtime
+        .pre(&component)
+        .map_err(|e| explain_link_error(source, e))?;
+    Ok((pre, digest))
+}
+
+/// Turns a linker type-check failure into a message naming the version or import at fault.
+fn explain_link_error(source: &str, err: anyhow::Error) -> anyhow::Error {
+    let text = format!("{err:#}");
+    let ours = "tributary:connector/";
+    if let Some(pos) = text.find(ours) {
+        let rest = &text[pos + ours.len()..];
+        let import: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '`' && *c != '"')
+            .collect();
+        if let Some((_, version)) = import.split_once('@') {
+            if version != crate::WIT_VERSION {
+                return anyhow!(
+                    "{source} was built for tributary:connector@{version}, but this host provides tributary:connector@{}; rebuild the plugin against this version",
+                    crate::WIT_VERSION
+                );
+            }
+        }
+    }
+    anyhow!("{source} cannot be linked against this host's capabilities: {text}")
+}
+
+/// Checks a manifest before its plugin may be activated.
+pub fn check_manifest(m: &PluginManifest) -> anyhow::Result<()> {
+    let name_ok = !m.name.is_empty()
+        && m.name.len() <= 64
+        && m.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        bail!(
+            "plugin name {:?} must be 1-64 lowercase letters, digits or dashes",
+            m.name
+        );
+    }
+    if m.version.is_empty() || m.version.len() > 64 {
+        bail!("plugin {}: version must be 1-64 characters", m.name);
+    }
+    let mut keys = std::collections::HashSet::new();
+    for f in &m.config {
+        let key_ok = !f.key.is_empty()
+            && f.key.len() <= 64
+            && f.key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !key_ok {
+            bail!(
+                "plugin {}: config key {:?} must be lowercase letters, digits or `_`",
+                m.name,
+                f.key
+            );
+        }
+        if !keys.insert(f.key.as_str()) {
+            bail!(
+                "plugin {}: config key `{}` is declared twice",
+                m.name,
+                f.key
+            );
+        }
+        if f.kind == FieldKind::Select && f.options.is_empty() {
+            bail!("plugin {}: select field `{}` has no options", m.name, f.key);
+        }
+        if let Some(d) = &f.default_value {
+            serde_json::from_str::<serde_json::Value>(d).map_err(|e| {
+                anyhow!("plugin {}: default of `{}` is not JSON: {e}", m.name, f.key)
+            })?;
+        }
+    }
+    for f in &m.config {
+        for dep in &f.depends_on {
+            if !keys.contains(dep.field.as_str()) {
+                bail!(
+                    "plugin {}: `{}` depends on unknown field `{}`",
+                    m.name,
+                    f.key,
+                    dep.field
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every `*.wasm` in `dir`, sorted by name.
+pub fn wasm_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading plugins directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

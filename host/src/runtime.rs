@@ -1,0 +1,307 @@
+//! The wasm runtime: one wasmtime [`Engine`] (component model, async, epoch interruption,
+//! pooling allocator), the linker with every host capability, an on-disk cache of compiled
+//! components, and the construction of sandboxed stores.
+//!
+//! A plugin instance gets WASI with no files, no environment, no arguments and no sockets
+//! (clocks and randomness only; its stderr is captured for error reports), plus tributary's own
+//! capabilities. Memory and CPU limits are installed on every store.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::ConnectorPre;
+use crate::capabilities::extract::ExtractCtx;
+use crate::capabilities::http::HttpCtx;
+use crate::capabilities::index::IndexCtx;
+use crate::capabilities::log::LogCtx;
+use crate::capabilities::storage::StorageCtx;
+use crate::limits::{CpuMeter, Limits, MemoryLimiter};
+
+/// How often the epoch advances; also the granularity of CPU checks and cooperative yields.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of plugin stderr kept (panic messages end up there).
+const STDERR_CAPTURE: usize = 64 * 1024;
+
+/// Everything a plugin instance's store holds.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    /// Memory limit and its breach, if any.
+    pub memory: MemoryLimiter,
+    /// CPU meter and its breach, if any.
+    pub cpu: CpuMeter,
+    /// `log` capability.
+    pub log: LogCtx,
+    /// `http` capability.
+    pub http: HttpCtx,
+    /// `storage` capability.
+    pub storage: StorageCtx,
+    /// `index` capability.
+    pub index: IndexCtx,
+    /// `extract` capability.
+    pub extract: ExtractCtx,
+}
+
+impl StoreState {
+    /// What the plugin wrote to stderr (e.g. a panic message), lossy UTF-8, last 2 KiB.
+    pub fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let start = bytes.len().saturating_sub(2048);
+        String::from_utf8_lossy(&bytes[start..]).trim().to_string()
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The capabilities a new store is given.
+pub struct Capabilities {
+    /// Logging.
+    pub log: LogCtx,
+    /// Outbound HTTP.
+    pub http: HttpCtx,
+    /// Key/value state.
+    pub storage: StorageCtx,
+    /// Index pipeline (empty outside sync jobs).
+    pub index: IndexCtx,
+    /// Extraction.
+    pub extract: ExtractCtx,
+}
+
+/// Settings of the runtime.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Use the pooling allocator (fast instantiation; reserves address space up front).
+    pub pooling: bool,
+    /// Plugin instances alive at once when pooling.
+    pub pool_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            pool_instances: 64,
+        }
+    }
+}
+
+/// The engine, linker and compile cache shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache_dir: Option<PathBuf>,
+    limits: Limits,
+    pooling: bool,
+}
+
+fn engine_config(limits: &Limits, pool: Option<&RuntimeConfig>) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if let Some(pool) = pool {
+        let n = pool.pool_instances.max(1);
+        let mut p = PoolingAllocationConfig::default();
+        p.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes());
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    }
+    config
+}
+
+impl Runtime {
+    /// Creates the engine (pooling when possible), links every capability and starts the epoch
+    /// ticker.
+    pub fn new(
+        limits: Limits,
+        config: &RuntimeConfig,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let (engine, pooling) = if config.pooling {
+            match Engine::new(&engine_config(&limits, Some(config))) {
+                Ok(engine) => (engine, true),
+                Err(err) => {
+                    tracing::warn!(
+                        "pooling allocator unavailable ({err}); allocating instances on demand"
+                    );
+                    (
+                        Engine::new(&engine_config(&limits, None)).map_err(anyhow::Error::from)?,
+                        false,
+                    )
+                }
+            }
+        } else {
+            (
+                Engine::new(&engine_config(&limits, None)).map_err(anyhow::Error::from)?,
+                false,
+            )
+        };
+        let mut linker = Linker::<StoreState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        crate::capabilities::log::add_to_linker(&mut linker, |s| &mut s.log)
+            .map_err(anyhow::Error::from)?;
+        crate::capabilities::http::add_to_linker(&mut linker, |s| &mut s.http)
+            .map_err(anyhow::Error::from)?;
+        crate::capabilities::storage::add_to_linker(&mut linker, |s| &mut s.storage)
+            .map_err(anyhow::Error::from)?;
+        crate::capabilities::index::add_to_linker(&mut linker, |s| &mut s.index)
+            .map_err(anyhow::Error::from)?;
+        crate::capabilities::extract::add_to_linker(&mut linker, |s| &mut s.extract)
+            .map_err(anyhow::Error::from)?;
+        spawn_epoch_ticker(&engine);
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating compile cache {}", dir.display()))?;
+        }
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            limits,
+            pooling,
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// The default limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles a component, or loads it from the compile cache when this exact binary was
+    /// compiled before by a compatible engine.
+    pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
+        };
+        let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
+        if path.exists() {
+            match self.load_cached(&path) {
+                Ok(component) => return Ok(component),
+                Err(err) => tracing::warn!(
+                    "ignoring unusable compile cache entry {}: {err:#}",
+                    path.display()
+                ),
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
+        match component.serialize() {
+            Ok(bytes) => {
+                if let Err(err) = crate::fsutil::write_atomic(&path, &bytes) {
+                    tracing::warn!("could not write compile cache {}: {err:#}", path.display());
+                }
+            }
+            Err(err) => tracing::warn!("could not serialise compiled component: {err}"),
+        }
+        Ok(component)
+    }
+
+    fn cache_key(&self, wasm: &[u8]) -> String {
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut compat);
+        let mut digest = Sha256::new();
+        digest.update(wasm);
+        digest.update(compat.finish().to_le_bytes());
+        hex::encode(&digest.finalize()[..16])
+    }
+
+    #[allow(unsafe_code)]
+    fn load_cached(&self, path: &Path) -> anyhow::Result<Component> {
+        // SAFETY: cache entries are written only by `compile` above, into the operator's own
+        // cache directory (as trusted as the binary itself), named by a digest of the source
+        // and the engine's compatibility hash; wasmtime also checks the header and version.
+        unsafe { Component::deserialize_file(&self.engine, path) }.map_err(anyhow::Error::from)
+    }
+
+    /// Type-checks a component against the capabilities and pre-links it.
+    pub fn pre(&self, component: &Component) -> anyhow::Result<ConnectorPre<StoreState>> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)?;
+        ConnectorPre::new(pre).map_err(anyhow::Error::from)
+    }
+
+    /// A sandboxed store with these capabilities and limits.
+    pub fn store(&self, caps: Capabilities, limits: &Limits) -> Store<StoreState> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = StoreState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            memory: MemoryLimiter::new(limits.memory_bytes()),
+            cpu: CpuMeter::new(limits.cpu()),
+            log: caps.log,
+            http: caps.http,
+            storage: caps.storage,
+            index: caps.index,
+            extract: caps.extract,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().cpu.on_hook(hook);
+            Ok(())
+        });
+        store.epoch_deadline_callback(|mut ctx| match ctx.data_mut().cpu.check() {
+            // Yield every tick so one busy plugin never starves the runtime's other tasks.
+            Ok(()) => Ok(UpdateDeadline::Yield(1)),
+            Err(breach) => Err(wasmtime::Error::msg(breach.to_string())),
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("tributary-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!("could not start the epoch ticker; CPU limits are not enforced: {err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real plugins (built for wasm32-wasip2 by the host's build script)
+//! running in the real host against the fake APIs in `tributary-fakes`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod feed;
+mod sandbox;
+mod support;

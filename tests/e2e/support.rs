@@ -1,0 +1,152 @@
+//! Shared helpers for end-to-end tests: a host on a temporary data directory with the bundled
+//! plugins, connectors built from JSON, and readers for what ended up in the index.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+use tributary::config::ConnectorSpec;
+use tributary::sink::{IndexRef, SinkDocument};
+use tributary::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
+
+/// A host on its own temporary data directory.
+pub struct TestHost {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The host.
+    pub host: Host,
+}
+
+/// A compile cache shared by every test, so each plugin is compiled once per test run.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+/// A connector of the default tenant.
+pub fn connector(id: &str, plugin: &str, config: Value) -> ConnectorSpec {
+    let config: Map<String, Value> = match config {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    ConnectorSpec {
+        id: id.into(),
+        plugin: plugin.into(),
+        tenant: "default".into(),
+        index: None,
+        config,
+        rules: Vec::new(),
+        advanced_rules: None,
+    }
+}
+
+/// Opens a host with `connectors`; `tweak` may adjust limits before it opens.
+pub async fn host_with(
+    connectors: Vec<ConnectorSpec>,
+    tweak: impl FnOnce(&mut HostConfig),
+) -> TestHost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = HostConfig {
+        data_dir: dir.path().join("data"),
+        cache_dir: Some(shared_cache()),
+        connectors,
+        ..HostConfig::default()
+    };
+    tweak(&mut config);
+    let host = Host::open(config).await.expect("host opens");
+    TestHost { dir, host }
+}
+
+impl TestHost {
+    /// Reopens the host on the same data directory (a restart).
+    pub async fn restart(self) -> TestHost {
+        let TestHost { dir, host } = self;
+        let config = host.config().clone();
+        drop(host);
+        let host = Host::open(config).await.expect("host reopens");
+        TestHost { dir, host }
+    }
+
+    /// Runs a sync and returns its report.
+    pub async fn sync(&self, id: &str, kind: SyncKind) -> JobReport {
+        self.host
+            .sync(None, id, kind, SyncOptions::default())
+            .await
+            .expect("job recorded")
+    }
+
+    /// Runs a sync that must succeed.
+    pub async fn sync_ok(&self, id: &str, kind: SyncKind) -> JobReport {
+        let report = self.sync(id, kind).await;
+        assert_eq!(
+            report.status,
+            JobStatus::Succeeded,
+            "sync of {id} failed: {:?}",
+            report.error
+        );
+        report
+    }
+
+    /// Every document of connector `id` in its index, by document id.
+    pub async fn documents(&self, id: &str) -> BTreeMap<String, SinkDocument> {
+        let spec = self
+            .host
+            .config()
+            .connector(None, id)
+            .expect("connector")
+            .clone();
+        let index = IndexRef::new(spec.tenant.clone(), spec.index_name());
+        self.documents_in(index, id).await
+    }
+
+    /// Every access-control document of connector `id`.
+    pub async fn acl_documents(&self, id: &str) -> BTreeMap<String, SinkDocument> {
+        let spec = self
+            .host
+            .config()
+            .connector(None, id)
+            .expect("connector")
+            .clone();
+        let index = IndexRef::new(spec.tenant.clone(), spec.index_name()).acl();
+        self.documents_in(index, id).await
+    }
+
+    async fn documents_in(
+        &self,
+        index: IndexRef,
+        connector: &str,
+    ) -> BTreeMap<String, SinkDocument> {
+        let sink = self.host.sink();
+        let ids: Vec<String> = sink
+            .versions(index.clone(), connector.into())
+            .await
+            .expect("versions")
+            .into_keys()
+            .collect();
+        sink.get(index, connector.into(), ids)
+            .await
+            .expect("documents")
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect()
+    }
+
+    /// A stored plugin state value of connector `id`, decoded as JSON.
+    pub async fn state(&self, id: &str, key: &str) -> Option<Value> {
+        let spec = self
+            .host
+            .config()
+            .connector(None, id)
+            .expect("connector")
+            .clone();
+        let storage = tributary::capabilities::storage::StorageCtx::new(
+            self.host.db().clone(),
+            tributary::capabilities::storage::Namespace {
+                tenant: spec.tenant,
+                connector: spec.id,
+            },
+            Default::default(),
+        );
+        let bytes = storage.get(key.into()).await.expect("storage")?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}

@@ -1,0 +1,44 @@
+//! Running an axum router on an ephemeral loopback port.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+/// A fake server bound to `127.0.0.1:<ephemeral port>`; stops when dropped.
+pub struct FakeServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl FakeServer {
+    /// Binds an ephemeral loopback port and serves `router` on it in the background.
+    pub async fn start(router: axum::Router) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding a loopback port for a fake server")?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, router).await {
+                tracing::error!(%err, "fake server stopped");
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>` without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
