@@ -16,5 +16,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::tributary::connector::plugin;
-pub use tributary::connector::{extract, http, index, log, storage, types};
+pub use self::exports::tributary::connector::plugin;
+pub use self::tributary::connector::{extract, http, index, log, storage, types};

@@ -103,6 +103,21 @@ pub struct ConnectorSpec {
     /// Advanced rules, in the plugin's own format (validated by the plugin).
     #[serde(default)]
     pub advanced_rules: Option<Value>,
+    /// When `tributary serve` runs syncs of this connector.
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+/// Sync intervals for `tributary serve`, in minutes; absent means never.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Full syncs.
+    pub full_minutes: Option<u64>,
+    /// Incremental syncs (a full sync runs first if none has succeeded yet).
+    pub incremental_minutes: Option<u64>,
+    /// Access-control syncs.
+    pub access_control_minutes: Option<u64>,
 }
 
 impl ConnectorSpec {

@@ -108,18 +108,18 @@ impl Host {
                 .await
                 .with_context(|| format!("loading the bundled `{name}` plugin"))?;
         }
-        if let Some(dir) = host.config.plugins_dir.clone() {
-            if dir.exists() {
-                for path in wasm_files(&dir)? {
-                    let source = path.display().to_string();
-                    let loaded = match std::fs::read(&path) {
-                        Ok(wasm) => host.load_plugin(wasm, &source).await.map(|_| ()),
-                        Err(e) => Err(anyhow::anyhow!("reading {source}: {e}")),
-                    };
-                    // One broken file must not take the others (or the host) down.
-                    if let Err(err) = loaded {
-                        tracing::error!("plugin {source} not loaded: {err:#}");
-                    }
+        if let Some(dir) = host.config.plugins_dir.clone()
+            && dir.exists()
+        {
+            for path in wasm_files(&dir)? {
+                let source = path.display().to_string();
+                let loaded = match std::fs::read(&path) {
+                    Ok(wasm) => host.load_plugin(wasm, &source).await.map(|_| ()),
+                    Err(e) => Err(anyhow::anyhow!("reading {source}: {e}")),
+                };
+                // One broken file must not take the others (or the host) down.
+                if let Err(err) = loaded {
+                    tracing::error!("plugin {source} not loaded: {err:#}");
                 }
             }
         }

@@ -28,9 +28,11 @@ pub mod host;
 pub mod jobs;
 pub mod limits;
 pub mod registry;
+pub mod report;
 pub mod rules;
 pub mod runtime;
 pub mod schema;
+pub mod serve;
 pub mod sink;
 pub mod util;
 

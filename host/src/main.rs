@@ -1,1 +1,301 @@
-fn main() {}
+//! The `tributary` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tributary::report::{print_report, sync_with_progress};
+use tributary::sink::SearchRequest;
+use tributary::{Host, HostConfig, JobStatus, SyncKind};
+
+/// Sync content sources into a search index through sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "tributary", version, about)]
+struct Cli {
+    /// Configuration file (default: ./tributary.toml when it exists).
+    #[arg(long, short, global = true, env = "TRIBUTARY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration file).
+    #[arg(long, global = true, env = "TRIBUTARY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `tributary=debug,plugin=trace`.
+    #[arg(long, global = true, env = "TRIBUTARY_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start bundled fake Dropbox and Box servers, sync both through the real plugins into the
+    /// embedded index, apply changes, sync incrementally and search. Needs no credentials.
+    Demo,
+    /// List loaded plugins and their versions.
+    Plugins,
+    /// List configured connectors and check each configuration with its plugin.
+    Connectors,
+    /// Run a sync job.
+    Sync {
+        /// Connector id.
+        connector: String,
+        /// Kind of sync.
+        #[arg(long, short, value_enum, default_value = "full")]
+        kind: Kind,
+        /// Tenant of the connector (when ids repeat across tenants).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Search an index.
+    Search {
+        /// Query: terms, "phrases", AND / OR / NOT, field:value.
+        query: String,
+        /// Index (default: every index of the tenant's connectors).
+        #[arg(long)]
+        index: Option<String>,
+        /// Tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Most hits.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Only documents this identity may see (document-level security), e.g. `email:ann@example.com`.
+        #[arg(long = "as")]
+        identities: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the recent jobs of a connector.
+    Jobs {
+        /// Connector id.
+        connector: String,
+        /// Tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Run scheduled syncs and serve /health, /plugins and /search over HTTP.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Full,
+    Incremental,
+    AccessControl,
+}
+
+impl From<Kind> for SyncKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Full => SyncKind::Full,
+            Kind::Incremental => SyncKind::Incremental,
+            Kind::AccessControl => SyncKind::AccessControl,
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
+    let mut config = match &cli.config {
+        Some(path) => HostConfig::load(path)?,
+        None if PathBuf::from("tributary.toml").exists() => {
+            HostConfig::load(&PathBuf::from("tributary.toml"))?
+        }
+        None => HostConfig::default(),
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Demo => {
+            tributary::demo::run(&config.data_dir).await?;
+        }
+        Command::Plugins => {
+            let host = Host::open(config).await?;
+            println!(
+                "{:<12} {:<10} {:<7} {:<14} SOURCE",
+                "NAME", "VERSION", "ACTIVE", "DIGEST"
+            );
+            for p in host.plugins() {
+                println!(
+                    "{:<12} {:<10} {:<7} {:<14} {}",
+                    p.name,
+                    p.version,
+                    if p.active { "yes" } else { "" },
+                    p.digest,
+                    p.source
+                );
+            }
+        }
+        Command::Connectors => {
+            let host = Host::open(config).await?;
+            let specs = host.config().connectors.clone();
+            if specs.is_empty() {
+                println!("no connectors configured (add [[connectors]] to tributary.toml)");
+            }
+            let mut ok = true;
+            for spec in &specs {
+                match host.validate_connector(spec).await {
+                    Ok(()) => println!(
+                        "{}/{} ({}) → index {}: configuration ok",
+                        spec.tenant,
+                        spec.id,
+                        spec.plugin,
+                        spec.index_name()
+                    ),
+                    Err(e) => {
+                        ok = false;
+                        println!("{}/{} ({}): {e}", spec.tenant, spec.id, spec.plugin);
+                    }
+                }
+            }
+            if !ok {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Sync {
+            connector,
+            kind,
+            tenant,
+        } => {
+            let host = Host::open(config).await?;
+            let report =
+                sync_with_progress(&host, tenant.as_deref(), &connector, kind.into()).await?;
+            print_report(&report);
+            if report.status != JobStatus::Succeeded {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Search {
+            query,
+            index,
+            tenant,
+            limit,
+            identities,
+            json,
+        } => {
+            let host = Host::open(config).await?;
+            let indexes: Vec<String> = match index {
+                Some(i) => vec![i],
+                None => {
+                    let mut all: Vec<String> = host
+                        .config()
+                        .connectors
+                        .iter()
+                        .filter(|c| c.tenant == tenant)
+                        .map(|c| c.index_name().to_string())
+                        .collect();
+                    all.dedup();
+                    all
+                }
+            };
+            anyhow::ensure!(
+                !indexes.is_empty(),
+                "no index to search: pass --index or configure connectors"
+            );
+            for index in indexes {
+                let request = SearchRequest {
+                    query: query.clone(),
+                    limit,
+                    connector: None,
+                    identities: (!identities.is_empty()).then(|| identities.clone()),
+                };
+                let results = host.search(&tenant, &index, request).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"index": index, "results": results})
+                        )?
+                    );
+                } else {
+                    println!("{index}: {} match(es)", results.total);
+                    for hit in results.hits {
+                        println!(
+                            "  {:.2}  {}  [{}]",
+                            hit.score,
+                            hit.title.as_deref().unwrap_or(&hit.id),
+                            hit.id
+                        );
+                        if let Some(snippet) = hit.snippet {
+                            println!(
+                                "        {}",
+                                snippet
+                                    .replace("<b>", "\x1b[1m")
+                                    .replace("</b>", "\x1b[0m")
+                                    .replace('\n', " ")
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Command::Jobs {
+            connector,
+            tenant,
+            limit,
+        } => {
+            let host = Host::open(config).await?;
+            for job in host.jobs().recent(&tenant, &connector, limit).await? {
+                println!(
+                    "{}  {:<14} {:<10} {}@{}  indexed {} deleted {} unchanged {}  {}",
+                    job.id,
+                    job.kind.to_string(),
+                    format!("{:?}", job.status).to_lowercase(),
+                    job.plugin,
+                    job.plugin_version,
+                    job.counts.indexed,
+                    job.counts.deleted,
+                    job.counts.unchanged,
+                    job.error.map(|e| e.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        Command::Serve { listen } => {
+            let host = Arc::new(Host::open(config).await?);
+            tributary::serve::run(host, &listen).await?;
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

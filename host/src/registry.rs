@@ -141,13 +141,13 @@ fn explain_link_error(source: &str, err: anyhow::Error) -> anyhow::Error {
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '`' && *c != '"')
             .collect();
-        if let Some((_, version)) = import.split_once('@') {
-            if version != crate::WIT_VERSION {
-                return anyhow!(
-                    "{source} was built for tributary:connector@{version}, but this host provides tributary:connector@{}; rebuild the plugin against this version",
-                    crate::WIT_VERSION
-                );
-            }
+        if let Some((_, version)) = import.split_once('@')
+            && version != crate::WIT_VERSION
+        {
+            return anyhow!(
+                "{source} was built for tributary:connector@{version}, but this host provides tributary:connector@{}; rebuild the plugin against this version",
+                crate::WIT_VERSION
+            );
         }
     }
     anyhow!("{source} cannot be linked against this host's capabilities: {text}")

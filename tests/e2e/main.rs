@@ -2,6 +2,7 @@
 //! running in the real host against the fake APIs in `tributary-fakes`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod extraction;
 mod feed;
 mod sandbox;
 mod support;

@@ -12,6 +12,7 @@ use tributary::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 /// A host on its own temporary data directory.
 pub struct TestHost {
     /// Keeps the directory alive.
+    #[allow(dead_code)]
     pub dir: tempfile::TempDir,
     /// The host.
     pub host: Host,
@@ -36,6 +37,7 @@ pub fn connector(id: &str, plugin: &str, config: Value) -> ConnectorSpec {
         config,
         rules: Vec::new(),
         advanced_rules: None,
+        schedule: Default::default(),
     }
 }
 
@@ -56,6 +58,7 @@ pub async fn host_with(
     TestHost { dir, host }
 }
 
+#[allow(dead_code)] // helpers used by some test modules only
 impl TestHost {
     /// Reopens the host on the same data directory (a restart).
     pub async fn restart(self) -> TestHost {

@@ -573,12 +573,12 @@ impl Pipeline {
         }
         self.drain().await?;
         self.commit().await?;
-        if !state.is_empty() {
-            if let Err(e) = self.storage.apply(state).await {
-                return Ok(Err(IndexError::Sink(format!(
-                    "storing checkpoint state: {e:?}"
-                ))));
-            }
+        if !state.is_empty()
+            && let Err(e) = self.storage.apply(state).await
+        {
+            return Ok(Err(IndexError::Sink(format!(
+                "storing checkpoint state: {e:?}"
+            ))));
         }
         Ok(Ok(std::mem::take(&mut self.failures)))
     }

@@ -55,13 +55,13 @@ impl log::Host for LogCtx {
             Level::Warn => tracing::warn!(target: "plugin", %plugin, "{message}"),
             Level::Error => tracing::error!(target: "plugin", %plugin, "{message}"),
         }
-        if matches!(level, Level::Warn | Level::Error) {
-            if let Ok(mut recent) = self.recent.lock() {
-                if recent.len() >= MAX_LINES {
-                    recent.remove(0);
-                }
-                recent.push(message.to_string());
+        if matches!(level, Level::Warn | Level::Error)
+            && let Ok(mut recent) = self.recent.lock()
+        {
+            if recent.len() >= MAX_LINES {
+                recent.remove(0);
             }
+            recent.push(message.to_string());
         }
         Ok(())
     }

@@ -29,8 +29,9 @@ impl Default for StorageLimits {
         Self {
             max_key_bytes: 512,
             max_value_bytes: 1024 * 1024,
-            max_keys: 100_000,
-            max_total_bytes: 64 * 1024 * 1024,
+            // Room for per-entry state of large sources (e.g. a path → id map of 10^5+ files).
+            max_keys: 1_000_000,
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -118,21 +119,20 @@ impl StorageCtx {
     pub async fn apply(&self, writes: Vec<Write>) -> Result<(), StorageError> {
         for (key, value) in &writes {
             self.check_key(key)?;
-            if let Some(value) = value {
-                if value.len() > self.limits.max_value_bytes {
-                    return Err(StorageError::TooLarge(format!(
-                        "value for `{}` is {} bytes; the limit is {}",
-                        crate::util::truncate(key, 80),
-                        value.len(),
-                        self.limits.max_value_bytes
-                    )));
-                }
+            if let Some(value) = value
+                && value.len() > self.limits.max_value_bytes
+            {
+                return Err(StorageError::TooLarge(format!(
+                    "value for `{}` is {} bytes; the limit is {}",
+                    crate::util::truncate(key, 80),
+                    value.len(),
+                    self.limits.max_value_bytes
+                )));
             }
         }
         let ns = self.ns.clone();
         let limits = self.limits.clone();
-        let outcome = self
-            .db
+        self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let now = crate::util::unix_now();
@@ -165,8 +165,7 @@ impl StorageCtx {
                 Ok(Ok(()))
             })
             .await
-            .map_err(unavailable)?;
-        outcome
+            .map_err(unavailable)?
     }
 }
 

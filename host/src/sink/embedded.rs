@@ -140,7 +140,7 @@ impl OpenIndex {
         out
     }
 
-    fn from_doc(&self, doc: &TantivyDocument) -> SinkDocument {
+    fn stored(&self, doc: &TantivyDocument) -> SinkDocument {
         let f = self.fields;
         let text = |field| {
             doc.get_first(field)
@@ -281,7 +281,7 @@ impl OpenIndex {
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
-            let stored = self.from_doc(&doc);
+            let stored = self.stored(&doc);
             let snippet = snippets.snippet_from_doc(&doc);
             let title = doc
                 .get_first(f.title)
@@ -308,7 +308,7 @@ impl OpenIndex {
             let query = TermQuery::new(term, IndexRecordOption::Basic);
             for (_, address) in searcher.search(&query, &TopDocs::with_limit(1))? {
                 let doc: TantivyDocument = searcher.doc(address)?;
-                out.push(self.from_doc(&doc));
+                out.push(self.stored(&doc));
             }
         }
         Ok(out)

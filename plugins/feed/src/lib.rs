@@ -216,6 +216,15 @@ impl Plugin for Feed {
                         FieldKind::Integer,
                     )
                 },
+                ConfigField {
+                    default_value: Some("false".into()),
+                    tooltip: Some("Send attachments to the host's external extraction service".into()),
+                    ..field(
+                        "use_text_extraction_service",
+                        "Use text extraction service",
+                        FieldKind::Boolean,
+                    )
+                },
             ],
             features: Features::INCREMENTAL_SYNC,
         }

@@ -26,6 +26,7 @@ wit_bindgen::generate!({
 
 pub mod config;
 pub mod docs;
+pub mod extract;
 pub mod http;
 pub mod log;
 pub mod oauth;

@@ -23,6 +23,8 @@ const MODES: &[&str] = &[
     "read-env",
     "storage",
     "trap",
+    "extract",
+    "fetch-text",
 ];
 
 fn text_field(key: &str) -> ConfigField {
@@ -64,6 +66,7 @@ impl Plugin for Testbed {
                 },
                 text_field("target"),
                 text_field("allowed_host"),
+                text_field("file_name"),
                 ConfigField {
                     kind: FieldKind::Integer,
                     default_value: Some("3".into()),
@@ -149,6 +152,26 @@ impl Plugin for Testbed {
                 Ok(())
             }
             "trap" => std::process::abort(),
+            "extract" | "fetch-text" => {
+                let name = config.str("file_name")?;
+                let target = config.str("target")?;
+                let text = if config.str("mode")? == "extract" {
+                    tributary_sdk::extract::extract_text(target.as_bytes(), name, None)
+                } else {
+                    tributary_sdk::extract::fetch_text(
+                        &Request::get(target),
+                        tributary_sdk::docs::Fetch::new(name, None, 1024 * 1024),
+                    )
+                };
+                let doc = match text {
+                    Ok(text) => Document::new("extracted").text(text),
+                    Err(e) => Document::new("extracted").field("error", format!("{e:?}")),
+                };
+                let mut emitter = Emitter::new(1);
+                emitter.emit(doc)?;
+                state::checkpoint(&[])?;
+                Ok(())
+            }
             other => Err(Error::Config(format!("unknown mode `{other}`"))),
         }
     }
