@@ -36,7 +36,7 @@ use crate::rules::RuleSpec;
 use crate::runtime::RuntimeConfig;
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
     /// State, indexes and caches live here.
@@ -70,6 +70,23 @@ pub struct HostConfig {
     /// Connectors.
     #[serde(default)]
     pub connectors: Vec<ConnectorSpec>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            plugins_dir: None,
+            cache_dir: None,
+            limits: Limits::default(),
+            runtime: RuntimeConfig::default(),
+            http: HttpConfig::default(),
+            storage: StorageLimits::default(),
+            pipeline: PipelineConfig::default(),
+            extract: ExtractConfig::default(),
+            connectors: Vec::new(),
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -231,6 +248,13 @@ pub fn valid_name(s: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn defaults_match_an_empty_file() {
+        let empty: HostConfig = toml::from_str("").unwrap();
+        assert_eq!(empty.data_dir, HostConfig::default().data_dir);
+        assert_eq!(HostConfig::default().data_dir, PathBuf::from("tributary-data"));
+    }
 
     #[test]
     fn parses_and_rejects_unknown_keys() {

@@ -71,14 +71,7 @@ impl Document {
 
     /// Content the host downloads with `request`, extracts and indexes as `body`.
     pub fn fetch(mut self, request: &Request, fetch: Fetch) -> Self {
-        self.content = Some(Content::Fetch(ContentRequest {
-            request: request.to_wit(),
-            file_name: fetch.file_name,
-            mime_type: fetch.mime_type,
-            size: fetch.size,
-            max_bytes: fetch.max_bytes,
-            retries: fetch.retries,
-        }));
+        self.content = Some(Content::Fetch(fetch.content_request(request)));
         self
     }
 
@@ -119,6 +112,18 @@ impl Fetch {
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
+    }
+
+    /// The WIT content request downloading `request` with these settings.
+    pub fn content_request(self, request: &Request) -> ContentRequest {
+        ContentRequest {
+            request: request.to_wit(),
+            file_name: self.file_name,
+            mime_type: self.mime_type,
+            size: self.size,
+            max_bytes: self.max_bytes,
+            retries: self.retries,
+        }
     }
 }
 

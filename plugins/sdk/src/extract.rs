@@ -3,22 +3,19 @@
 
 use crate::docs::Fetch;
 use crate::http::Request;
+use crate::tributary::connector::extract;
 pub use crate::tributary::connector::extract::ExtractError;
-use crate::tributary::connector::{extract, index};
 
 /// Extracts text from bytes the plugin holds (format from the bytes, name and MIME type).
-pub fn extract_text(body: &[u8], file_name: &str, mime: Option<&str>) -> Result<String, ExtractError> {
+pub fn extract_text(
+    body: &[u8],
+    file_name: &str,
+    mime: Option<&str>,
+) -> Result<String, ExtractError> {
     extract::extract_text(body, file_name, mime)
 }
 
 /// Has the host download `request` and extract it; only the text enters the plugin.
 pub fn fetch_text(request: &Request, fetch: Fetch) -> Result<String, ExtractError> {
-    extract::fetch_text(&index::ContentRequest {
-        request: request.to_wit(),
-        file_name: fetch.file_name,
-        mime_type: fetch.mime_type,
-        size: fetch.size,
-        max_bytes: fetch.max_bytes,
-        retries: fetch.retries,
-    })
+    extract::fetch_text(&fetch.content_request(request))
 }
