@@ -1,0 +1,313 @@
+//! Document-level security: who may see each file and folder, and one access-control document
+//! per team member for the ACL index.
+//!
+//! Identities are Elastic's strings: `user_id:<account_id>`, `email:<address>` (invitees),
+//! `group:<group_id>`, and in access-control documents also `user:<display name>`.
+//!
+//! - Folders: the members of the shared folder (or team folder) the folder is or sits in
+//!   (`sharing/list_folder_members` + `/continue`), fetched once per shared folder per sync
+//!   (Elastic asks again for every folder); a folder outside any shared folder belongs to the
+//!   syncing account.
+//! - Files, `include_inherited_users_and_groups` off (Elastic's default and fast path):
+//!   `sharing/list_file_members/batch`, 50 files per call, several calls side by side, which
+//!   lists the file's own members only; a file with more members than the batch shows is asked
+//!   again with `list_file_members` + `/continue` (Elastic silently keeps the first 20).
+//! - Files, inherited on: `sharing/list_file_members` per file with `include_inherited`, side by
+//!   side, plus `/continue`.
+//! - As in Elastic, with inherited off the syncing account is added to every list (it can see
+//!   what it syncs). Files shared with the user always include the user.
+//!
+//! Lists are sorted and de-duplicated, so a document's version only changes when its access
+//! does.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value, json};
+use tributary_sdk::tributary::connector::index::Document;
+use tributary_sdk::{Error, Result};
+
+use crate::api::{BatchMembers, BatchResult, FileMetadata, FolderMetadata, Members, MembersList};
+use crate::client::Session;
+use crate::docs::hash_hex;
+
+/// Files per `sharing/list_file_members/batch` call (Elastic's `REQUEST_BATCH_SIZE`).
+const BATCH_FILES: usize = 50;
+/// Members per file in a batch answer (Elastic's `BATCH_RESPONSE_COUNT`; Dropbox allows 20).
+const BATCH_MEMBERS: u64 = 20;
+/// Members per page of the single-item listings (Elastic's `LIMIT`).
+const PAGE_MEMBERS: u64 = 300;
+
+/// Access lists for one sync.
+pub struct Access {
+    account: String,
+    inherited: bool,
+    folders: HashMap<String, Vec<String>>,
+}
+
+impl Access {
+    pub fn new(account_id: &str, inherited: bool) -> Self {
+        Self {
+            account: format!("user_id:{account_id}"),
+            inherited,
+            folders: HashMap::new(),
+        }
+    }
+
+    fn finish(&self, identities: impl IntoIterator<Item = String>, add_self: bool) -> Vec<String> {
+        let mut set: BTreeSet<String> = identities.into_iter().collect();
+        if add_self {
+            set.insert(self.account.clone());
+        }
+        set.into_iter().collect()
+    }
+
+    /// Access lists for the files and folders of one page, by id.
+    pub fn for_entries(
+        &mut self,
+        session: &mut Session,
+        files: &[&FileMetadata],
+        folders: &[&FolderMetadata],
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut out = HashMap::new();
+        let wanted: BTreeSet<&str> = folders
+            .iter()
+            .filter_map(|f| f.governing_shared_folder())
+            .filter(|id| !self.folders.contains_key(*id))
+            .collect();
+        self.load_folders(session, wanted.into_iter().collect())?;
+        for folder in folders {
+            let acl = match folder.governing_shared_folder() {
+                Some(sf) => self.finish(
+                    self.folders.get(sf).cloned().unwrap_or_default(),
+                    !self.inherited,
+                ),
+                None => vec![self.account.clone()],
+            };
+            out.insert(folder.id.clone(), acl);
+        }
+        let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
+        let members = if self.inherited {
+            self.file_members(session, &ids, true)?
+        } else {
+            self.file_members_batched(session, &ids)?
+        };
+        for (id, identities) in members {
+            let acl = self.finish(identities, !self.inherited);
+            out.insert(id, acl);
+        }
+        Ok(out)
+    }
+
+    /// The access list of a file shared with the user (by its id).
+    pub fn for_shared_file(&mut self, session: &mut Session, id: &str) -> Result<Vec<String>> {
+        let members = self.file_members(session, &[id], self.inherited)?;
+        let identities = members.into_iter().flat_map(|(_, m)| m);
+        Ok(self.finish(identities, true))
+    }
+
+    fn load_folders(&mut self, session: &mut Session, ids: Vec<&str>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let bodies: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"shared_folder_id": id, "limit": PAGE_MEMBERS}))
+            .collect();
+        let answers = session.rpc_all::<Members>("sharing/list_folder_members", &bodies)?;
+        for (id, answer) in ids.into_iter().zip(answers) {
+            let identities = match answer {
+                Ok(first) => drain(session, "sharing/list_folder_members/continue", first)?,
+                Err(conflict) => {
+                    tributary_sdk::warn!(
+                        "members of shared folder {id} not readable ({}); only the syncing \
+                         account gets access to its folders",
+                        conflict.summary
+                    );
+                    Vec::new()
+                }
+            };
+            self.folders.insert(id.to_string(), identities);
+        }
+        Ok(())
+    }
+
+    /// `list_file_members` for each file, side by side (+ `/continue`).
+    fn file_members(
+        &self,
+        session: &mut Session,
+        ids: &[&str],
+        inherited: bool,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        let bodies: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"file": id, "include_inherited": inherited, "limit": PAGE_MEMBERS}))
+            .collect();
+        let answers = session.rpc_all::<Members>("sharing/list_file_members", &bodies)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, answer) in ids.iter().zip(answers) {
+            let identities = match answer {
+                Ok(first) => drain(session, "sharing/list_file_members/continue", first)?,
+                Err(conflict) => {
+                    tributary_sdk::debug!("members of {id} not readable: {}", conflict.summary);
+                    Vec::new()
+                }
+            };
+            out.push((id.to_string(), identities));
+        }
+        Ok(out)
+    }
+
+    /// `list_file_members/batch`, 50 files per call, calls side by side.
+    fn file_members_batched(
+        &self,
+        session: &mut Session,
+        ids: &[&str],
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        let bodies: Vec<Value> = ids
+            .chunks(BATCH_FILES)
+            .map(|chunk| json!({"files": chunk, "limit": BATCH_MEMBERS}))
+            .collect();
+        let answers =
+            session.rpc_all::<Vec<BatchMembers>>("sharing/list_file_members/batch", &bodies)?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut incomplete = Vec::new();
+        for answer in answers {
+            let results = answer.map_err(|c| c.into_error())?;
+            for item in results {
+                match item.result {
+                    BatchResult::Result {
+                        members,
+                        member_count,
+                    } => {
+                        if member_count.is_some_and(|n| n > members.len() as u64) {
+                            incomplete.push(item.file);
+                        } else {
+                            out.push((item.file, members.identities().collect()));
+                        }
+                    }
+                    BatchResult::AccessError { access_error } => {
+                        tributary_sdk::debug!(
+                            "members of {} not readable: {access_error}",
+                            item.file
+                        );
+                        out.push((item.file, Vec::new()));
+                    }
+                    BatchResult::Other => out.push((item.file, Vec::new())),
+                }
+            }
+        }
+        let incomplete: Vec<&str> = incomplete.iter().map(String::as_str).collect();
+        out.extend(self.file_members(session, &incomplete, false)?);
+        Ok(out)
+    }
+}
+
+/// Follows a member listing's cursor to the end.
+fn drain(session: &mut Session, continue_route: &str, first: Members) -> Result<Vec<String>> {
+    let mut identities: Vec<String> = first.identities().collect();
+    let mut cursor = first.cursor;
+    while let Some(c) = cursor.filter(|c| !c.is_empty()) {
+        let page: Members = session.call(continue_route, &json!({ "cursor": c }))?;
+        identities.extend(page.identities());
+        cursor = page.cursor;
+    }
+    Ok(identities)
+}
+
+/// Elastic's query template: a member sees documents without an access list, or whose list
+/// shares an identity with the member's.
+const QUERY_SOURCE: &str = r#"{
+                    "bool": {
+                        "should": [
+                            {
+                                "bool": {
+                                    "must_not": {
+                                        "exists": {
+                                            "field": "_allow_access_control"
+                                        }
+                                    }
+                                }
+                            },
+                            {
+                                "terms": {
+                                    "_allow_access_control.enum": {{#toJson}}access_control{{/toJson}}
+                                }
+                            },
+                        ]
+                    }
+                }"#;
+
+/// Writes one access-control document per team member (`team/members/list_v2` + continue).
+pub fn access_control_documents(
+    session: &mut Session,
+    page_size: u64,
+    mut emit: impl FnMut(Document) -> Result<()>,
+) -> Result<u64> {
+    let first = session.rpc::<MembersList, _>(
+        "team/members/list_v2",
+        &json!({"limit": page_size.clamp(1, 1000)}),
+    )?;
+    let mut page = first.map_err(|c| c.into_error())?;
+    let mut count = 0;
+    loop {
+        for member in &page.members {
+            emit(member_document(member))?;
+            count += 1;
+        }
+        match (&page.cursor, page.has_more) {
+            (Some(cursor), true) => {
+                page = session.call(
+                    "team/members/list/continue_v2",
+                    &json!({ "cursor": cursor }),
+                )?;
+            }
+            _ => break,
+        }
+    }
+    Ok(count)
+}
+
+fn member_document(member: &crate::api::TeamMember) -> Document {
+    let p = &member.profile;
+    let email = format!("email:{}", p.email);
+    let username = format!("user:{}", p.name.display_name);
+    let user_id = format!("user_id:{}", p.account_id);
+    let mut access: BTreeSet<String> = [email.clone(), username.clone(), user_id.clone()].into();
+    access.extend(p.groups.iter().map(|g| format!("group:{g}")));
+    let access: Vec<String> = access.into_iter().collect();
+    let mut fields = Map::new();
+    fields.insert(
+        "identity".into(),
+        json!({"email": email, "username": username, "user_id": user_id}),
+    );
+    fields.insert(
+        "status".into(),
+        json!(p.status.as_ref().map(|s| s.tag.clone())),
+    );
+    fields.insert("created_at".into(), json!(p.joined_on));
+    fields.insert(
+        "query".into(),
+        json!({"template": {"params": {"access_control": access}, "source": QUERY_SOURCE}}),
+    );
+    let fields = Value::Object(fields).to_string();
+    Document {
+        id: p.email.clone(),
+        timestamp: Some(hash_hex(fields.as_bytes())),
+        fields,
+        content: None,
+    }
+}
+
+/// A team-linked token is needed for team member listings.
+pub fn require_team(session: &Session) -> Result<()> {
+    if session.is_team() {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            "`use_document_level_security`: access-control syncs list the team's members, which \
+             needs a refresh token of a team-linked app (scopes team_info.read, members.read, \
+             team_data.member)"
+                .into(),
+        ))
+    }
+}

@@ -1,0 +1,365 @@
+//! Dropbox entries as documents, with Elastic's field names, and the content plan of each file.
+//!
+//! Fields: `id`, `type` ("File" | "Folder"), `name`, `file_path` (path_display), `size` (0 for
+//! folders), `_timestamp` (files: server_modified; Paper: client_modified; shared files: the
+//! link's server_modified), `url` for files shared with the user, `_allow_access_control` with
+//! document-level security. Content goes to the host as a download request it performs
+//! itself; the text lands in `body`.
+//!
+//! The document version (what the host compares to skip unchanged documents) is a hash of every
+//! indexed field, the file revision and the content plan, prefixed with the modification time
+//! for humans. So a rename, a permission change or a larger `max_file_size` re-indexes a file,
+//! and nothing else does. Folders have no modification time in Dropbox; Elastic stamps them
+//! with the sync time and so re-indexes every folder on every run. Here they carry no
+//! `_timestamp` and a version that changes only when their fields do.
+
+use serde_json::{Map, Value, json};
+use tributary_sdk::Result;
+use tributary_sdk::tributary::connector::index::{Content, ContentRequest, Document};
+
+use crate::api::{FileMetadata, FolderMetadata, SharedLinkMetadata};
+use crate::client::Session;
+use crate::settings::Settings;
+
+/// Elastic's list of extensions worth downloading, plus formats the host's extractor reads.
+const EXTENSIONS: &[&str] = &[
+    // Elastic's Dropbox connector.
+    "txt", "py", "rst", "html", "markdown", "json", "xml", "csv", "md", "ppt", "rtf", "docx", "odt",
+    "xls", "xlsx", "rb", "paper", "sh", "pptx", "pdf", "doc", "aspx", "xlsb", "xlsm", "tsv", "svg",
+    "msg", "potx", "vsd", "vsdx", "vsdm", // tributary: more formats the host extracts.
+    "htm", "xhtml", "ods", "odp", "eml", "docm", "dotx", "pptm", "ppsx", "xltx", "jsonl", "log",
+    "yaml", "yml", "toml", "ini", "tex", "js", "ts", "java", "c", "h", "cpp", "cs", "go", "rs",
+    "sql",
+];
+
+/// Formats only an external extraction service reads: not downloaded without one.
+const LEGACY: &[&str] = &["doc", "ppt", "msg", "vsd", "vsdx", "vsdm"];
+
+/// FNV-1a, 64 bits, as 16 hex digits: stable across runs and builds (versions, key suffixes).
+pub fn hash_hex(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Lower-case extension of a file name ("" when none).
+pub fn extension(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
+        _ => String::new(),
+    }
+}
+
+fn stem(name: &str) -> &str {
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    }
+}
+
+/// How a file's content is obtained, if at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// `files/download`.
+    Download,
+    /// `files/export` in this format (Paper as markdown); `file_name` picks the extractor.
+    Export { format: String, file_name: String },
+    /// `sharing/get_shared_link_file` for a file shared with the user.
+    SharedLink { url: String },
+}
+
+impl Plan {
+    fn marker(&self) -> String {
+        match self {
+            Plan::Download => "download".into(),
+            Plan::Export { format, .. } => format!("export:{format}"),
+            Plan::SharedLink { .. } => "link".into(),
+        }
+    }
+}
+
+fn supported(settings: &Settings, ext: &str) -> bool {
+    EXTENSIONS.contains(&ext) && (settings.extraction_service || !LEGACY.contains(&ext))
+}
+
+/// Elastic's rules: content only for size > 0, size ≤ the limit and a supported extension;
+/// Paper is exported as markdown. Other non-downloadable files (e.g. Google Docs) are exported
+/// in the format Dropbox offers when the host can read it.
+pub fn plan_for_file(settings: &Settings, file: &FileMetadata) -> Option<Plan> {
+    if file.size == 0 || file.size > settings.max_file_size {
+        return None;
+    }
+    let ext = extension(&file.name);
+    if ext == "paper" {
+        return Some(Plan::Export {
+            format: "markdown".into(),
+            file_name: format!("{}.md", stem(&file.name)),
+        });
+    }
+    if !file.is_downloadable {
+        let export_as = file.export_info.as_ref()?.export_as.as_deref()?;
+        let format_ext = if export_as == "markdown" {
+            "md"
+        } else {
+            export_as
+        };
+        return supported(settings, format_ext).then(|| Plan::Export {
+            format: export_as.to_string(),
+            file_name: format!("{}.{format_ext}", stem(&file.name)),
+        });
+    }
+    supported(settings, &ext).then_some(Plan::Download)
+}
+
+/// A file from a listing or a search.
+pub fn file_document(
+    session: &mut Session,
+    settings: &Settings,
+    file: &FileMetadata,
+    acl: Option<&[String]>,
+) -> Result<Document> {
+    let timestamp = if extension(&file.name) == "paper" {
+        file.client_modified
+            .as_ref()
+            .or(file.server_modified.as_ref())
+    } else {
+        file.server_modified.as_ref()
+    };
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(file.id));
+    fields.insert("type".into(), json!("File"));
+    fields.insert("name".into(), json!(file.name));
+    fields.insert("file_path".into(), json!(file.path_display));
+    fields.insert("size".into(), json!(file.size));
+    if let Some(ts) = timestamp {
+        fields.insert("_timestamp".into(), json!(ts));
+    }
+    let plan = plan_for_file(settings, file);
+    let content = match &plan {
+        None => None,
+        Some(plan) => Some(content(
+            session, settings, plan, &file.id, &file.name, file.size,
+        )?),
+    };
+    Ok(finish(
+        &file.id,
+        fields,
+        acl,
+        file.rev.as_deref().unwrap_or_default(),
+        timestamp.map(String::as_str),
+        plan.as_ref(),
+        content,
+    ))
+}
+
+/// A folder.
+pub fn folder_document(folder: &FolderMetadata, acl: Option<&[String]>) -> Document {
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(folder.id));
+    fields.insert("type".into(), json!("Folder"));
+    fields.insert("name".into(), json!(folder.name));
+    fields.insert("file_path".into(), json!(folder.path_display));
+    fields.insert("size".into(), json!(0));
+    finish(&folder.id, fields, acl, "", None, None, None)
+}
+
+/// A file shared with the user, from its shared link's metadata.
+pub fn shared_document(
+    session: &mut Session,
+    settings: &Settings,
+    id: &str,
+    link: &SharedLinkMetadata,
+    acl: Option<&[String]>,
+) -> Result<Document> {
+    let size = link.size.unwrap_or(0);
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(id));
+    fields.insert("type".into(), json!("File"));
+    fields.insert("name".into(), json!(link.name));
+    fields.insert("url".into(), json!(link.url));
+    fields.insert("size".into(), json!(size));
+    if let Some(ts) = &link.server_modified {
+        fields.insert("_timestamp".into(), json!(ts));
+    }
+    let ext = extension(&link.name);
+    let plan =
+        (size > 0 && size <= settings.max_file_size && supported(settings, &ext)).then(|| {
+            Plan::SharedLink {
+                url: link.url.clone(),
+            }
+        });
+    let content = match &plan {
+        None => None,
+        Some(plan) => Some(content(session, settings, plan, id, &link.name, size)?),
+    };
+    Ok(finish(
+        id,
+        fields,
+        acl,
+        link.rev.as_deref().unwrap_or_default(),
+        link.server_modified.as_deref(),
+        plan.as_ref(),
+        content,
+    ))
+}
+
+fn content(
+    session: &mut Session,
+    settings: &Settings,
+    plan: &Plan,
+    id: &str,
+    name: &str,
+    size: u64,
+) -> Result<Content> {
+    // Files are addressed by id, not path: a rename between listing and download (or a name
+    // with quotes) cannot break the download.
+    let (request, file_name) = match plan {
+        Plan::Download => (
+            session.content_request("files/download", &json!({ "path": id }))?,
+            name.to_string(),
+        ),
+        Plan::Export { format, file_name } => (
+            session.content_request(
+                "files/export",
+                &json!({ "path": id, "export_format": format }),
+            )?,
+            file_name.clone(),
+        ),
+        Plan::SharedLink { url } => (
+            session.content_request("sharing/get_shared_link_file", &json!({ "url": url }))?,
+            name.to_string(),
+        ),
+    };
+    let size = match plan {
+        // An export's size is not the stored file's size.
+        Plan::Export { .. } => None,
+        _ => Some(size),
+    };
+    Ok(Content::Fetch(ContentRequest {
+        request: request.to_wit(),
+        file_name,
+        mime_type: None,
+        size,
+        max_bytes: settings.max_file_size,
+        retries: settings.retry_count,
+    }))
+}
+
+/// Adds the access list, computes the version and builds the WIT document.
+fn finish(
+    id: &str,
+    mut fields: Map<String, Value>,
+    acl: Option<&[String]>,
+    rev: &str,
+    timestamp: Option<&str>,
+    plan: Option<&Plan>,
+    content: Option<Content>,
+) -> Document {
+    if let Some(acl) = acl {
+        fields.insert("_allow_access_control".into(), json!(acl));
+    }
+    let fields = Value::Object(fields).to_string();
+    let plan = plan.map(Plan::marker).unwrap_or_default();
+    let digest = hash_hex(format!("{fields}\u{0}{rev}\u{0}{plan}").as_bytes());
+    let version = match timestamp {
+        Some(ts) => format!("{ts}#{digest}"),
+        None => format!("folder#{digest}"),
+    };
+    Document {
+        id: id.to_string(),
+        timestamp: Some(version),
+        fields,
+        content,
+    }
+}
+
+/// Re-signs a document's content request with a fresh `Authorization` value.
+pub fn resign(document: &mut Document, authorization: &str) {
+    if let Some(Content::Fetch(request)) = &mut document.content {
+        let headers = &mut request.request.headers;
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+        headers.push(("Authorization".into(), authorization.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::parse(
+            r#"{"app_key": "k", "app_secret": "s", "refresh_token": "r", "max_file_size": 100}"#,
+        )
+        .unwrap()
+    }
+
+    fn file(name: &str, size: u64, downloadable: bool) -> FileMetadata {
+        serde_json::from_value(json!({
+            "id": "id:x", "name": name, "size": size, "is_downloadable": downloadable,
+            "export_info": if downloadable { Value::Null } else { json!({"export_as": "markdown"}) },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn content_plans_follow_elastic() {
+        let s = settings();
+        assert_eq!(
+            plan_for_file(&s, &file("a.txt", 10, true)),
+            Some(Plan::Download)
+        );
+        assert_eq!(plan_for_file(&s, &file("a.txt", 0, true)), None);
+        assert_eq!(plan_for_file(&s, &file("a.txt", 101, true)), None);
+        assert_eq!(plan_for_file(&s, &file("a.png", 10, true)), None);
+        assert_eq!(
+            plan_for_file(&s, &file("legacy.doc", 10, true)),
+            None,
+            "only with an extraction service"
+        );
+        assert_eq!(
+            plan_for_file(&s, &file("Plan \"A\".paper", 10, false)),
+            Some(Plan::Export {
+                format: "markdown".into(),
+                file_name: "Plan \"A\".md".into()
+            })
+        );
+    }
+
+    #[test]
+    fn versions_change_with_fields_only() {
+        let a = finish(
+            "id:1",
+            Map::from_iter([("name".to_string(), json!("a"))]),
+            None,
+            "r1",
+            Some("2024-01-01T00:00:00Z"),
+            None,
+            None,
+        );
+        let same = finish(
+            "id:1",
+            Map::from_iter([("name".to_string(), json!("a"))]),
+            None,
+            "r1",
+            Some("2024-01-01T00:00:00Z"),
+            None,
+            None,
+        );
+        let renamed = finish(
+            "id:1",
+            Map::from_iter([("name".to_string(), json!("b"))]),
+            None,
+            "r1",
+            Some("2024-01-01T00:00:00Z"),
+            None,
+            None,
+        );
+        assert_eq!(a.timestamp, same.timestamp);
+        assert_ne!(a.timestamp, renamed.timestamp);
+        assert!(a.timestamp.unwrap().starts_with("2024-01-01T00:00:00Z#"));
+    }
+}

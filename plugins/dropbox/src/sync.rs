@@ -1,0 +1,779 @@
+//! Full, incremental and access-control syncs.
+//!
+//! **Listing mode** (no advanced rules). A full sync lists `path` recursively
+//! (`files/list_folder` + `/continue` while `has_more`), then the files shared with the user
+//! (`sharing/list_received_files` + `/continue`, each resolved with
+//! `sharing/get_shared_link_metadata`). After every page it checkpoints: the host commits the
+//! page's documents (waiting for their downloads) and stores the page's path map writes. The
+//! final checkpoint stores the listing's cursor. An incremental sync continues from that cursor:
+//! each page of changes is applied (upserts; deletions through the path map, a folder with its
+//! subtree) and checkpointed with the next cursor, so its cost follows the changes and an
+//! interrupted run resumes where it stopped. Received files have no change cursor; an
+//! incremental run re-lists them (usually few) and applies what differs from the stored
+//! versions (`r:<id>`). A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
+//! rebuild: a full listing in which the plugin deletes what vanished itself (the host only does
+//! that for full syncs).
+//!
+//! **Search mode** (advanced rules). Each rule runs through `files/search_v2` +
+//! `files/search/continue_v2`; results are de-duplicated across rules. There is no change
+//! cursor for searches, so an incremental run searches again and upserts what differs from the
+//! stored versions (`a:<id>`) and deletes what no longer matches.
+//!
+//! A configuration change that alters what is synced (account, path, team folders, DLS, rules)
+//! makes the stored cursor meaningless: incremental syncs then ask for a full sync.
+//!
+//! Host-side downloads carry the access token valid when the document was emitted. When it
+//! expires before the host gets to a download, the checkpoint reports a 401 content failure;
+//! the plugin refreshes the token and upserts those documents again with re-signed requests.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tributary_sdk::tributary::connector::index::{self, Content, Document};
+use tributary_sdk::tributary::connector::storage;
+use tributary_sdk::{Error, Result, state};
+
+use crate::api::{ListFolderResult, Metadata, ReceivedFiles, SearchResult, SharedLinkMetadata};
+use crate::client::Session;
+use crate::dls::Access;
+use crate::docs::{self, hash_hex};
+use crate::paths::{self, Known, PathMap};
+use crate::rules::Rule;
+use crate::settings::Settings;
+
+/// Where the sync state lives.
+const STATE_KEY: &str = "sync";
+/// Documents per `upsert` call.
+const BATCH: usize = 100;
+/// Storage deletions per checkpoint when clearing stale state.
+const CLEAR_CHUNK: usize = 5000;
+/// Rounds of "refresh the token, re-upsert the documents whose download got 401".
+const REFRESH_ROUNDS: usize = 3;
+/// Received files per page (Dropbox allows at most 300).
+const RECEIVED_PAGE: u64 = 300;
+
+/// What the last successful sync left for the next one.
+#[derive(Debug, Serialize, Deserialize)]
+struct SyncState {
+    /// `listing` or `search`.
+    mode: String,
+    /// Fingerprint of the configuration that decides what is synced.
+    scope: String,
+    /// The `files/list_folder` cursor (listing mode).
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Who deletes documents that vanished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A full sync: the host deletes what the run did not produce.
+    Full,
+    /// An incremental sync that applies changes.
+    Incremental,
+    /// An incremental sync that has to list everything: the plugin deletes what vanished.
+    Rebuild,
+}
+
+/// Documents on their way to the host, and the downloads that may need re-signing.
+#[derive(Default)]
+struct Output {
+    batch: Vec<Document>,
+    /// Documents with a content request since the last checkpoint, by id.
+    pending: HashMap<String, Document>,
+    emitted: u64,
+    deleted: u64,
+}
+
+impl Output {
+    fn emit(&mut self, document: Document) -> Result<()> {
+        if matches!(document.content, Some(Content::Fetch(_))) {
+            self.pending.insert(document.id.clone(), document.clone());
+        } else {
+            self.pending.remove(&document.id);
+        }
+        self.batch.push(document);
+        self.emitted += 1;
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            index::upsert(&std::mem::take(&mut self.batch))?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, ids: Vec<String>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Upserts queued before the deletion must reach the host first.
+        self.flush()?;
+        for id in &ids {
+            self.pending.remove(id);
+        }
+        self.deleted += ids.len() as u64;
+        index::delete(&ids)?;
+        Ok(())
+    }
+
+    /// Commits everything so far and stores `state`; downloads refused with 401 (the token
+    /// expired while they waited) are re-signed with a fresh token and upserted again.
+    fn checkpoint(
+        &mut self,
+        session: &mut Session,
+        state: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        self.flush()?;
+        let mut failures = index::checkpoint(&state)?;
+        for _ in 0..REFRESH_ROUNDS {
+            let expired: Vec<Document> = failures
+                .iter()
+                .filter(|f| f.status == Some(401))
+                .filter_map(|f| self.pending.get(&f.id).cloned())
+                .collect();
+            if expired.is_empty() {
+                break;
+            }
+            tributary_sdk::info!(
+                "{} download(s) were refused with HTTP 401 (access token expired): refreshing \
+                 the token and fetching them again",
+                expired.len()
+            );
+            session.refresh()?;
+            let authorization = session.authorization()?;
+            let retried: HashSet<String> = expired.iter().map(|d| d.id.clone()).collect();
+            failures.retain(|f| !retried.contains(&f.id));
+            report(&failures);
+            let mut again = expired;
+            for document in &mut again {
+                docs::resign(document, &authorization);
+            }
+            for chunk in again.chunks(BATCH) {
+                index::upsert(chunk)?;
+            }
+            failures = index::checkpoint(&[])?;
+        }
+        report(&failures);
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+fn report(failures: &[index::ContentFailure]) {
+    for failure in failures.iter().take(20) {
+        tributary_sdk::warn!(
+            "content of {} not indexed (it is fetched again by the next full sync): {}",
+            failure.id,
+            failure.message
+        );
+    }
+    if failures.len() > 20 {
+        tributary_sdk::warn!("… and {} more content failures", failures.len() - 20);
+    }
+}
+
+/// Versions of documents that have no change cursor (received files, search results).
+struct Tracked {
+    prefix: &'static str,
+    existing: HashSet<String>,
+    seen: HashSet<String>,
+    writes: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Tracked {
+    fn load(prefix: &'static str) -> Result<Self> {
+        let existing = storage::list_keys(prefix)?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
+            .collect();
+        Ok(Self {
+            prefix,
+            existing,
+            seen: HashSet::new(),
+            writes: Vec::new(),
+        })
+    }
+
+    /// Records `id` at `version`; whether that differs from what was stored.
+    fn record(&mut self, id: &str, version: &str) -> Result<bool> {
+        self.seen.insert(id.to_string());
+        let key = format!("{}{id}", self.prefix);
+        let old = if self.existing.contains(id) {
+            storage::get(&key)?
+        } else {
+            None
+        };
+        let changed = old.as_deref() != Some(version.as_bytes());
+        if changed {
+            self.writes.push((key, Some(version.as_bytes().to_vec())));
+        }
+        Ok(changed)
+    }
+
+    fn take_writes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.writes)
+    }
+
+    /// Ids stored before but not recorded in this run.
+    fn stale(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.existing.difference(&self.seen).cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// One sync run.
+pub struct Job {
+    settings: Settings,
+    session: Session,
+    out: Output,
+    access: Option<Access>,
+    scope: String,
+}
+
+impl Job {
+    /// Signs in and prepares a run; `rules` are the active advanced rules.
+    pub fn start(settings: Settings, rules: Option<&Value>) -> Result<Job> {
+        tributary_sdk::docs::set_download_concurrency(settings.concurrent_downloads);
+        let session = Session::connect(&settings)?;
+        let access = settings
+            .dls
+            .then(|| Access::new(&session.identity.account_id, settings.include_inherited));
+        let scope = hash_hex(
+            json!({
+                "account": session.identity.account_id,
+                "path": settings.path.to_lowercase(),
+                "team_folders": settings.team_folders,
+                "dls": settings.dls,
+                "inherited": settings.dls && settings.include_inherited,
+                "rules": rules,
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        Ok(Job {
+            settings,
+            session,
+            out: Output::default(),
+            access,
+            scope,
+        })
+    }
+
+    /// A full sync.
+    pub fn full(mut self, rules: Option<&[Rule]>) -> Result<()> {
+        match rules {
+            Some(rules) => self.search(rules, Mode::Full),
+            None => self.listing(Mode::Full),
+        }
+    }
+
+    /// An incremental sync.
+    pub fn incremental(mut self, rules: Option<&[Rule]>) -> Result<()> {
+        let stored: Option<SyncState> = state::get_json(STATE_KEY)?;
+        let Some(stored) = stored else {
+            tributary_sdk::info!("no state from a previous sync: listing everything");
+            return match rules {
+                Some(rules) => self.search(rules, Mode::Rebuild),
+                None => self.listing(Mode::Rebuild),
+            };
+        };
+        if stored.scope != self.scope {
+            return Err(Error::Config(
+                "the configuration changed what this connector syncs (account, path, team \
+                 folders, document level security or advanced rules) since the last full sync: \
+                 run a full sync"
+                    .into(),
+            ));
+        }
+        match (rules, stored.cursor) {
+            (Some(rules), _) => self.search(rules, Mode::Incremental),
+            (None, Some(cursor)) => self.changes(cursor),
+            (None, None) => self.listing(Mode::Rebuild),
+        }
+    }
+
+    fn finish_log(&self, what: &str) {
+        tributary_sdk::info!(
+            "{what}: {} document(s) emitted, {} deleted",
+            self.out.emitted,
+            self.out.deleted
+        );
+    }
+
+    fn state_write(&self, mode: &str, cursor: Option<String>) -> Result<(String, Option<Vec<u8>>)> {
+        let value = SyncState {
+            mode: mode.into(),
+            scope: self.scope.clone(),
+            cursor,
+        };
+        Ok((STATE_KEY.to_string(), Some(state::encode(&value)?)))
+    }
+
+    // ----- listing mode ----------------------------------------------------------------------
+
+    fn list_first(&mut self) -> Result<ListFolderResult> {
+        let body = json!({
+            "path": self.settings.path,
+            "recursive": true,
+            "limit": self.settings.page_size,
+        });
+        match self.session.rpc("files/list_folder", &body)? {
+            Ok(page) => Ok(page),
+            Err(c) if c.is("path/not_found") => Err(Error::NotFound(format!(
+                "`path` (Path to fetch files/folders): {} does not exist in Dropbox",
+                self.settings.path_for_humans()
+            ))),
+            Err(c) if c.is("path/not_folder") => Err(Error::Config(format!(
+                "`path` (Path to fetch files/folders): {} is a file, not a folder",
+                self.settings.path_for_humans()
+            ))),
+            Err(c) => Err(c.into_error()),
+        }
+    }
+
+    /// Lists everything under `path`, then the received files.
+    fn listing(&mut self, mode: Mode) -> Result<()> {
+        let mut map = PathMap::default();
+        let mut seen_keys: HashSet<String> = HashSet::new();
+        let mut seen_ids: HashSet<String> = HashSet::new();
+        let mut page = self.list_first()?;
+        loop {
+            let entries = std::mem::take(&mut page.entries);
+            let acl = self.access_lists(&entries)?;
+            for entry in &entries {
+                let (document, path_lower, dir) = match entry {
+                    Metadata::File(f) => (
+                        docs::file_document(
+                            &mut self.session,
+                            &self.settings,
+                            f,
+                            acl.get(&f.id).map(Vec::as_slice),
+                        )?,
+                        f.path_lower.as_deref(),
+                        false,
+                    ),
+                    Metadata::Folder(f) => (
+                        docs::folder_document(f, acl.get(&f.id).map(Vec::as_slice)),
+                        f.path_lower.as_deref(),
+                        true,
+                    ),
+                    Metadata::Deleted(_) => continue,
+                };
+                if let Some(path) = path_lower {
+                    seen_keys.insert(paths::key(path));
+                    map.set(path, known(&document, dir));
+                }
+                seen_ids.insert(document.id.clone());
+                self.out.emit(document)?;
+            }
+            let writes = map.take_writes()?;
+            self.out.checkpoint(&mut self.session, writes)?;
+            if !page.has_more {
+                break;
+            }
+            page = match self.session.rpc(
+                "files/list_folder/continue",
+                &json!({ "cursor": page.cursor }),
+            )? {
+                Ok(next) => next,
+                Err(c) => {
+                    return Err(Error::Transient(format!(
+                        "Dropbox invalidated the listing while it was read ({}); a later run \
+                         starts over",
+                        c.summary
+                    )));
+                }
+            };
+        }
+        let cursor = page.cursor;
+        self.received(mode, &seen_ids)?;
+        // Forget paths that no longer exist; a rebuild also deletes their documents.
+        let stale: Vec<String> = paths::stored_keys(paths::PREFIX)?
+            .into_iter()
+            .filter(|k| !seen_keys.contains(k))
+            .collect();
+        if mode == Mode::Rebuild {
+            let mut vanished = Vec::new();
+            for key in &stale {
+                if let Some(k) = paths::stored(key)?
+                    && !seen_ids.contains(&k.id)
+                {
+                    vanished.push(k.id);
+                }
+            }
+            vanished.sort();
+            vanished.dedup();
+            self.out.delete(vanished)?;
+        }
+        let mut clear = stale;
+        clear.extend(storage::list_keys(SEARCH_PREFIX)?);
+        let final_state = self.state_write("listing", Some(cursor))?;
+        self.clear_then(clear, final_state)?;
+        self.finish_log("listing");
+        Ok(())
+    }
+
+    /// Deletes storage keys in chunks; the last checkpoint also writes `last`.
+    fn clear_then(&mut self, keys: Vec<String>, last: (String, Option<Vec<u8>>)) -> Result<()> {
+        let mut chunks: Vec<Vec<(String, Option<Vec<u8>>)>> = keys
+            .chunks(CLEAR_CHUNK)
+            .map(|c| c.iter().map(|k| (k.clone(), None)).collect())
+            .collect();
+        match chunks.last_mut() {
+            Some(chunk) => chunk.push(last),
+            None => chunks.push(vec![last]),
+        }
+        for chunk in chunks {
+            self.out.checkpoint(&mut self.session, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Access lists for a page of entries (empty without DLS).
+    fn access_lists(&mut self, entries: &[Metadata]) -> Result<HashMap<String, Vec<String>>> {
+        let Some(access) = self.access.as_mut() else {
+            return Ok(HashMap::new());
+        };
+        let files: Vec<_> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Metadata::File(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let folders: Vec<_> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Metadata::Folder(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        access.for_entries(&mut self.session, &files, &folders)
+    }
+
+    /// Applies the changes since `cursor`, a page at a time.
+    fn changes(&mut self, mut cursor: String) -> Result<()> {
+        let mut map = PathMap::default();
+        loop {
+            let answer = self.session.rpc::<ListFolderResult, _>(
+                "files/list_folder/continue",
+                &json!({ "cursor": cursor }),
+            )?;
+            let page = match answer {
+                Ok(page) => page,
+                Err(c) if c.is("reset") => {
+                    tributary_sdk::warn!(
+                        "Dropbox reset the change cursor: listing everything again"
+                    );
+                    return self.listing(Mode::Rebuild);
+                }
+                Err(c) if c.is("path/not_found") => {
+                    return Err(Error::NotFound(format!(
+                        "`path` (Path to fetch files/folders): {} does not exist in Dropbox any \
+                         more",
+                        self.settings.path_for_humans()
+                    )));
+                }
+                Err(c) => return Err(c.into_error()),
+            };
+            self.apply(&page.entries, &mut map)?;
+            let mut writes = map.take_writes()?;
+            writes.push(self.state_write("listing", Some(page.cursor.clone()))?);
+            self.out.checkpoint(&mut self.session, writes)?;
+            cursor = page.cursor;
+            if !page.has_more {
+                break;
+            }
+        }
+        self.received(Mode::Incremental, &HashSet::new())?;
+        self.finish_log("changes");
+        Ok(())
+    }
+
+    /// One page of changes, in Dropbox's order.
+    fn apply(&mut self, entries: &[Metadata], map: &mut PathMap) -> Result<()> {
+        let acl = self.access_lists(entries)?;
+        let upserted: HashSet<&str> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Metadata::File(f) => Some(f.id.as_str()),
+                Metadata::Folder(f) => Some(f.id.as_str()),
+                Metadata::Deleted(_) => None,
+            })
+            .collect();
+        let mut deleted = Vec::new();
+        let mut documents = Vec::new();
+        for entry in entries {
+            let (document, path_lower, dir) = match entry {
+                Metadata::Deleted(d) => {
+                    let Some(path) = d.path_lower.as_deref() else {
+                        continue;
+                    };
+                    for gone in map.remove_tree(path)? {
+                        // A move is a deletion plus an upsert of the same id.
+                        if !upserted.contains(gone.id.as_str()) {
+                            deleted.push(gone.id);
+                        }
+                    }
+                    continue;
+                }
+                Metadata::File(f) => (
+                    docs::file_document(
+                        &mut self.session,
+                        &self.settings,
+                        f,
+                        acl.get(&f.id).map(Vec::as_slice),
+                    )?,
+                    f.path_lower.as_deref(),
+                    false,
+                ),
+                Metadata::Folder(f) => (
+                    docs::folder_document(f, acl.get(&f.id).map(Vec::as_slice)),
+                    f.path_lower.as_deref(),
+                    true,
+                ),
+            };
+            let Some(path) = path_lower else {
+                documents.push(document);
+                continue;
+            };
+            let known_now = known(&document, dir);
+            // Reported again without a change we index (e.g. its folder was shared).
+            if map
+                .get(path)?
+                .is_some_and(|k| k.id == known_now.id && k.version == known_now.version)
+            {
+                continue;
+            }
+            map.set(path, known_now);
+            documents.push(document);
+        }
+        deleted.sort();
+        deleted.dedup();
+        self.out.delete(deleted)?;
+        for document in documents {
+            self.out.emit(document)?;
+        }
+        Ok(())
+    }
+
+    // ----- files shared with the user ----------------------------------------------------------
+
+    /// Lists the received files; in a full sync all are emitted, otherwise what changed, and
+    /// the ones no longer shared are deleted.
+    fn received(&mut self, mode: Mode, listed: &HashSet<String>) -> Result<()> {
+        let mut tracked = Tracked::load(RECEIVED_PREFIX)?;
+        let limit = self.settings.page_size.min(RECEIVED_PAGE);
+        let mut page: ReceivedFiles = self
+            .session
+            .call("sharing/list_received_files", &json!({ "limit": limit }))?;
+        loop {
+            let entries: Vec<_> = page
+                .entries
+                .iter()
+                .filter(|e| !listed.contains(&e.id))
+                .filter_map(|e| match &e.preview_url {
+                    Some(url) => Some((e.id.clone(), url.clone())),
+                    None => {
+                        tributary_sdk::warn!("shared file {} has no link: skipped", e.name);
+                        None
+                    }
+                })
+                .collect();
+            let bodies: Vec<Value> = entries
+                .iter()
+                .map(|(_, url)| json!({ "url": url }))
+                .collect();
+            let links = self
+                .session
+                .rpc_all::<SharedLinkMetadata>("sharing/get_shared_link_metadata", &bodies)?;
+            for ((entry_id, _), link) in entries.into_iter().zip(links) {
+                let link = match link {
+                    Ok(link) => link,
+                    Err(c) => {
+                        tributary_sdk::warn!("shared file {entry_id} skipped: {}", c.summary);
+                        continue;
+                    }
+                };
+                let id = link.id.clone().unwrap_or(entry_id);
+                let acl = match self.access.as_mut() {
+                    Some(access) => Some(access.for_shared_file(&mut self.session, &id)?),
+                    None => None,
+                };
+                let document = docs::shared_document(
+                    &mut self.session,
+                    &self.settings,
+                    &id,
+                    &link,
+                    acl.as_deref(),
+                )?;
+                let version = document.timestamp.clone().unwrap_or_default();
+                let changed = tracked.record(&id, &version)?;
+                if changed || mode == Mode::Full {
+                    self.out.emit(document)?;
+                }
+            }
+            let writes = tracked.take_writes();
+            self.out.checkpoint(&mut self.session, writes)?;
+            match page.cursor.take() {
+                Some(cursor) if !cursor.is_empty() => {
+                    page = self.session.call(
+                        "sharing/list_received_files/continue",
+                        &json!({ "cursor": cursor }),
+                    )?;
+                }
+                _ => break,
+            }
+        }
+        self.forget(&tracked, mode)
+    }
+
+    /// Removes what `tracked` saw before but not now (documents too, unless the host does it).
+    fn forget(&mut self, tracked: &Tracked, mode: Mode) -> Result<()> {
+        let stale = tracked.stale();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        if mode != Mode::Full {
+            self.out.delete(stale.clone())?;
+        }
+        let writes = stale
+            .iter()
+            .map(|id| (format!("{}{id}", tracked.prefix), None))
+            .collect();
+        self.out.checkpoint(&mut self.session, writes)
+    }
+
+    // ----- search mode ---------------------------------------------------------------------------
+
+    fn search(&mut self, rules: &[Rule], mode: Mode) -> Result<()> {
+        let mut tracked = Tracked::load(SEARCH_PREFIX)?;
+        let mut done: HashSet<String> = HashSet::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let mut page: SearchResult = match self.session.rpc("files/search_v2", &rule.body)? {
+                Ok(page) => page,
+                Err(c) if c.is("path/not_found") => {
+                    return Err(Error::NotFound(format!(
+                        "advanced rule {}: options.path {} does not exist in Dropbox",
+                        i + 1,
+                        rule.path.as_deref().unwrap_or("/")
+                    )));
+                }
+                Err(c) => return Err(c.into_error()),
+            };
+            loop {
+                let entries: Vec<Metadata> = std::mem::take(&mut page.matches)
+                    .into_iter()
+                    .filter_map(|m| match m.metadata {
+                        crate::api::MetadataV2::Metadata { metadata } => Some(metadata),
+                        crate::api::MetadataV2::Other => None,
+                    })
+                    .filter(|m| match m {
+                        Metadata::File(f) => !done.contains(&f.id),
+                        Metadata::Folder(f) => !done.contains(&f.id),
+                        // `file_status: deleted` finds deleted files: nothing to index.
+                        Metadata::Deleted(_) => false,
+                    })
+                    .collect();
+                let acl = self.access_lists(&entries)?;
+                for entry in &entries {
+                    let document = match entry {
+                        Metadata::File(f) => docs::file_document(
+                            &mut self.session,
+                            &self.settings,
+                            f,
+                            acl.get(&f.id).map(Vec::as_slice),
+                        )?,
+                        Metadata::Folder(f) => {
+                            docs::folder_document(f, acl.get(&f.id).map(Vec::as_slice))
+                        }
+                        Metadata::Deleted(_) => continue,
+                    };
+                    if !done.insert(document.id.clone()) {
+                        continue;
+                    }
+                    let version = document.timestamp.clone().unwrap_or_default();
+                    let changed = tracked.record(&document.id, &version)?;
+                    if changed || mode == Mode::Full {
+                        self.out.emit(document)?;
+                    }
+                }
+                let writes = tracked.take_writes();
+                self.out.checkpoint(&mut self.session, writes)?;
+                match (page.has_more, page.cursor.take()) {
+                    (true, Some(cursor)) => {
+                        page = self
+                            .session
+                            .call("files/search/continue_v2", &json!({ "cursor": cursor }))?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let stale = tracked.stale();
+        if mode != Mode::Full {
+            self.out.delete(stale.clone())?;
+        }
+        let mut clear: Vec<String> = stale
+            .iter()
+            .map(|id| format!("{SEARCH_PREFIX}{id}"))
+            .collect();
+        if mode == Mode::Full {
+            // Listing-mode state belongs to another scope now.
+            clear.extend(paths::stored_keys(paths::PREFIX)?);
+            clear.extend(storage::list_keys(RECEIVED_PREFIX)?);
+        }
+        let final_state = self.state_write("search", None)?;
+        self.clear_then(clear, final_state)?;
+        self.finish_log("advanced rules");
+        Ok(())
+    }
+}
+
+/// Versions of received files.
+const RECEIVED_PREFIX: &str = "r:";
+/// Versions of advanced-rule results.
+const SEARCH_PREFIX: &str = "a:";
+
+fn known(document: &Document, dir: bool) -> Known {
+    Known {
+        id: document.id.clone(),
+        dir,
+        version: document.timestamp.clone().unwrap_or_default(),
+        path: None,
+    }
+}
+
+/// Writes one access-control document per team member.
+pub fn access_control(settings: Settings) -> Result<()> {
+    if !settings.dls {
+        tributary_sdk::warn!(
+            "document level security is off (`use_document_level_security`): no access-control \
+             documents"
+        );
+        return Ok(());
+    }
+    let mut session = Session::connect(&settings)?;
+    crate::dls::require_team(&session)?;
+    let mut batch: Vec<Document> = Vec::new();
+    let count = crate::dls::access_control_documents(&mut session, settings.page_size, |doc| {
+        batch.push(doc);
+        if batch.len() >= BATCH {
+            index::upsert_access_control(&std::mem::take(&mut batch))?;
+        }
+        Ok(())
+    })?;
+    if !batch.is_empty() {
+        index::upsert_access_control(&batch)?;
+    }
+    index::checkpoint(&[])?;
+    tributary_sdk::info!("access control: {count} member document(s)");
+    Ok(())
+}
