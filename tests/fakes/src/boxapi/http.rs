@@ -468,7 +468,6 @@ async fn list_users(Extract(shared): Extract<App>, headers: HeaderMap, query: Qu
             return Err(forbidden(&shared));
         }
         let limit = limit(&shared, &p, 100, 1000)?;
-        let offset = offset(&shared, &p)?;
         let user_type = p.get("user_type").map(String::as_str).unwrap_or("all");
         if !matches!(user_type, "all" | "managed" | "external") {
             return Err(bad_param(
@@ -496,6 +495,39 @@ async fn list_users(Extract(shared): Extract<App>, headers: HeaderMap, query: Qu
                 })
                 .collect()
         };
+        // Marker pagination (`usemarker=true`) as Box documents it: no `total_count`, a
+        // `next_marker` while more users follow.
+        let usemarker = p
+            .get("usemarker")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let marker = p.get("marker").filter(|m| !m.is_empty());
+        if usemarker || marker.is_some() {
+            let start = match marker {
+                None => 0,
+                Some(m) => unhex(m)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.strip_prefix("users:").and_then(|n| n.parse().ok()))
+                    .ok_or_else(|| bad_param(&shared, "marker", m, "The marker is not valid."))?,
+            };
+            let entries: Vec<Value> = matching
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|&u| st.render_user(u, &fields))
+                .collect();
+            let end = start + entries.len();
+            let next_marker = if end < matching.len() {
+                json!(hex(format!("users:{end}").as_bytes()))
+            } else {
+                Value::Null
+            };
+            return Ok(ok(json!({
+                "entries": entries,
+                "limit": limit,
+                "next_marker": next_marker,
+            })));
+        }
+        let offset = offset(&shared, &p)?;
         let entries: Vec<Value> = matching
             .iter()
             .skip(offset)

@@ -48,8 +48,8 @@
 //! `usemarker`/`next_marker`, `sort`/`direction`, default order type-then-name), `fields`
 //! selection (`type`, `id`, `etag` plus what was asked; mini and standard representations
 //! otherwise), Box error JSON, 404 `trashed` vs `not_found`, the 302 download redirect, real
-//! SHA-1s, folder sizes, event shapes and positions, at-least-once delivery (optional), and
-//! direct-only collaboration listings.
+//! SHA-1s, folder sizes, event shapes and positions, at-least-once delivery (optional),
+//! direct-only collaboration listings, and `GET /users` with offsets or `usemarker`/`marker`.
 //!
 //! Simplified:
 //! - no write API over HTTP (uploads, `PUT`/`POST`/`DELETE` on items): tests mutate through

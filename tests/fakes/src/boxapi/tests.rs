@@ -305,6 +305,24 @@ async fn client_credentials_act_as_the_service_account_and_list_users() -> TestR
     assert!(rest["entries"][0].get("name").is_none());
     let (_, filtered) = get(&fake, &token, None, "/users?filter_term=gra").await?;
     assert_eq!(ids(&filtered), vec!["11446499".to_string()]);
+    // Marker pagination: no total_count, a marker while users remain.
+    let (_, first) = get(&fake, &token, None, "/users?usemarker=true&limit=2").await?;
+    assert!(first.get("total_count").is_none());
+    let marker = first["next_marker"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (_, second) = get(
+        &fake,
+        &token,
+        None,
+        &format!("/users?usemarker=true&limit=2&marker={marker}"),
+    )
+    .await?;
+    assert_eq!(ids(&second), vec!["11446500".to_string()]);
+    assert!(second["next_marker"].is_null());
+    let (status, _) = get(&fake, &token, None, "/users?usemarker=true&marker=zz").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, groups) = get(&fake, &token, None, "/groups").await?;
     assert_eq!(status, StatusCode::OK);

@@ -1,0 +1,157 @@
+//! Document-level security: who may see a Box item, and one access-control document per user.
+//!
+//! An item is visible to its owner and to every accepted collaborator (user or group) on the
+//! item or on any folder above it — Box collaborations inherit downwards. Identities use
+//! Elastic's prefixes, so search applications built for Elastic's connectors keep working:
+//! `user_id:<id>`, `email:<login>`, `group:<id>`.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use tributary_sdk::docs::{Document, Emitter};
+use tributary_sdk::{Error, Result, state};
+
+use crate::api::{Api, Collaboration, User};
+use crate::docs::fnv64;
+use crate::settings::Settings;
+
+/// Elastic's search-time filter: documents without `_allow_access_control` are public, the
+/// others need one of the user's identities.
+const DLS_QUERY: &str = r#"{"bool": {"should": [{"bool": {"must_not": {"exists": {"field": "_allow_access_control"}}}}, {"terms": {"_allow_access_control.enum": {{#toJson}}access_control{{/toJson}}}}]}}"#;
+
+/// A user's identities (`user_id:…`, `email:…`).
+pub fn user_identities(user: &User) -> Vec<String> {
+    let mut out = vec![format!("user_id:{}", user.id)];
+    if let Some(login) = user.login.as_deref().filter(|l| !l.is_empty()) {
+        out.push(format!("email:{login}"));
+    }
+    out
+}
+
+/// Identities granted by an item's own collaborations (accepted ones only: a pending invite
+/// grants nothing yet).
+pub fn collaborator_identities(collaborations: &[Collaboration]) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for collab in collaborations {
+        if collab.status.as_deref().is_some_and(|s| s != "accepted") {
+            continue;
+        }
+        let Some(who) = &collab.accessible_by else {
+            continue;
+        };
+        match who.kind.as_str() {
+            "group" => {
+                out.insert(format!("group:{}", who.id));
+            }
+            _ => {
+                out.insert(format!("user_id:{}", who.id));
+                if let Some(login) = who.login.as_deref().filter(|l| !l.is_empty()) {
+                    out.insert(format!("email:{login}"));
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The sorted union of identity lists.
+pub fn merge(lists: &[&[String]]) -> Vec<String> {
+    lists
+        .iter()
+        .flat_map(|l| l.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The access-control document of one user: Elastic's shape (`identity` plus a search
+/// template restricted to the user's identities and groups).
+fn acl_document(user: &User, groups: &[String]) -> Document {
+    let email = user.login.as_deref().filter(|l| !l.is_empty());
+    let mut access: Vec<String> = user_identities(user);
+    if let Some(name) = user.name.as_deref().filter(|n| !n.is_empty()) {
+        access.push(format!("user:{name}"));
+    }
+    access.extend(groups.iter().map(|g| format!("group:{g}")));
+    let fields = json!({
+        "identity": {
+            "user_id": format!("user_id:{}", user.id),
+            "email": email.map(|e| format!("email:{e}")),
+            "username": user.name.as_deref().map(|n| format!("user:{n}")),
+        },
+        "created_at": user.created_at,
+        "query": {"template": {"params": {"access_control": access}, "source": DLS_QUERY}},
+    });
+    let version = format!("{:016x}", fnv64(fields.to_string().as_bytes()));
+    let id = email.map(str::to_string).unwrap_or_else(|| user.id.clone());
+    let serde_json::Value::Object(fields) = fields else {
+        return Document::new(id);
+    };
+    Document::new(id).timestamp(version).fields_from(fields)
+}
+
+/// Writes one access-control document per user: every managed user of an enterprise, or the
+/// account's own user. Users that vanished are removed by the host.
+pub fn access_control_sync(settings: &Settings) -> Result<()> {
+    if !settings.dls {
+        return Err(Error::Config(
+            "`use_document_level_security` is off: turn it on to sync access control".into(),
+        ));
+    }
+    let mut api = Api::new(settings);
+    let users = if settings.enterprise() {
+        api.users()?
+    } else {
+        vec![api.me()?]
+    };
+    let mut emitter = Emitter::access_control(100);
+    for user in &users {
+        let groups = api.group_ids(&user.id)?;
+        emitter.emit(acl_document(user, &groups))?;
+    }
+    emitter.flush()?;
+    state::checkpoint(&[])?;
+    tributary_sdk::info!("box: {} access-control document(s)", users.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn accepted_collaborations_grant_users_and_groups() {
+        let collaborations: Vec<Collaboration> = serde_json::from_value(json!([
+            {"status": "accepted", "accessible_by": {"type": "user", "id": "1", "login": "a@x"}},
+            {"status": "accepted", "accessible_by": {"type": "group", "id": "9", "name": "G"}},
+            {"status": "pending", "accessible_by": {"type": "user", "id": "2", "login": "b@x"}},
+            {"status": "pending", "accessible_by": null, "invite_email": "c@x"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            collaborator_identities(&collaborations),
+            vec!["email:a@x", "group:9", "user_id:1"]
+        );
+        let merged = merge(&[&["b".to_string(), "a".to_string()], &["a".to_string()]]);
+        assert_eq!(merged, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn access_control_documents_have_elastics_shape() {
+        let user = User {
+            id: "7".into(),
+            name: Some("Ada".into()),
+            login: Some("ada@x".into()),
+            created_at: None,
+        };
+        let doc = acl_document(&user, &["9".to_string()]).into_wit();
+        assert_eq!(doc.id, "ada@x");
+        let fields: serde_json::Value = serde_json::from_str(&doc.fields).unwrap();
+        assert_eq!(fields["identity"]["user_id"], "user_id:7");
+        assert_eq!(
+            fields["query"]["template"]["params"]["access_control"],
+            json!(["user_id:7", "email:ada@x", "user:Ada", "group:9"])
+        );
+    }
+}

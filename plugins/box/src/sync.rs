@@ -1,0 +1,483 @@
+//! Listing Box into the index: the folder walker shared by full syncs and by incremental syncs
+//! (which re-walk a folder whose subtree changed), indexing with version checks, deletions of
+//! whole subtrees, and checkpoints that re-send downloads refused because a token expired.
+//!
+//! A full sync takes the event stream position(s) *first*, then walks every tree from folder
+//! `"0"` (free: the user's; enterprise: every managed user's, with `As-User`), and checkpoints
+//! the positions last: a change made while the listing ran is replayed by the next incremental
+//! sync. Any listing that fails after retries fails the sync, so the host deletes nothing — a
+//! folder is never silently dropped. A folder that vanishes between being listed and being
+//! opened is gone for real and skipped.
+//!
+//! Enterprise crawls index each item once, from its owner's view: an item owned by another
+//! crawled user is skipped (with its subtree: Box gives a folder's contents to the folder's
+//! owner) because the owner's own crawl reaches it. Items owned by someone outside the crawl
+//! are indexed from the first crawled user who sees them.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use tributary_sdk::docs::{self, Document, Emitter, Fetch};
+use tributary_sdk::{Result, state};
+
+use crate::api::{Api, Item, Kind, User};
+use crate::dls;
+use crate::docs::{build, structure_key, wants_content};
+use crate::settings::Settings;
+use crate::tree::{Node, NodeMap};
+
+/// Stream positions per crawled user (`"me"` for a free account).
+pub const POSITIONS_KEY: &str = "positions";
+/// [`Settings::scope`] of the configuration the stored state belongs to.
+pub const SCOPE_KEY: &str = "scope";
+/// The free account's key in the positions map.
+pub const ME: &str = "me";
+
+/// Checkpoint after this many documents (or [`MAX_PENDING_FETCHES`] downloads).
+const CHECKPOINT_EVERY: usize = 2000;
+const MAX_PENDING_FETCHES: usize = 500;
+/// Rounds of "refresh the token, re-send the refused downloads" per checkpoint.
+const AUTH_ROUNDS: usize = 3;
+
+/// Full syncs confirm everything; incremental syncs compare with the map.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental,
+}
+
+/// A folder to list: its id, whose view (enterprise `As-User`), and the collaborator identities
+/// its contents inherit from it and the folders above.
+pub struct Frame {
+    pub id: String,
+    pub as_user: Option<String>,
+    pub inherited: Vec<String>,
+}
+
+impl Frame {
+    pub fn root(as_user: Option<String>) -> Frame {
+        Frame {
+            id: "0".into(),
+            as_user,
+            inherited: Vec::new(),
+        }
+    }
+}
+
+/// An item an incremental sync must look at again, and whose views may show it.
+pub struct Target {
+    pub id: String,
+    pub kind: Kind,
+    pub viewers: Vec<Option<String>>,
+}
+
+/// A document with a host-side download since the last checkpoint.
+struct PendingFetch {
+    doc: Document,
+    as_user: Option<String>,
+    fetch: Fetch,
+}
+
+/// Counts for the job log.
+#[derive(Default)]
+pub struct Stats {
+    pub folders: u64,
+    pub emitted: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub refetched: u64,
+}
+
+/// One running sync.
+pub struct Sync {
+    pub settings: Settings,
+    pub api: Api,
+    pub map: NodeMap,
+    mode: Mode,
+    emitter: Emitter,
+    fetches: HashMap<String, PendingFetch>,
+    /// Full mode: every id indexed so far → its parent (dedupe across trees; map pruning).
+    seen: HashMap<String, String>,
+    /// Enterprise: the users whose trees are crawled.
+    pub crawled: HashSet<String>,
+    /// Incremental: items to look at again (children that vanished from a re-listed folder).
+    pub queue: VecDeque<Target>,
+    /// Incremental: items already settled in this round (a re-walk may reach them twice).
+    pub done: HashSet<String>,
+    /// Incremental: folders above changed items, to read again after the changes.
+    pub dirty: VecDeque<Target>,
+    /// Direct collaborator identities of folders, read from the map (incremental, DLS).
+    acl_cache: HashMap<String, Vec<String>>,
+    since_checkpoint: usize,
+    pub stats: Stats,
+}
+
+impl Sync {
+    pub fn new(settings: Settings, mode: Mode) -> Sync {
+        docs::set_download_concurrency(settings.concurrent_downloads);
+        Sync {
+            api: Api::new(&settings),
+            settings,
+            map: NodeMap::default(),
+            mode,
+            emitter: Emitter::new(100),
+            fetches: HashMap::new(),
+            seen: HashMap::new(),
+            crawled: HashSet::new(),
+            queue: VecDeque::new(),
+            done: HashSet::new(),
+            dirty: VecDeque::new(),
+            acl_cache: HashMap::new(),
+            since_checkpoint: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The views to crawl: the free account's own, or every managed user's.
+    pub fn views(&mut self) -> Result<Vec<Option<String>>> {
+        if !self.settings.enterprise() {
+            return Ok(vec![None]);
+        }
+        let users: Vec<User> = self.api.users()?;
+        self.crawled = users.iter().map(|u| u.id.clone()).collect();
+        tributary_sdk::info!("box: crawling {} managed user(s)", users.len());
+        Ok(users.into_iter().map(|u| Some(u.id)).collect())
+    }
+
+    /// Lists `start` and everything below it.
+    pub fn walk(&mut self, start: Frame) -> Result<()> {
+        let mut stack = vec![start];
+        while let Some(frame) = stack.pop() {
+            self.stats.folders += 1;
+            let mut marker: Option<String> = None;
+            let mut listed = HashSet::new();
+            let mut complete = true;
+            loop {
+                let page = self.api.folder_page(
+                    &frame.id,
+                    marker.as_deref(),
+                    frame.as_user.as_deref(),
+                    self.settings.dls,
+                )?;
+                let Some(page) = page else {
+                    tributary_sdk::info!(
+                        "box: folder {} vanished while it was being listed",
+                        frame.id
+                    );
+                    if self.mode == Mode::Incremental {
+                        self.queue.push_back(Target {
+                            id: frame.id.clone(),
+                            kind: Kind::Folder,
+                            viewers: vec![frame.as_user.clone()],
+                        });
+                    }
+                    complete = false;
+                    break;
+                };
+                for item in page.entries {
+                    listed.insert(item.id.clone());
+                    if let Some(child) = self.visit(item, &frame)? {
+                        stack.push(child);
+                    }
+                }
+                match page.next_marker {
+                    Some(next) => marker = Some(next),
+                    None => break,
+                }
+            }
+            // "0" is every user's top: its links in the map mix several views.
+            if self.mode == Mode::Incremental && complete && frame.id != "0" {
+                self.reconcile(&frame, &listed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes one listed entry; returns the frame to list when it is a folder.
+    fn visit(&mut self, item: Item, frame: &Frame) -> Result<Option<Frame>> {
+        let owner = item.owner();
+        if let Some(owner) = &owner
+            && self.crawled.contains(&owner.id)
+            && frame.as_user.as_deref() != Some(owner.id.as_str())
+        {
+            return Ok(None); // the owner's own crawl indexes it
+        }
+        if self.mode == Mode::Full && self.seen.contains_key(&item.id) {
+            return Ok(None); // reached from another tree already
+        }
+        let direct = self.direct_acl(&item, frame.as_user.as_deref())?;
+        let acl = self.settings.dls.then(|| {
+            let own = owner.as_ref().map(dls::user_identities).unwrap_or_default();
+            dls::merge(&[&frame.inherited, &own, &direct])
+        });
+        let is_folder = item.kind == Kind::Folder;
+        let id = item.id.clone();
+        self.index(item, &frame.id, frame.as_user.clone(), acl, direct.clone())?;
+        Ok(is_folder.then(|| Frame {
+            id,
+            as_user: frame.as_user.clone(),
+            inherited: dls::merge(&[&frame.inherited, &direct]),
+        }))
+    }
+
+    /// Identities of the item's own collaborations (document-level security only; Box says
+    /// whether there are any, so items without collaborations cost no call).
+    pub fn direct_acl(&mut self, item: &Item, as_user: Option<&str>) -> Result<Vec<String>> {
+        if !self.settings.dls || !item.has_collaborations() {
+            return Ok(Vec::new());
+        }
+        match self.api.collaborations(item.kind, &item.id, as_user)? {
+            Some(collaborations) => Ok(dls::collaborator_identities(&collaborations)),
+            None => {
+                tributary_sdk::warn!(
+                    "box: the collaborations of {} {} cannot be listed; it is restricted to its \
+                     owner and inherited collaborators",
+                    item.kind.as_str(),
+                    item.id
+                );
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Identities inherited from the folders above an item (incremental: from the map).
+    pub fn inherited_acl(&mut self, item: &Item) -> Result<Vec<String>> {
+        if !self.settings.dls {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        for (id, _) in item.ancestors() {
+            if !self.acl_cache.contains_key(&id) {
+                let direct = self.map.get(&id)?.map(|n| n.a).unwrap_or_default();
+                self.acl_cache.insert(id.clone(), direct);
+            }
+            if let Some(direct) = self.acl_cache.get(&id) {
+                all.extend(direct.iter().cloned());
+            }
+        }
+        Ok(dls::merge(&[&all]))
+    }
+
+    /// Indexes an item under `parent` (unless an incremental sync finds it current) and records
+    /// it in the map.
+    pub fn index(
+        &mut self,
+        item: Item,
+        parent: &str,
+        as_user: Option<String>,
+        acl: Option<Vec<String>>,
+        direct: Vec<String>,
+    ) -> Result<()> {
+        let (doc, version) = build(&item, acl.as_deref());
+        let node = Node {
+            p: parent.to_string(),
+            k: item.kind.as_str().to_string(),
+            v: version,
+            u: as_user.clone(),
+            s: (item.kind == Kind::Folder).then(|| structure_key(&item)),
+            a: direct,
+        };
+        if item.kind == Kind::Folder {
+            self.acl_cache.insert(item.id.clone(), node.a.clone());
+        }
+        match self.mode {
+            Mode::Full => {
+                self.seen.insert(item.id.clone(), parent.to_string());
+                self.map.put_fresh(&item.id, &node);
+                self.emit(doc, &item, as_user)?;
+            }
+            Mode::Incremental => {
+                self.done.insert(item.id.clone());
+                let stored = self.map.get(&item.id)?;
+                let current = stored.as_ref().is_some_and(|s| s.v == node.v);
+                self.map.put(&item.id, &node, stored.as_ref());
+                if current {
+                    self.stats.unchanged += 1;
+                } else {
+                    self.emit(doc, &item, as_user)?;
+                }
+            }
+        }
+        // Bounded memory, and progress that survives a crash, on any size of listing.
+        if self.since_checkpoint >= CHECKPOINT_EVERY
+            || self.fetches.len() >= MAX_PENDING_FETCHES
+            || self.map.buffered() >= 4 * CHECKPOINT_EVERY
+        {
+            self.checkpoint(Vec::new())?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, doc: Document, item: &Item, as_user: Option<String>) -> Result<()> {
+        let doc = if wants_content(item, &self.settings) {
+            let request = self.api.content_request(&item.id, as_user.as_deref())?;
+            let fetch = Fetch::new(item.name(), item.size(), self.settings.max_content_bytes)
+                .retries(self.settings.retry_count);
+            let doc = doc.fetch(&request, fetch.clone());
+            self.fetches.insert(
+                item.id.clone(),
+                PendingFetch {
+                    doc: doc.clone(),
+                    as_user,
+                    fetch,
+                },
+            );
+            doc
+        } else {
+            doc
+        };
+        self.emitter.emit(doc)?;
+        self.stats.emitted += 1;
+        self.since_checkpoint += 1;
+        Ok(())
+    }
+
+    /// Removes an item and everything the map knows below it, from the index and the map.
+    pub fn remove_subtree(&mut self, id: &str) -> Result<()> {
+        let mut ids = vec![id.to_string()];
+        if let Some(node) = self.map.get(id)? {
+            for (child, child_node) in self.map.descendants(id)? {
+                self.map.remove(&child, &child_node);
+                ids.push(child);
+            }
+            self.map.remove(id, &node);
+        }
+        for id in &ids {
+            self.fetches.remove(id);
+            self.done.insert(id.clone());
+        }
+        // Upserts still buffered here must reach the host before the deletion.
+        self.emitter.flush()?;
+        for chunk in ids.chunks(1000) {
+            docs::delete(chunk)?;
+        }
+        self.stats.deleted += ids.len() as u64;
+        Ok(())
+    }
+
+    /// After re-listing a folder: children the map had there but the listing did not show moved
+    /// away or were removed; look at each again.
+    fn reconcile(&mut self, frame: &Frame, listed: &HashSet<String>) -> Result<()> {
+        for child in self.map.children(&frame.id)? {
+            if listed.contains(&child) || self.done.contains(&child) {
+                continue;
+            }
+            let Some(node) = self.map.get(&child)? else {
+                continue;
+            };
+            if node.p != frame.id {
+                continue;
+            }
+            self.queue.push_back(Target {
+                id: child,
+                kind: node.kind(),
+                viewers: vec![frame.as_user.clone()],
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the host to commit everything emitted so far, then stores the map's buffered
+    /// writes and `extra` atomically. Downloads the host reports refused with 401 (the access
+    /// token expired while they waited) are re-sent with a fresh token; other failures are
+    /// logged and left for the next sync (their version is cleared).
+    pub fn checkpoint(&mut self, extra: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        self.emitter.flush()?;
+        let mut entries = self.map.take_writes();
+        entries.extend(extra);
+        let mut rounds = 0;
+        loop {
+            let refs: Vec<(&str, Option<Vec<u8>>)> = entries
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            let failures = state::checkpoint(&refs)?;
+            let mut refused = Vec::new();
+            for failure in failures {
+                let retry = failure.status == Some(401)
+                    && rounds < AUTH_ROUNDS
+                    && self.fetches.contains_key(&failure.id);
+                if retry {
+                    refused.push(failure.id);
+                } else {
+                    tributary_sdk::warn!(
+                        "box: content of {} not indexed: {}",
+                        failure.id,
+                        failure.message
+                    );
+                    self.map.mark_stale(&failure.id)?;
+                }
+            }
+            if !refused.is_empty() {
+                rounds += 1;
+                tributary_sdk::info!(
+                    "box: {} download(s) refused with 401; refreshing the access token",
+                    refused.len()
+                );
+                self.api.refresh()?;
+                for id in refused {
+                    let Some(pending) = self.fetches.get(&id) else {
+                        continue;
+                    };
+                    let (doc, as_user, fetch) = (
+                        pending.doc.clone(),
+                        pending.as_user.clone(),
+                        pending.fetch.clone(),
+                    );
+                    let request = self.api.content_request(&id, as_user.as_deref())?;
+                    self.emitter.emit(doc.fetch(&request, fetch))?;
+                    self.stats.refetched += 1;
+                }
+                self.emitter.flush()?;
+            } else if !self.map.has_writes() {
+                break;
+            }
+            entries = self.map.take_writes();
+        }
+        self.fetches.clear();
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Map deletions for everything a completed full listing did not see.
+    pub fn prune(&self) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        self.map.prune(&self.seen)
+    }
+}
+
+/// Encodes a state value for a checkpoint.
+pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<(String, Option<Vec<u8>>)> {
+    Ok((key.to_string(), Some(state::encode(value)?)))
+}
+
+/// A full listing. `prune` is off when an incremental job falls back to listing everything (the
+/// host deletes vanished documents only after full jobs, so the map keeps them too).
+pub fn full(settings: Settings, prune: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let scope = settings.scope();
+    let mut sync = Sync::new(settings, Mode::Full);
+    sync.api.authenticate()?;
+    let views = sync.views()?;
+    // Positions before the listing: whatever changes while it runs is replayed next time.
+    let mut positions = BTreeMap::new();
+    for view in &views {
+        let position = sync.api.stream_now(view.as_deref())?;
+        positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+    }
+    for view in views {
+        sync.walk(Frame::root(view))?;
+    }
+    let mut extra = if prune { sync.prune()? } else { Vec::new() };
+    extra.push(entry(POSITIONS_KEY, &positions)?);
+    extra.push(entry(SCOPE_KEY, &scope)?);
+    sync.checkpoint(extra)?;
+    let s = &sync.stats;
+    tributary_sdk::info!(
+        "box: full listing in {:?}: {} folder(s) listed, {} document(s) emitted, {} download(s) \
+         re-sent",
+        started.elapsed(),
+        s.folders,
+        s.emitted,
+        s.refetched
+    );
+    Ok(())
+}
