@@ -1,7 +1,8 @@
 //! Where documents end up: the [`Sink`] trait and its backends, one file each.
 //!
 //! The embedded index ([`embedded::EmbeddedIndex`], tantivy under the data directory) is the
-//! default and needs no set-up. Elasticsearch implements the same trait. The sink is also the
+//! default and needs no set-up. Elasticsearch ([`elasticsearch::ElasticsearchSink`]) implements
+//! the same trait. The sink is also the
 //! source of truth for what is indexed: a full sync asks it for the ids and versions it holds, so
 //! unchanged documents are skipped and vanished ones deleted, whatever the backend.
 
@@ -11,6 +12,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub mod elasticsearch;
 pub mod embedded;
 
 /// An index of a tenant.
