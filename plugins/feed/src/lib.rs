@@ -6,22 +6,25 @@
 //! is checkpointed and an incremental sync asks for changes `since` it, applying tombstones
 //! (`"deleted": true`) as deletions. Attachments are handed to the host as content requests, so
 //! their bytes never enter this plugin.
+//!
+//! Everything generic — schema, typed settings, retries, pagination, batching, checkpoints — is
+//! the SDK's; what remains here is the feed's own shape.
 
 use serde::Deserialize;
-use tributary_sdk::config::Config;
-use tributary_sdk::docs::{Document, Emitter, Fetch};
+use tributary_sdk::checkpoint::Checkpoint;
+use tributary_sdk::docs::{self, Document, Emitter, Fetch};
 use tributary_sdk::http::{Client, Request, RetryPolicy, host_of, join_url, url_encode};
-use tributary_sdk::{
-    ConfigField, Error, Features, FieldKind, Manifest, Plugin, Result, RuleError, SyncRequest,
-    state,
-};
+use tributary_sdk::page::{self, Page};
+use tributary_sdk::schema::{self, Schema, integer, text};
+use tributary_sdk::{Error, Features, Manifest, Plugin, Result, RuleError, SyncRequest};
 
-const CURSOR_KEY: &str = "cursor";
+/// The change cursor of the last sync (version 1: the feed's cursor string).
+const CURSOR: Checkpoint<String> = Checkpoint::new("cursor", 1);
 
 struct Feed;
 
 #[derive(Deserialize)]
-struct Page {
+struct Answer {
     items: Vec<Item>,
     next_page_token: Option<String>,
     cursor: Option<String>,
@@ -43,25 +46,36 @@ struct Item {
     deleted: bool,
 }
 
+fn schema() -> Schema {
+    Schema::new([
+        text("base_url", "Feed base URL")
+            .required()
+            .tooltip("e.g. https://feed.example.com/v1"),
+        text("api_token", "API token").sensitive(),
+        integer("page_size", "Page size").default(50).range(1, 1000),
+        schema::retry_count(3),
+        schema::concurrent_downloads(10),
+        schema::use_text_extraction_service(),
+    ])
+}
+
 struct Settings {
     base_url: String,
     token: Option<String>,
-    page_size: u64,
+    page_size: u32,
+    concurrent_downloads: u32,
     client: Client,
 }
 
 impl Settings {
     fn from_json(json: &str) -> Result<Self> {
-        let config = Config::parse(json)?;
-        let base_url = config.str("base_url")?.to_string();
-        host_of(&base_url)?;
+        let values = schema().read(json)?;
         Ok(Self {
-            token: config.opt_str("api_token").map(str::to_string),
-            page_size: config.u64_or("page_size", 50).clamp(1, 1000),
-            client: Client::new(RetryPolicy::with_retries(
-                u32::try_from(config.u64_or("retry_count", 3)).unwrap_or(3),
-            )),
-            base_url,
+            base_url: values.url("base_url")?,
+            token: values.opt_str("api_token")?,
+            page_size: values.u32("page_size")?,
+            concurrent_downloads: values.u32("concurrent_downloads")?,
+            client: Client::new(RetryPolicy::with_retries(values.u32("retry_count")?)),
         })
     }
 
@@ -73,7 +87,7 @@ impl Settings {
         }
     }
 
-    fn page(&self, since: Option<&str>, page_token: Option<&str>) -> Result<Page> {
+    fn page(&self, since: Option<&str>, page_token: Option<&String>) -> Result<Answer> {
         let mut url = join_url(&self.base_url, &format!("items?limit={}", self.page_size));
         if let Some(since) = since {
             url.push_str(&format!("&since={}", url_encode(since)));
@@ -100,25 +114,21 @@ impl Settings {
     fn sync(&self, since: Option<&str>) -> Result<Option<String>> {
         let mut emitter = Emitter::default();
         let mut deleted = Vec::new();
-        let mut page_token: Option<String> = None;
         let mut cursor = None;
-        loop {
-            let page = self.page(since, page_token.as_deref())?;
-            for item in page.items {
-                if item.deleted {
-                    deleted.push(item.id);
-                    continue;
-                }
+        for item in page::cursor(|token| {
+            let answer = self.page(since, token)?;
+            cursor = answer.cursor.or(cursor.take());
+            Ok(Page::from_token(answer.items, answer.next_page_token))
+        }) {
+            let item = item?;
+            if item.deleted {
+                deleted.push(item.id);
+            } else {
                 emitter.emit(self.document(item))?;
-            }
-            cursor = page.cursor.or(cursor);
-            match page.next_page_token {
-                Some(token) if !token.is_empty() => page_token = Some(token),
-                _ => break,
             }
         }
         emitter.flush()?;
-        tributary_sdk::docs::delete(&deleted)?;
+        docs::delete(&deleted)?;
         tributary_sdk::info!(
             "feed: {} document(s) emitted, {} deletion(s)",
             emitter.emitted(),
@@ -147,34 +157,12 @@ impl Settings {
     }
 }
 
-fn checkpoint(cursor: Option<String>) -> Result<()> {
-    let value = cursor.map(|c| state::encode(&c)).transpose()?;
-    let failures = state::checkpoint(&[(CURSOR_KEY, value)])?;
-    for failure in failures {
-        tributary_sdk::warn!(
-            "attachment of {} not indexed: {}",
-            failure.id,
-            failure.message
-        );
-    }
-    Ok(())
-}
-
-fn field(key: &str, label: &str, kind: FieldKind) -> ConfigField {
-    ConfigField {
-        key: key.into(),
-        label: label.into(),
-        tooltip: None,
-        kind,
-        options: Vec::new(),
-        default_value: None,
-        required: false,
-        sensitive: false,
-        hidden: false,
-        depends_on: Vec::new(),
-        min: None,
-        max: None,
-    }
+/// The stored cursor; a bare string stored by plugin versions before the envelope still counts.
+fn stored_cursor() -> Result<Option<String>> {
+    CURSOR.load_or_migrate(|version, value| match (version, value) {
+        (0, serde_json::Value::String(cursor)) => Some(cursor),
+        _ => None,
+    })
 }
 
 impl Plugin for Feed {
@@ -184,55 +172,13 @@ impl Plugin for Feed {
             display_name: "JSON feed".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "A paginated JSON feed with incremental cursors (example plugin)".into(),
-            config: vec![
-                ConfigField {
-                    required: true,
-                    tooltip: Some("e.g. https://feed.example.com/v1".into()),
-                    ..field("base_url", "Feed base URL", FieldKind::Text)
-                },
-                ConfigField {
-                    sensitive: true,
-                    ..field("api_token", "API token", FieldKind::Text)
-                },
-                ConfigField {
-                    default_value: Some("50".into()),
-                    min: Some(1),
-                    max: Some(1000),
-                    ..field("page_size", "Page size", FieldKind::Integer)
-                },
-                ConfigField {
-                    default_value: Some("3".into()),
-                    min: Some(0),
-                    max: Some(10),
-                    ..field("retry_count", "Retries per request", FieldKind::Integer)
-                },
-                ConfigField {
-                    default_value: Some("10".into()),
-                    min: Some(1),
-                    max: Some(500),
-                    ..field(
-                        "concurrent_downloads",
-                        "Concurrent downloads",
-                        FieldKind::Integer,
-                    )
-                },
-                ConfigField {
-                    default_value: Some("false".into()),
-                    tooltip: Some("Send attachments to the host's external extraction service".into()),
-                    ..field(
-                        "use_text_extraction_service",
-                        "Use text extraction service",
-                        FieldKind::Boolean,
-                    )
-                },
-            ],
+            config: schema().fields(),
             features: Features::INCREMENTAL_SYNC,
         }
     }
 
     fn allowed_hosts(config: String) -> Result<Vec<String>> {
-        let config = Config::parse(&config)?;
-        Ok(vec![host_of(config.str("base_url")?)?])
+        Ok(vec![host_of(&schema().read(&config)?.url("base_url")?)?])
     }
 
     fn validate_config(config: String) -> Result<()> {
@@ -255,20 +201,24 @@ impl Plugin for Feed {
 
     fn full_sync(request: SyncRequest) -> Result<()> {
         let settings = Settings::from_json(&request.config)?;
-        let concurrency = Config::parse(&request.config)?.u64_or("concurrent_downloads", 10);
-        tributary_sdk::docs::set_download_concurrency(u32::try_from(concurrency).unwrap_or(10));
-        let cursor = settings.sync(None)?;
-        checkpoint(cursor)
+        docs::set_download_concurrency(settings.concurrent_downloads);
+        match settings.sync(None)? {
+            Some(cursor) => CURSOR.save(&cursor)?,
+            None => CURSOR.clear()?,
+        };
+        Ok(())
     }
 
     fn incremental_sync(request: SyncRequest) -> Result<()> {
-        let Some(since) = state::get_json::<String>(CURSOR_KEY)? else {
+        let Some(since) = stored_cursor()? else {
             tributary_sdk::info!("no cursor stored yet: running a full listing");
             return Self::full_sync(request);
         };
         let settings = Settings::from_json(&request.config)?;
+        docs::set_download_concurrency(settings.concurrent_downloads);
         let cursor = settings.sync(Some(&since))?;
-        checkpoint(cursor.or(Some(since)))
+        CURSOR.save(&cursor.unwrap_or(since))?;
+        Ok(())
     }
 
     fn access_control_sync(_request: SyncRequest) -> Result<()> {

@@ -24,12 +24,16 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+pub mod batch;
+pub mod checkpoint;
 pub mod config;
 pub mod docs;
 pub mod extract;
 pub mod http;
 pub mod log;
 pub mod oauth;
+pub mod page;
+pub mod schema;
 pub mod state;
 
 pub use exports::tributary::connector::plugin::{
