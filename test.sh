@@ -9,5 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary-target}"
 # Plugins are built for wasm32-wasip2; machines with RUSTUP_AUTO_INSTALL=0 never add it on
 # their own (host/build.rs also checks, this just makes the first build quieter).
 rustup target add wasm32-wasip2 >/dev/null
+# The JavaScript and Python toolchains (pinned in plugins/toolchain/) and the plugins written
+# with them, installed and built outside the clone (~/.cache/tributary-tools) and reused.
+bash plugins/build-foreign.sh
 cargo test --workspace "$@"
 (cd plugins && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-plugins" cargo test -p tributary-sdk "$@")

@@ -9,6 +9,16 @@
 //! memory_mib = 256
 //! cpu_seconds = 600
 //!
+//! [sink]
+//! kind = "embedded"                    # or "elasticsearch" (then see [elasticsearch])
+//!
+//! [elasticsearch]
+//! host = "https://es.example.com:9200"
+//! api_key = "…"                        # or username + password
+//! ca_file = "ca.pem"
+//! bulk_max_docs = 500                  # per bulk request (and bulk_max_bytes = 3 MiB)
+//! bulk_concurrency = 5                 # bulk requests in flight
+//!
 //! [[connectors]]
 //! id = "team-dropbox"
 //! plugin = "dropbox"
@@ -34,6 +44,7 @@ use crate::capabilities::storage::StorageLimits;
 use crate::limits::Limits;
 use crate::rules::RuleSpec;
 use crate::runtime::RuntimeConfig;
+use crate::sink::elasticsearch::ElasticsearchConfig;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -67,6 +78,12 @@ pub struct HostConfig {
     /// Text extraction.
     #[serde(default)]
     pub extract: ExtractConfig,
+    /// Which sink documents go to.
+    #[serde(default)]
+    pub sink: SinkConfig,
+    /// The Elasticsearch sink's cluster and limits (used when `[sink] kind = "elasticsearch"`).
+    #[serde(default)]
+    pub elasticsearch: ElasticsearchConfig,
     /// Connectors.
     #[serde(default)]
     pub connectors: Vec<ConnectorSpec>,
@@ -84,9 +101,30 @@ impl Default for HostConfig {
             storage: StorageLimits::default(),
             pipeline: PipelineConfig::default(),
             extract: ExtractConfig::default(),
+            sink: SinkConfig::default(),
+            elasticsearch: ElasticsearchConfig::default(),
             connectors: Vec::new(),
         }
     }
+}
+
+/// `[sink]`: where documents go.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `embedded` (the default tantivy index under the data directory) or `elasticsearch`.
+    pub kind: SinkKind,
+}
+
+/// The sink backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// The embedded tantivy index.
+    #[default]
+    Embedded,
+    /// An Elasticsearch cluster (`[elasticsearch]`).
+    Elasticsearch,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -171,6 +209,9 @@ impl HostConfig {
         if let Some(p) = self.cache_dir.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.elasticsearch.ca_file.as_mut() {
+            fix(p);
+        }
     }
 
     /// Structural checks that do not need plugins (ids unique, names sane).
@@ -253,7 +294,10 @@ mod tests {
     fn defaults_match_an_empty_file() {
         let empty: HostConfig = toml::from_str("").unwrap();
         assert_eq!(empty.data_dir, HostConfig::default().data_dir);
-        assert_eq!(HostConfig::default().data_dir, PathBuf::from("tributary-data"));
+        assert_eq!(
+            HostConfig::default().data_dir,
+            PathBuf::from("tributary-data")
+        );
     }
 
     #[test]

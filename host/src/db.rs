@@ -20,6 +20,14 @@ CREATE TABLE IF NOT EXISTS kv (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (tenant, connector, key)
 ) WITHOUT ROWID;
+-- Running totals per connector, so quota checks do not rescan every key on every write.
+CREATE TABLE IF NOT EXISTS kv_usage (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    keys INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (tenant, connector)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,

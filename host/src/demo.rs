@@ -71,14 +71,25 @@ pub fn demo_connectors(dropbox: &FakeDropbox, boxes: &FakeBox) -> Vec<ConnectorS
 /// Runs the demo with its data under `data_dir`.
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    println!("tributary demo: fake Dropbox and Box servers on this machine, the real plugins, the embedded index.\n");
-    let dropbox = FakeDropbox::start(dropbox::Tree::demo()).await.context("starting the fake Dropbox")?;
-    let boxes = FakeBox::start(boxapi::Tree::demo()).await.context("starting the fake Box")?;
-    println!("fake Dropbox at {}  ·  fake Box at {}", dropbox.base_url(), boxes.base_url());
+    println!(
+        "tributary demo: fake Dropbox and Box servers on this machine, the real plugins, the embedded index.\n"
+    );
+    let dropbox = FakeDropbox::start(dropbox::Tree::demo())
+        .await
+        .context("starting the fake Dropbox")?;
+    let boxes = FakeBox::start(boxapi::Tree::demo())
+        .await
+        .context("starting the fake Box")?;
+    println!(
+        "fake Dropbox at {}  ·  fake Box at {}",
+        dropbox.base_url(),
+        boxes.base_url()
+    );
 
     let demo_dir = data_dir.join("demo");
     if demo_dir.exists() {
-        std::fs::remove_dir_all(&demo_dir).with_context(|| format!("clearing {}", demo_dir.display()))?;
+        std::fs::remove_dir_all(&demo_dir)
+            .with_context(|| format!("clearing {}", demo_dir.display()))?;
     }
     let config = HostConfig {
         data_dir: demo_dir.clone(),
@@ -87,7 +98,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         ..HostConfig::default()
     };
     let host = Host::open(config).await?;
-    println!("data directory {} (recreated on every run)\n", demo_dir.display());
+    println!(
+        "data directory {} (recreated on every run)\n",
+        demo_dir.display()
+    );
 
     println!("1. Full syncs");
     for id in ["dropbox", "box"] {
@@ -97,21 +111,33 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     println!("\n2. Changes at the sources");
     dropbox.add_file(
         "/Notes/Holiday baking.md",
-        format!("# Holiday baking\nThis year: {NEW_WORD} stollen and lebkuchen for the whole team.\n"),
+        format!(
+            "# Holiday baking\nThis year: {NEW_WORD} stollen and lebkuchen for the whole team.\n"
+        ),
     )?;
     dropbox.edit_file(
         "/Reports/Q3 quarterly revenue.txt",
         "Q3 quarterly revenue report (restated)\n\nRevenue for the third quarter was restated to 4.4 million euros after late invoices.\n",
     )?;
     dropbox.delete("/Notes/Reading list.txt")?;
-    println!("   Dropbox: added /Notes/Holiday baking.md, edited /Reports/Q3 quarterly revenue.txt, deleted /Notes/Reading list.txt");
-    let notes = boxes.find_path("/Notes").context("the demo Box tree has /Notes")?;
-    boxes.create_file(&notes, "Office party menu.md", format!("# Office party\nDessert: {NEW_WORD} cake.\n"))?;
+    println!(
+        "   Dropbox: added /Notes/Holiday baking.md, edited /Reports/Q3 quarterly revenue.txt, deleted /Notes/Reading list.txt"
+    );
+    let notes = boxes
+        .find_path("/Notes")
+        .context("the demo Box tree has /Notes")?;
+    boxes.create_file(
+        &notes,
+        "Office party menu.md",
+        format!("# Office party\nDessert: {NEW_WORD} cake.\n"),
+    )?;
     let nda = boxes
         .find_path("/Contracts/Globex NDA (signed).txt")
         .context("the demo Box tree has the Globex NDA")?;
     boxes.trash(&nda)?;
-    println!("   Box: added /Notes/Office party menu.md, trashed /Contracts/Globex NDA (signed).txt");
+    println!(
+        "   Box: added /Notes/Office party menu.md, trashed /Contracts/Globex NDA (signed).txt"
+    );
 
     println!("\n3. Incremental syncs (only the changes are fetched)");
     for id in ["dropbox", "box"] {
@@ -119,18 +145,39 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     }
 
     println!("\n4. Searches");
-    for query in ["quarterly revenue", "master services agreement", NEW_WORD, "Globex"] {
+    for query in [
+        "quarterly revenue",
+        "master services agreement",
+        NEW_WORD,
+        "Globex",
+    ] {
         for index in ["dropbox", "box"] {
             let results = host
-                .search("default", index, SearchRequest { query: query.into(), limit: 3, ..Default::default() })
+                .search(
+                    "default",
+                    index,
+                    SearchRequest {
+                        query: query.into(),
+                        limit: 3,
+                        ..Default::default()
+                    },
+                )
                 .await?;
             println!("   {index:>7} │ {query:?}: {} match(es)", results.total);
             for hit in results.hits {
                 let title = hit.title.as_deref().unwrap_or(&hit.id);
-                let path = hit.fields.get("file_path").or_else(|| hit.fields.get("path")).and_then(Value::as_str).unwrap_or("");
+                let path = hit
+                    .fields
+                    .get("file_path")
+                    .or_else(|| hit.fields.get("path"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 println!("           │   {title}  {path}");
                 if let Some(snippet) = hit.snippet {
-                    let plain = snippet.replace("<b>", "«").replace("</b>", "»").replace('\n', " ");
+                    let plain = snippet
+                        .replace("<b>", "«")
+                        .replace("</b>", "»")
+                        .replace('\n', " ");
                     println!("           │     {}", crate::util::truncate(&plain, 110));
                 }
             }
@@ -141,7 +188,9 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         demo_dir.display()
     );
-    println!("For real accounts, write a tributary.toml (see README.md) and run `tributary sync <connector>`.");
+    println!(
+        "For real accounts, write a tributary.toml (see README.md) and run `tributary sync <connector>`."
+    );
     Ok(())
 }
 
@@ -150,6 +199,9 @@ async fn sync_and_print(host: &Host, id: &str, kind: SyncKind) -> anyhow::Result
     for line in summary(&report).lines() {
         println!("   {line}");
     }
-    anyhow::ensure!(report.status == JobStatus::Succeeded, "the demo's {kind} sync of {id} failed");
+    anyhow::ensure!(
+        report.status == JobStatus::Succeeded,
+        "the demo's {kind} sync of {id} failed"
+    );
     Ok(())
 }

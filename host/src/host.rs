@@ -23,12 +23,13 @@ use crate::capabilities::http::{Allowlist, HttpCtx, HttpEngine};
 use crate::capabilities::index::{Counters, IndexCtx, Pipeline, PipelineDeps, SyncKind};
 use crate::capabilities::log::LogCtx;
 use crate::capabilities::storage::{Namespace, StorageCtx};
-use crate::config::{ConnectorSpec, HostConfig};
+use crate::config::{ConnectorSpec, HostConfig, SinkKind};
 use crate::db::Db;
 use crate::jobs::{JobError, JobReport, JobStatus, Jobs};
 use crate::registry::{LoadedPlugin, PluginInfo, Registry, check_manifest, prepare, wasm_files};
 use crate::rules::Rules;
 use crate::runtime::{Capabilities, Runtime, StoreState};
+use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::sink::embedded::EmbeddedIndex;
 use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink};
 
@@ -65,6 +66,9 @@ pub struct SyncOptions {
     pub cancel: Arc<AtomicBool>,
     /// Receives the live counters once the pipeline starts (progress bars).
     pub on_start: Option<Arc<dyn Fn(Arc<Counters>) + Send + Sync>>,
+    /// Writes this job's documents here instead of the host's sink (the Elastic connectors
+    /// compatibility mode gives each connector a sink with its own API key).
+    pub sink: Option<Arc<dyn Sink>>,
 }
 
 /// The tributary host.
@@ -90,7 +94,13 @@ impl Host {
             Some(config.cache_dir()),
         )?);
         let db = Db::open(&config.data_dir.join("tributary.db"))?;
-        let sink: Arc<dyn Sink> = Arc::new(EmbeddedIndex::new(config.data_dir.join("index")));
+        let sink: Arc<dyn Sink> = match config.sink.kind {
+            SinkKind::Embedded => Arc::new(EmbeddedIndex::new(config.data_dir.join("index"))),
+            SinkKind::Elasticsearch => Arc::new(
+                ElasticsearchSink::new(&config.elasticsearch)
+                    .context("configuring the Elasticsearch sink")?,
+            ),
+        };
         let http = Arc::new(HttpEngine::new(config.http.clone())?);
         let extractors = Arc::new(Extractors::new(&config.extract)?);
         let host = Self {
@@ -284,7 +294,12 @@ impl Host {
     }
 
     /// Checks a connector's configuration: schema, sync rules, and the plugin's own checks.
-    pub async fn validate_connector(&self, spec: &ConnectorSpec) -> Result<(), JobError> {
+    /// With `ping`, also checks that the source is reachable with these credentials.
+    pub async fn validate_connector(
+        &self,
+        spec: &ConnectorSpec,
+        ping: bool,
+    ) -> Result<(), JobError> {
         let plugin = self
             .registry
             .get(&spec.plugin)
@@ -296,7 +311,11 @@ impl Host {
             "validate-config",
             call_validate_config(&config)
         )?
-        .map_err(plugin_error)
+        .map_err(plugin_error)?;
+        if ping {
+            call_export!(&mut instance, "ping", call_ping(&config))?.map_err(plugin_error)?;
+        }
+        Ok(())
     }
 
     /// Runs a sync job for the connector `id` (of `tenant`, if given) and records it.
@@ -407,7 +426,7 @@ impl Host {
         )?
         .map_err(plugin_error)?;
         let deps = PipelineDeps {
-            sink: self.sink.clone(),
+            sink: options.sink.clone().unwrap_or_else(|| self.sink.clone()),
             http: self.http.clone(),
             extract: Arc::new(Extraction::new(self.extractors.clone(), use_service)),
             config: self.config.pipeline.clone(),

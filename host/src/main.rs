@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tributary::config::SinkKind;
 use tributary::report::{print_report, sync_with_progress};
 use tributary::sink::SearchRequest;
 use tributary::{Host, HostConfig, JobStatus, SyncKind};
@@ -17,6 +18,9 @@ struct Cli {
     /// Data directory (overrides the configuration file).
     #[arg(long, global = true, env = "TRIBUTARY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where documents go; overrides `[sink] kind` of the configuration file.
+    #[arg(long, global = true, value_enum, env = "TRIBUTARY_SINK")]
+    sink: Option<SinkArg>,
     /// Log filter, e.g. `info`, `debug`, `tributary=debug,plugin=trace`.
     #[arg(long, global = true, env = "TRIBUTARY_LOG", default_value = "warn")]
     log: String,
@@ -32,7 +36,11 @@ enum Command {
     /// List loaded plugins and their versions.
     Plugins,
     /// List configured connectors and check each configuration with its plugin.
-    Connectors,
+    Connectors {
+        /// Also call each source with the configured credentials (the plugin's `ping`).
+        #[arg(long)]
+        ping: bool,
+    },
     /// Run a sync job.
     Sync {
         /// Connector id.
@@ -75,12 +83,33 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
+    /// Act as Elastic's connectors service: `--config` names its config.yml; the pending sync
+    /// jobs of the connectors it lists are claimed from Elasticsearch and run by the plugins.
+    ConnectorsService {
+        /// A tributary.toml for host settings (data_dir, limits); optional.
+        #[arg(long)]
+        host_config: Option<PathBuf>,
+        /// Run one polling round, wait for the jobs it started, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Write, build and check plugins (`plugin new|build|check`).
+    Plugin {
+        #[command(subcommand)]
+        command: tributary::scaffold::PluginCommand,
+    },
     /// Run scheduled syncs and serve /health, /plugins and /search over HTTP.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SinkArg {
+    Embedded,
+    Elasticsearch,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,10 +171,68 @@ fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
     }
+    if let Some(sink) = cli.sink {
+        config.sink.kind = match sink {
+            SinkArg::Embedded => SinkKind::Embedded,
+            SinkArg::Elasticsearch => SinkKind::Elasticsearch,
+        };
+    }
     Ok(config)
 }
 
+/// `tributary connectors-service --config config.yml`: the global `--config` names Elastic's
+/// config.yml here, so host settings come from `--host-config` (or defaults).
+async fn connectors_service(
+    cli: &Cli,
+    host_config: Option<&PathBuf>,
+    once: bool,
+) -> anyhow::Result<()> {
+    use tributary::connectors_service::{ConnectorsService, config::ServiceConfig};
+    let path = cli
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("pass Elastic's config.yml with --config"))?;
+    let service_config = ServiceConfig::load(path)?;
+    let mut config = match host_config {
+        Some(p) => HostConfig::load(p)?,
+        None => HostConfig::default(),
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.sink.kind = SinkKind::Elasticsearch;
+    config.elasticsearch = service_config.elasticsearch.clone();
+    if let Some(max) = service_config.service.max_file_download_size {
+        config.pipeline.max_download_bytes = max;
+    }
+    if let Some(n) = service_config.concurrent_downloads {
+        config.pipeline.default_download_concurrency = n.max(1);
+    }
+    if let Some(url) = &service_config.extraction_service {
+        config.extract.service_url = Some(url.clone());
+    }
+    let host = Arc::new(Host::open(config).await?);
+    let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "tributary".into());
+    let service = ConnectorsService::new(host, service_config, &hostname)?;
+    if once {
+        for job in service.poll_once().await? {
+            let outcome = job.await?;
+            println!("{} {}", outcome.job_id, outcome.status.unwrap_or_default());
+        }
+        return Ok(());
+    }
+    service
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    if let Command::ConnectorsService { host_config, once } = &cli.command {
+        connectors_service(&cli, host_config.as_ref(), *once).await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let config = load_config(&cli)?;
     match cli.command {
         Command::Demo => {
@@ -168,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 );
             }
         }
-        Command::Connectors => {
+        Command::Connectors { ping } => {
             let host = Host::open(config).await?;
             let specs = host.config().connectors.clone();
             if specs.is_empty() {
@@ -176,13 +263,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             let mut ok = true;
             for spec in &specs {
-                match host.validate_connector(spec).await {
+                match host.validate_connector(spec, ping).await {
                     Ok(()) => println!(
-                        "{}/{} ({}) → index {}: configuration ok",
+                        "{}/{} ({}) → index {}: configuration ok{}",
                         spec.tenant,
                         spec.id,
                         spec.plugin,
-                        spec.index_name()
+                        spec.index_name(),
+                        if ping { ", source reachable" } else { "" }
                     ),
                     Err(e) => {
                         ok = false;
@@ -291,6 +379,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     job.error.map(|e| e.to_string()).unwrap_or_default()
                 );
             }
+        }
+        Command::ConnectorsService { .. } => {}
+        Command::Plugin { command } => {
+            tributary::scaffold::run(command, config).await?;
         }
         Command::Serve { listen } => {
             let host = Arc::new(Host::open(config).await?);

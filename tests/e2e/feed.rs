@@ -45,7 +45,10 @@ async fn full_then_incremental_sync_uses_the_stored_cursor() {
         "visible HTML text only"
     );
     assert_eq!(docs["c"].fields["title"], json!("Gamma"));
-    assert_eq!(t.state("news", "cursor").await, Some(json!(feed.cursor())));
+    assert_eq!(
+        t.state("news", "cursor").await,
+        Some(json!({"version": 1, "state": feed.cursor()}))
+    );
 
     // The index is searchable.
     let hits = t
@@ -76,7 +79,10 @@ async fn full_then_incremental_sync_uses_the_stored_cursor() {
     let docs = t.documents("news").await;
     assert_eq!(docs.keys().collect::<Vec<_>>(), ["b", "c", "d"]);
     assert_eq!(docs["b"].body.as_deref(), Some("holiday schedule, revised"));
-    assert_eq!(t.state("news", "cursor").await, Some(json!(feed.cursor())));
+    assert_eq!(
+        t.state("news", "cursor").await,
+        Some(json!({"version": 1, "state": feed.cursor()}))
+    );
     let requests = feed.faults().seen();
     assert!(
         requests
@@ -149,5 +155,40 @@ async fn sync_rules_exclude_documents_before_download() {
         feed.faults().count("/files/"),
         0,
         "excluded content is never downloaded"
+    );
+}
+
+#[tokio::test]
+async fn connectors_are_validated_and_pinged() {
+    let feed = FakeFeed::start(Some("s3cret")).await.unwrap();
+    let good = feed_connector(&feed);
+    let mut wrong_token = feed_connector(&feed);
+    wrong_token.id = "wrong".into();
+    wrong_token.config.insert("api_token".into(), json!("nope"));
+    let mut typo = feed_connector(&feed);
+    typo.id = "typo".into();
+    typo.config.insert("page_sise".into(), json!(5));
+    let t = host_with(
+        vec![good.clone(), wrong_token.clone(), typo.clone()],
+        |_| {},
+    )
+    .await;
+    t.host.validate_connector(&good, true).await.unwrap();
+    // The configuration is fine; only pinging the source shows the token is wrong.
+    t.host
+        .validate_connector(&wrong_token, false)
+        .await
+        .unwrap();
+    let error = t
+        .host
+        .validate_connector(&wrong_token, true)
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("401"), "{error:?}");
+    let error = t.host.validate_connector(&typo, false).await.unwrap_err();
+    assert_eq!(error.kind, "config");
+    assert!(
+        error.message.contains("unknown setting `page_sise`"),
+        "{error:?}"
     );
 }

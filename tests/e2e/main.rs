@@ -2,7 +2,12 @@
 //! running in the real host against the fake APIs in `tributary-fakes`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod boxes;
+mod dropbox;
+mod elasticsearch;
 mod extraction;
 mod feed;
+mod foreign;
+mod plugin_cli;
 mod sandbox;
 mod support;

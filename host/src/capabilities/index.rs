@@ -681,18 +681,20 @@ pub(crate) async fn download(
     for attempt in 0..attempts {
         let delay = backoff.saturating_mul(2u32.saturating_pow(attempt.min(10)));
         match http.execute(allowlist, &request.request, max_bytes).await {
+            // 202 is Box's "file not ready yet, come back after Retry-After" (not a body).
+            Ok(f) if f.status == 202 => {
+                last_status = Some(202);
+                last = "HTTP 202: the file is not ready yet".into();
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(retry_after(&f.headers).unwrap_or(delay)).await;
+                }
+            }
             Ok(f) if (200..300).contains(&f.status) => return Ok(f.body),
             Ok(f) if f.status == 429 || f.status == 503 || f.status >= 500 => {
                 last_status = Some(f.status);
                 last = format!("HTTP {}", f.status);
-                let retry_after = f
-                    .headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(300)));
                 if attempt + 1 < attempts {
-                    tokio::time::sleep(retry_after.unwrap_or(delay)).await;
+                    tokio::time::sleep(retry_after(&f.headers).unwrap_or(delay)).await;
                 }
             }
             Ok(f) => {
@@ -729,6 +731,15 @@ pub(crate) async fn download(
         status: last_status,
         message: format!("download failed after {attempts} attempt(s): {last}"),
     })
+}
+
+/// A `Retry-After` in seconds (capped at five minutes: a server cannot park a job for hours).
+fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(300)))
 }
 
 /// The `index` state of a plugin instance: a pipeline while a sync job runs, nothing otherwise.
@@ -819,7 +830,7 @@ impl index::Host for IndexCtx {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use std::time::Duration;
 
     use axum::routing::get;
@@ -842,6 +853,8 @@ mod tests {
     }
 
     async fn fixture() -> Fixture {
+        use axum::response::IntoResponse;
+        let later_calls = Arc::new(AtomicU64::new(0));
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(EmbeddedIndex::new(dir.path()));
         let server = tributary_fakes::FakeServer::start(
@@ -853,7 +866,22 @@ mod tests {
                         "slow body"
                     }),
                 )
-                .route("/fast.txt", get(|| async { "fast body" })),
+                .route("/fast.txt", get(|| async { "fast body" }))
+                .route(
+                    "/later.txt",
+                    get(move || {
+                        let calls = later_calls.clone();
+                        async move {
+                            // Box answers 202 + Retry-After while a new upload is processed.
+                            if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+                                (axum::http::StatusCode::ACCEPTED, [("retry-after", "0")], "")
+                                    .into_response()
+                            } else {
+                                "ready now".into_response()
+                            }
+                        }
+                    }),
+                ),
         )
         .await
         .unwrap();
@@ -1015,6 +1043,11 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        let mut later = f.fetch_doc("later", "/later.txt");
+        if let Some(Content::Fetch(req)) = later.content.as_mut() {
+            req.retries = 1;
+        }
+        p.upsert(vec![later]).await.unwrap().unwrap();
         let failures = p
             .checkpoint(vec![("cursor".into(), Some(b"42".to_vec()))])
             .await
@@ -1025,6 +1058,11 @@ mod tests {
         assert!(!bodies.contains_key("gone"), "{bodies:?}");
         assert_eq!(bodies["replaced"].as_deref(), Some("newer"));
         assert_eq!(bodies["fetched"].as_deref(), Some("fast body"));
+        assert_eq!(
+            bodies["later"].as_deref(),
+            Some("ready now"),
+            "202 is retried, not indexed as empty"
+        );
         assert_eq!(
             f.storage.get("cursor".into()).await.unwrap(),
             Some(b"42".to_vec())

@@ -4,6 +4,7 @@
 //! separate column of the primary key, so no key a plugin crafts can reach another namespace.
 //! Sizes are bounded per value, per key and per namespace.
 
+use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -101,13 +102,15 @@ impl StorageCtx {
     /// Keys starting with `prefix`, sorted.
     pub async fn list_keys(&self, prefix: String) -> Result<Vec<String>, StorageError> {
         let ns = self.ns.clone();
+        // A range on the primary key (not a scan of every key): [prefix, successor(prefix)).
+        let upper = prefix_successor(&prefix);
         self.db
             .call(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT key FROM kv WHERE tenant = ?1 AND connector = ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key",
+                    "SELECT key FROM kv WHERE tenant = ?1 AND connector = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4) ORDER BY key",
                 )?;
                 let keys = stmt
-                    .query_map((&ns.tenant, &ns.connector, &prefix), |r| r.get::<_, String>(0))?
+                    .query_map((&ns.tenant, &ns.connector, &prefix, &upper), |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(keys)
             })
@@ -136,37 +139,85 @@ impl StorageCtx {
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let now = crate::util::unix_now();
+                let (mut keys, mut bytes) = usage(&tx, &ns)?;
                 for (key, value) in &writes {
+                    let old: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT length(CAST(key AS BLOB)) + length(value) FROM kv WHERE tenant = ?1 AND connector = ?2 AND key = ?3",
+                        )?
+                        .query_row((&ns.tenant, &ns.connector, key), |r| r.get(0))
+                        .optional()?;
+                    if let Some(old) = old {
+                        keys -= 1;
+                        bytes -= old;
+                    }
                     match value {
-                        Some(value) => tx.execute(
-                            "INSERT INTO kv (tenant, connector, key, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT (tenant, connector, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                            (&ns.tenant, &ns.connector, key, value, now),
-                        )?,
-                        None => tx.execute(
-                            "DELETE FROM kv WHERE tenant = ?1 AND connector = ?2 AND key = ?3",
-                            (&ns.tenant, &ns.connector, key),
-                        )?,
-                    };
+                        Some(value) => {
+                            tx.prepare_cached(
+                                "INSERT INTO kv (tenant, connector, key, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                                 ON CONFLICT (tenant, connector, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                            )?
+                            .execute((&ns.tenant, &ns.connector, key, value, now))?;
+                            keys += 1;
+                            bytes += (key.len() + value.len()) as i64;
+                        }
+                        None => {
+                            tx.prepare_cached("DELETE FROM kv WHERE tenant = ?1 AND connector = ?2 AND key = ?3")?
+                                .execute((&ns.tenant, &ns.connector, key))?;
+                        }
+                    }
                 }
-                let (keys, bytes): (u64, u64) = tx.query_row(
-                    "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv WHERE tenant = ?1 AND connector = ?2",
-                    (&ns.tenant, &ns.connector),
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-                )?;
-                if keys > limits.max_keys || bytes > limits.max_total_bytes {
+                if keys as u64 > limits.max_keys || bytes as u64 > limits.max_total_bytes {
                     // Dropping the transaction rolls every write back.
                     return Ok(Err(StorageError::QuotaExceeded(format!(
                         "connector state would hold {keys} keys / {bytes} bytes; the limits are {} keys / {} bytes",
                         limits.max_keys, limits.max_total_bytes
                     ))));
                 }
+                tx.execute(
+                    "INSERT INTO kv_usage (tenant, connector, keys, bytes) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, connector) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+                    (&ns.tenant, &ns.connector, keys, bytes),
+                )?;
                 tx.commit()?;
                 Ok(Ok(()))
             })
             .await
             .map_err(unavailable)?
     }
+}
+
+/// The namespace's running totals, computed once from its keys when no total is recorded yet.
+fn usage(tx: &rusqlite::Transaction<'_>, ns: &Namespace) -> rusqlite::Result<(i64, i64)> {
+    let recorded = tx
+        .query_row(
+            "SELECT keys, bytes FROM kv_usage WHERE tenant = ?1 AND connector = ?2",
+            (&ns.tenant, &ns.connector),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match recorded {
+        Some(totals) => Ok(totals),
+        None => tx.query_row(
+            "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) FROM kv WHERE tenant = ?1 AND connector = ?2",
+            (&ns.tenant, &ns.connector),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ),
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix` (UTF-8 orders like code
+/// points, as SQLite's binary collation compares), or `None` when no bound exists.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn unavailable(err: anyhow::Error) -> StorageError {
@@ -256,6 +307,59 @@ mod tests {
             vec!["../t2/c/cursor", "cursor"]
         );
         assert_eq!(a.list_keys("cur".into()).await.unwrap(), vec!["cursor"]);
+    }
+
+    #[test]
+    fn prefix_successors_bound_ranges() {
+        assert_eq!(prefix_successor("p:/a"), Some("p:/b".into()));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(
+            prefix_successor("\u{D7FF}"),
+            Some("\u{E000}".into()),
+            "surrogates are skipped"
+        );
+    }
+
+    #[tokio::test]
+    async fn prefix_listing_is_exact() {
+        let db = Db::in_memory().unwrap();
+        let s = ctx(&db, "t", "c", StorageLimits::default());
+        let keys = ["p:/a", "p:/a/b", "p:/a\u{10FFFF}x", "p:/ab", "p:/b", "q"];
+        s.apply(
+            keys.iter()
+                .map(|k| (k.to_string(), Some(vec![1])))
+                .collect(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.list_keys("p:/a".into()).await.unwrap(),
+            vec!["p:/a", "p:/a/b", "p:/ab", "p:/a\u{10FFFF}x"]
+        );
+        assert_eq!(s.list_keys("p:/a/".into()).await.unwrap(), vec!["p:/a/b"]);
+        assert_eq!(s.list_keys("".into()).await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn quota_totals_follow_overwrites_and_deletes() {
+        let db = Db::in_memory().unwrap();
+        let limits = StorageLimits {
+            max_total_bytes: 20,
+            ..StorageLimits::default()
+        };
+        let s = ctx(&db, "t", "c", limits);
+        // "k" + 9 bytes = 10 bytes; overwriting it many times must not accumulate.
+        for _ in 0..5 {
+            s.apply(vec![("k".into(), Some(vec![0; 9]))]).await.unwrap();
+        }
+        s.apply(vec![("j".into(), Some(vec![0; 9]))]).await.unwrap();
+        assert!(matches!(
+            s.apply(vec![("i".into(), Some(vec![0; 1]))]).await,
+            Err(StorageError::QuotaExceeded(_))
+        ));
+        s.apply(vec![("k".into(), None)]).await.unwrap();
+        s.apply(vec![("i".into(), Some(vec![0; 9]))]).await.unwrap();
     }
 
     #[tokio::test]

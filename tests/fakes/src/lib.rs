@@ -7,8 +7,10 @@
 
 pub mod boxapi;
 pub mod dropbox;
+pub mod elasticsearch;
 pub mod faults;
 pub mod feed;
+pub mod rss;
 pub mod server;
 
 pub use faults::{Fault, FaultPlan};
