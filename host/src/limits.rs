@@ -1,10 +1,13 @@
-//! Per-instance resource limits: linear memory (a [`ResourceLimiter`]) and guest CPU time (call
-//! hooks measure time spent in wasm, an epoch callback enforces the budget).
+//! Per-instance resource limits: linear memory (a [`ResourceLimiter`]), guest CPU time (call
+//! hooks measure time spent in wasm, an epoch callback enforces the budget) and the rate of calls
+//! into the host's capabilities ([`HostCalls`]).
 //!
 //! CPU is measured as wall time between entering wasm and leaving it for the host, so a plugin
 //! waiting on HTTP, sleeping for `Retry-After` or blocked on index backpressure spends nothing; a
 //! plugin that computes forever is stopped with a clear error.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -64,6 +67,11 @@ pub enum Breach {
         /// The budget.
         limit: Duration,
     },
+    /// Called the host's capabilities faster than allowed.
+    HostCalls {
+        /// Calls allowed per second.
+        per_second: u64,
+    },
 }
 
 impl std::fmt::Display for Breach {
@@ -71,14 +79,18 @@ impl std::fmt::Display for Breach {
         match self {
             Breach::Memory { limit, requested } => write!(
                 f,
-                "plugin exceeded its memory limit of {} MiB (asked to grow to {} MiB)",
+                "plugin exceeded its memory limit of {} MiB (asked to grow to {:.1} MiB)",
                 limit / (1024 * 1024),
-                requested / (1024 * 1024)
+                *requested as f64 / (1024.0 * 1024.0)
             ),
             Breach::Cpu { limit } => write!(
                 f,
                 "plugin exceeded its CPU limit of {} s of guest compute",
                 limit.as_secs_f64()
+            ),
+            Breach::HostCalls { per_second } => write!(
+                f,
+                "plugin exceeded its limit of {per_second} host calls per second"
             ),
         }
     }
@@ -186,6 +198,94 @@ impl CpuMeter {
     }
 }
 
+/// Rate of calls into the host's own capabilities (`log`, `http`, `storage`, `index`, `extract`)
+/// of one plugin instance, counted in one-second windows.
+///
+/// Time spent inside the host is not guest CPU time, so without this a plugin calling the host in
+/// a tight loop (a log line, a storage read) would burn host CPU and hammer shared resources for
+/// as long as its wall-clock limit allows. Every capability call is charged here first; past the
+/// rate the call traps and the breach is reported as a limit (see `runtime.rs`). Wasmtime's call
+/// hooks cannot tell host functions from libcalls (`memory.copy` is one), which is why the
+/// capabilities charge themselves instead.
+#[derive(Clone, Debug)]
+pub struct HostCalls {
+    per_second: u64,
+    window: Arc<Mutex<CallWindow>>,
+    /// Set with the breach: read on every call hook, so it must be cheap.
+    tripped: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct CallWindow {
+    started: Instant,
+    calls: u64,
+    breach: Option<Breach>,
+}
+
+impl Default for HostCalls {
+    /// No limit (contexts built outside a store, e.g. by tests and admin tools).
+    fn default() -> Self {
+        Self::new(u64::MAX)
+    }
+}
+
+impl HostCalls {
+    /// A meter allowing `per_second` calls in every one-second window.
+    pub fn new(per_second: u64) -> Self {
+        Self {
+            per_second: per_second.max(1),
+            window: Arc::new(Mutex::new(CallWindow {
+                started: Instant::now(),
+                calls: 0,
+                breach: None,
+            })),
+            tripped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Counts one call; `Err` once the rate is exceeded (and for every call after that).
+    pub fn charge(&self) -> Result<(), Breach> {
+        let Ok(mut w) = self.window.lock() else {
+            // A poisoned meter fails closed.
+            return Err(Breach::HostCalls {
+                per_second: self.per_second,
+            });
+        };
+        if let Some(breach) = &w.breach {
+            return Err(breach.clone());
+        }
+        let now = Instant::now();
+        if now.saturating_duration_since(w.started) >= Duration::from_secs(1) {
+            w.started = now;
+            w.calls = 0;
+        }
+        w.calls += 1;
+        if w.calls > self.per_second {
+            let breach = Breach::HostCalls {
+                per_second: self.per_second,
+            };
+            w.breach = Some(breach.clone());
+            self.tripped.store(true, Ordering::Release);
+            return Err(breach);
+        }
+        Ok(())
+    }
+
+    /// [`Self::charge`] for a capability: a breach traps the guest.
+    pub fn charge_or_trap(&self) -> wasmtime::Result<()> {
+        self.charge()
+            .map_err(|breach| wasmtime::Error::msg(breach.to_string()))
+    }
+
+    /// The breach, once the rate was exceeded.
+    pub fn breach(&self) -> Option<Breach> {
+        if !self.tripped.load(Ordering::Acquire) {
+            return None;
+        }
+        self.window.lock().ok().and_then(|w| w.breach.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -204,6 +304,28 @@ mod tests {
                 requested: 3 << 20
             })
         );
+    }
+
+    #[test]
+    fn host_calls_are_rate_limited_and_the_breach_sticks() {
+        let calls = HostCalls::new(3);
+        let shared = calls.clone();
+        for _ in 0..3 {
+            assert!(calls.charge().is_ok());
+        }
+        assert_eq!(calls.breach(), None);
+        // The fourth call within a second breaches, through any clone of the meter.
+        assert_eq!(shared.charge(), Err(Breach::HostCalls { per_second: 3 }));
+        let err = calls.charge_or_trap().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exceeded its limit of 3 host calls per second"),
+            "{err}"
+        );
+        assert_eq!(calls.breach(), Some(Breach::HostCalls { per_second: 3 }));
+        // Unlimited by default.
+        let free = HostCalls::default();
+        assert!((0..10_000).all(|_| free.charge().is_ok()));
     }
 
     #[test]

@@ -174,7 +174,8 @@ fn compare(actual: &str, expected: &str) -> Option<std::cmp::Ordering> {
     Some(actual.cmp(expected))
 }
 
-/// An RFC 3339 timestamp (or a bare date) as seconds since the epoch, for ordering.
+/// An RFC 3339 timestamp (or a bare date) as seconds since the epoch, for ordering. Values come
+/// from documents (plugin-controlled): anything out of range is `None`, never an overflow.
 pub fn timestamp_key(s: &str) -> Option<i64> {
     let s = s.trim();
     let (date, rest) = s.split_at(s.find(['T', ' ']).unwrap_or(s.len()));
@@ -184,7 +185,11 @@ pub fn timestamp_key(s: &str) -> Option<i64> {
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
     );
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if parts.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || !(-MAX_YEAR..=MAX_YEAR).contains(&y)
+    {
         return None;
     }
     let (mut secs, mut offset) = (0i64, 0i64);
@@ -198,15 +203,21 @@ pub fn timestamp_key(s: &str) -> Option<i64> {
         let h: i64 = hms.next()?.parse().ok()?;
         let mi: i64 = hms.next()?.parse().ok()?;
         let sec: f64 = hms.next().unwrap_or("0").parse().ok()?;
+        if !(0..=24).contains(&h) || !(0..=59).contains(&mi) || !(0.0..61.0).contains(&sec) {
+            return None;
+        }
         secs = h * 3600 + mi * 60 + sec as i64;
         if let Some(sign) = zone.chars().next().filter(|c| *c == '+' || *c == '-') {
             let mut z = zone[1..].split(':');
             let zh: i64 = z.next()?.parse().ok()?;
             let zm: i64 = z.next().unwrap_or("0").parse().ok()?;
+            if !(0..=23).contains(&zh) || !(0..=59).contains(&zm) {
+                return None;
+            }
             offset = (zh * 3600 + zm * 60) * if sign == '+' { 1 } else { -1 };
         }
     }
-    // Days from civil (Howard Hinnant's algorithm).
+    // Days from civil (Howard Hinnant's algorithm); the year bound keeps it far from overflow.
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -216,6 +227,9 @@ pub fn timestamp_key(s: &str) -> Option<i64> {
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + secs - offset)
 }
+
+/// Years beyond this are not dates anyone syncs (and would overflow seconds since the epoch).
+const MAX_YEAR: i64 = 1_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -300,5 +314,188 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Property tests: rules come from operators and APIs, the values they test from plugins.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn condition() -> impl Strategy<Value = Condition> {
+            prop_oneof![
+                Just(Condition::Equals),
+                Just(Condition::Contains),
+                Just(Condition::StartsWith),
+                Just(Condition::EndsWith),
+                Just(Condition::Regex),
+                Just(Condition::Less),
+                Just(Condition::Greater),
+            ]
+        }
+
+        fn policy() -> impl Strategy<Value = Policy> {
+            prop_oneof![Just(Policy::Include), Just(Policy::Exclude)]
+        }
+
+        /// Any JSON value, a few levels deep.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,24}".prop_map(Value::String),
+                // Text that looks like numbers and timestamps, which `<`/`>` parse.
+                r"[+-]?[0-9]{1,25}(\.[0-9]{0,5})?(e[+-]?[0-9]{1,4})?".prop_map(Value::String),
+                r"-?[0-9]{1,20}-[0-9]{1,3}-[0-9]{1,3}([T ][0-9]{1,20}:[0-9]{1,20}(:[0-9.]{1,8})?([Zz]|[+-][0-9]{1,20}(:[0-9]{1,20})?)?)?"
+                    .prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn has_float(v: &Value) -> bool {
+            match v {
+                Value::Number(n) => n.is_f64(),
+                Value::Array(items) => items.iter().any(has_float),
+                Value::Object(m) => m.values().any(has_float),
+                _ => false,
+            }
+        }
+
+        fn rule_spec() -> impl Strategy<Value = RuleSpec> {
+            (
+                prop_oneof!["[a-c_]{0,3}", ".{0,8}"],
+                condition(),
+                prop_oneof![
+                    json_value(),
+                    r"[a-c.*+?()\[\]|^$\\{}0-9]{0,12}".prop_map(Value::String)
+                ],
+                policy(),
+            )
+                .prop_map(|(field, rule, value, policy)| RuleSpec {
+                    field,
+                    rule,
+                    value,
+                    policy,
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Compiling any rules and testing any document never panics; errors name rules.
+            #[test]
+            fn rules_never_panic(
+                specs in prop::collection::vec(rule_spec(), 0..6),
+                fields in prop::collection::btree_map("[a-c_]{1,3}", json_value(), 0..6),
+            ) {
+                let fields: Map<String, Value> = fields.into_iter().collect();
+                match Rules::compile(&specs) {
+                    Ok(rules) => {
+                        let _ = rules.includes(&fields);
+                        prop_assert_eq!(rules.is_empty(), specs.is_empty());
+                    }
+                    Err(errors) => {
+                        prop_assert!(!errors.is_empty());
+                        for e in errors {
+                            prop_assert!(e.starts_with("rule "), "{}", e);
+                        }
+                    }
+                }
+            }
+
+            /// Rules survive a JSON round trip (the API stores them as JSON).
+            #[test]
+            fn rule_specs_round_trip_through_json(spec in rule_spec()) {
+                // serde_json reads floats back exactly only with `float_roundtrip`: leave them out.
+                prop_assume!(!has_float(&spec.value));
+                let text = serde_json::to_string(&spec).unwrap();
+                let once: RuleSpec = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(&once, &spec);
+            }
+
+            /// One `equals` rule decides exactly the documents whose field equals its value (or
+            /// holds it in a list); every other document is included.
+            #[test]
+            fn an_equals_rule_decides_exactly_its_matches(
+                value in "[a-z0-9 ]{0,6}",
+                other in "[a-z0-9 ]{0,6}",
+                policy in policy(),
+            ) {
+                let rules = Rules::compile(&[RuleSpec {
+                    field: "name".into(),
+                    rule: Condition::Equals,
+                    value: Value::String(value.clone()),
+                    policy,
+                }])
+                .unwrap();
+                let doc = |v: Value| -> Map<String, Value> {
+                    [("name".to_string(), v)].into_iter().collect()
+                };
+                let decided = policy == Policy::Include;
+                prop_assert_eq!(rules.includes(&doc(Value::String(value.clone()))), decided);
+                prop_assert_eq!(
+                    rules.includes(&doc(Value::Array(vec![Value::String(other.clone()), Value::String(value.clone())]))),
+                    decided
+                );
+                prop_assert_eq!(rules.includes(&doc(Value::String(other.clone()))), other != value || decided);
+                prop_assert!(rules.includes(&Map::new()), "absent fields never match");
+            }
+
+            /// `<` and `>` agree with numeric order for numbers, and are mutually exclusive.
+            #[test]
+            fn comparisons_follow_numeric_order(a in -1e12f64..1e12, b in -1e12f64..1e12) {
+                let rule = |rule| Rules::compile(&[RuleSpec {
+                    field: "n".into(),
+                    rule,
+                    value: Value::from(b),
+                    policy: Policy::Exclude,
+                }])
+                .unwrap();
+                let doc: Map<String, Value> = [("n".to_string(), Value::from(a))].into_iter().collect();
+                let less = !rule(Condition::Less).includes(&doc);
+                let greater = !rule(Condition::Greater).includes(&doc);
+                prop_assert_eq!(less, a < b);
+                prop_assert_eq!(greater, a > b);
+                prop_assert!(!(less && greater));
+            }
+
+            /// Timestamps never overflow, and valid ones order like the instants they name.
+            #[test]
+            fn timestamps_never_overflow_and_order_chronologically(
+                text in ".{0,40}",
+                (y1, m1, d1, h1, mi1, s1) in (1i64..9999, 1i64..=12, 1i64..=28, 0i64..24, 0i64..60, 0i64..60),
+                (y2, m2, d2, h2, mi2, s2) in (1i64..9999, 1i64..=12, 1i64..=28, 0i64..24, 0i64..60, 0i64..60),
+                offset_hours in 0i64..14,
+            ) {
+                let _ = timestamp_key(&text);
+                let stamp = |y, m, d, h, mi, s| format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+                let a = timestamp_key(&stamp(y1, m1, d1, h1, mi1, s1)).unwrap();
+                let b = timestamp_key(&stamp(y2, m2, d2, h2, mi2, s2)).unwrap();
+                prop_assert_eq!(a.cmp(&b), (y1, m1, d1, h1, mi1, s1).cmp(&(y2, m2, d2, h2, mi2, s2)));
+                // An offset moves the instant by exactly that much.
+                let zoned = format!("{y1:04}-{m1:02}-{d1:02}T{h1:02}:{mi1:02}:{s1:02}+{offset_hours:02}:00");
+                prop_assert_eq!(timestamp_key(&zoned), Some(a - offset_hours * 3600));
+            }
+        }
+
+        #[test]
+        fn absurd_timestamps_are_not_dates() {
+            for s in [
+                "9223372036854775807-01-01",
+                "2024-01-01T9223372036854775807:00",
+                "2024-01-01T00:00:00+9223372036854775807",
+                "-9223372036854775808-12-31T23:59:59Z",
+            ] {
+                assert_eq!(timestamp_key(s), None, "{s}");
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! A plugin instance gets WASI with no files, no environment, no arguments and no sockets
 //! (clocks and randomness only; its stderr is captured for error reports), plus tributary's own
-//! capabilities. Memory and CPU limits are installed on every store.
+//! capabilities. Memory and CPU limits, and a rate limit on capability calls, are installed on
+//! every store.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -25,7 +27,7 @@ use crate::capabilities::http::HttpCtx;
 use crate::capabilities::index::IndexCtx;
 use crate::capabilities::log::LogCtx;
 use crate::capabilities::storage::StorageCtx;
-use crate::limits::{CpuMeter, Limits, MemoryLimiter};
+use crate::limits::{CpuMeter, HostCalls, Limits, MemoryLimiter};
 
 /// How often the epoch advances; also the granularity of CPU checks and cooperative yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -39,8 +41,10 @@ pub struct StoreState {
     stderr: MemoryOutputPipe,
     /// Memory limit and its breach, if any.
     pub memory: MemoryLimiter,
-    /// CPU meter and its breach, if any.
+    /// CPU meter and its breach, if any (a breach of the host-call rate is recorded here too).
     pub cpu: CpuMeter,
+    /// Rate of capability calls, shared with every capability of this store.
+    pub calls: HostCalls,
     /// `log` capability.
     pub log: LogCtx,
     /// `http` capability.
@@ -93,6 +97,9 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// Plugin instances alive at once when pooling.
     pub pool_instances: u32,
+    /// Calls one plugin instance may make into the host's capabilities per second; past it the
+    /// plugin is stopped with a limit error (a plugin calling the host in a tight loop).
+    pub max_host_calls_per_second: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -100,6 +107,7 @@ impl Default for RuntimeConfig {
         Self {
             pooling: true,
             pool_instances: 64,
+            max_host_calls_per_second: 20_000,
         }
     }
 }
@@ -111,6 +119,7 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     limits: Limits,
     pooling: bool,
+    max_host_calls_per_second: u64,
 }
 
 fn engine_config(limits: &Limits, pool: Option<&RuntimeConfig>) -> Config {
@@ -182,6 +191,7 @@ impl Runtime {
             cache_dir,
             limits,
             pooling,
+            max_host_calls_per_second: config.max_host_calls_per_second,
         })
     }
 
@@ -252,7 +262,7 @@ impl Runtime {
     }
 
     /// A sandboxed store with these capabilities and limits.
-    pub fn store(&self, caps: Capabilities, limits: &Limits) -> Store<StoreState> {
+    pub fn store(&self, mut caps: Capabilities, limits: &Limits) -> Store<StoreState> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -260,12 +270,19 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let calls = HostCalls::new(self.max_host_calls_per_second);
+        caps.log.calls = calls.clone();
+        caps.http.calls = calls.clone();
+        caps.storage.calls = calls.clone();
+        caps.index.calls = calls.clone();
+        caps.extract.calls = calls.clone();
         let state = StoreState {
             wasi,
             table: ResourceTable::new(),
             stderr,
             memory: MemoryLimiter::new(limits.memory_bytes()),
             cpu: CpuMeter::new(limits.cpu()),
+            calls,
             log: caps.log,
             http: caps.http,
             storage: caps.storage,
@@ -275,7 +292,16 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.call_hook(|mut ctx, hook| {
-            ctx.data_mut().cpu.on_hook(hook);
+            let data = ctx.data_mut();
+            data.cpu.on_hook(hook);
+            // A capability that refused the call for its rate trapped; record why, so the job
+            // reports a limit rather than an anonymous trap.
+            if matches!(hook, CallHook::ReturningFromHost)
+                && data.cpu.breach.is_none()
+                && let Some(breach) = data.calls.breach()
+            {
+                data.cpu.breach = Some(breach);
+            }
             Ok(())
         });
         store.epoch_deadline_callback(|mut ctx| match ctx.data_mut().cpu.check() {

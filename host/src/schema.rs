@@ -287,4 +287,194 @@ mod tests {
             vec!["`admin` (ADMIN) is required when `dls` is true".to_string()]
         );
     }
+
+    /// Property tests: the schema comes from a plugin's manifest, the values from operators and
+    /// APIs. Manifests themselves are checked by `registry::check_manifest`, tested here too.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::bindings::plugin::{Features, PluginManifest};
+        use crate::registry::check_manifest;
+
+        fn kind() -> impl Strategy<Value = FieldKind> {
+            prop_oneof![
+                Just(FieldKind::Text),
+                Just(FieldKind::Textarea),
+                Just(FieldKind::Integer),
+                Just(FieldKind::Boolean),
+                Just(FieldKind::List),
+                Just(FieldKind::Select),
+                Just(FieldKind::Json),
+            ]
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                prop_oneof![".{0,12}", " ?[0-9-]{0,20} ?", "(true|false|TRUE|a|b|, )+"]
+                    .prop_map(Value::String),
+            ];
+            leaf.prop_recursive(2, 12, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-d]{1,2}", inner, 0..3)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Any JSON text, and text that is not JSON.
+        fn json_text() -> impl Strategy<Value = String> {
+            prop_oneof![json_value().prop_map(|v| v.to_string()), ".{0,12}"]
+        }
+
+        /// A field; with `defaults`, possibly a default (of any kind, or not JSON at all).
+        fn config_field(defaults: bool) -> impl Strategy<Value = ConfigField> {
+            (
+                prop_oneof!["[a-d]{1,2}", "[a-z_]{0,4}", ".{0,6}"],
+                kind(),
+                prop::collection::vec("[a-c]{1,2}", 0..3),
+                prop::option::of(json_text()),
+                any::<bool>(),
+                prop::collection::vec(("[a-d]{1,2}", json_text()), 0..2),
+                prop::option::of(-100i64..100),
+                prop::option::of(-100i64..100),
+            )
+                .prop_map(
+                    move |(key, kind, options, default, required, deps, min, max)| ConfigField {
+                        label: key.to_uppercase(),
+                        key,
+                        tooltip: None,
+                        kind,
+                        options: options
+                            .into_iter()
+                            .map(|o| SelectOption {
+                                label: o.clone(),
+                                value: o,
+                            })
+                            .collect(),
+                        default_value: if defaults { default } else { None },
+                        required,
+                        sensitive: false,
+                        hidden: false,
+                        depends_on: deps
+                            .into_iter()
+                            .map(|(field, value)| FieldDependency { field, value })
+                            .collect(),
+                        min,
+                        max,
+                    },
+                )
+        }
+
+        fn raw_config() -> impl Strategy<Value = Map<String, Value>> {
+            prop::collection::btree_map("[a-e]{1,2}", json_value(), 0..6)
+                .prop_map(|m| m.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Resolving any configuration against any schema never panics; what it accepts holds
+            /// only declared keys, integers within their bounds, options of their selects, and
+            /// every required field whose conditions hold.
+            #[test]
+            fn resolve_never_panics_and_keeps_its_promises(
+                fields in prop::collection::vec(config_field(true), 0..6),
+                raw in raw_config(),
+            ) {
+                let Ok(resolved) = resolve(&fields, &raw) else {
+                    return Ok(());
+                };
+                for (key, value) in &resolved {
+                    let field = fields.iter().find(|f| &f.key == key);
+                    prop_assert!(field.is_some(), "undeclared `{}`", key);
+                    let field = field.unwrap();
+                    if raw.get(key).is_some_and(|v| !is_blank(v)) {
+                        match field.kind {
+                            FieldKind::Integer => {
+                                let n = value.as_i64().unwrap();
+                                prop_assert!(field.min.is_none_or(|m| n >= m));
+                                prop_assert!(field.max.is_none_or(|m| n <= m));
+                            }
+                            FieldKind::Select => prop_assert!(
+                                field.options.iter().any(|o| Some(o.value.as_str()) == value.as_str())
+                            ),
+                            FieldKind::Boolean => prop_assert!(value.is_boolean()),
+                            FieldKind::List => prop_assert!(value.as_array().is_some_and(
+                                |items| items.iter().all(Value::is_string)
+                            )),
+                            FieldKind::Text | FieldKind::Textarea => prop_assert!(value.is_string()),
+                            FieldKind::Json => prop_assert_eq!(Some(value), raw.get(key)),
+                        }
+                    }
+                }
+                for field in &fields {
+                    if field.required && active(field, &resolved) {
+                        prop_assert!(resolved.contains_key(&field.key));
+                    }
+                }
+                let _ = redact(&fields, &resolved);
+            }
+
+            /// Without plugin defaults, a resolved configuration is a fixed point: resolving it
+            /// again changes nothing (what the host stores is what the plugin gets).
+            #[test]
+            fn resolved_configurations_are_fixed_points(
+                fields in prop::collection::vec(config_field(false), 0..6),
+                raw in raw_config(),
+            ) {
+                // Keys must be unique, as `check_manifest` guarantees.
+                let mut seen = std::collections::HashSet::new();
+                prop_assume!(fields.iter().all(|f| seen.insert(f.key.clone())));
+                if let Ok(resolved) = resolve(&fields, &raw) {
+                    prop_assert_eq!(resolve(&fields, &resolved), Ok(resolved));
+                }
+            }
+
+            /// Checking any manifest never panics, and an accepted one keeps every promise the
+            /// host relies on.
+            #[test]
+            fn accepted_manifests_are_well_formed(
+                name in prop_oneof!["[a-z0-9-]{1,8}", ".{0,10}", "[a-z]{60,70}"],
+                version in prop_oneof!["[0-9.]{1,8}", ".{0,3}"],
+                config in prop::collection::vec(config_field(true), 0..6),
+            ) {
+                let manifest = PluginManifest {
+                    name,
+                    display_name: "x".into(),
+                    version,
+                    description: String::new(),
+                    config,
+                    features: Features::empty(),
+                };
+                if check_manifest(&manifest).is_err() {
+                    return Ok(());
+                }
+                let m = &manifest;
+                prop_assert!(!m.name.is_empty() && m.name.len() <= 64);
+                prop_assert!(m.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                prop_assert!(!m.version.is_empty() && m.version.len() <= 64);
+                let keys: std::collections::HashSet<&str> = m.config.iter().map(|f| f.key.as_str()).collect();
+                prop_assert_eq!(keys.len(), m.config.len(), "keys are unique");
+                for f in &m.config {
+                    prop_assert!(!f.key.is_empty() && f.key.len() <= 64);
+                    prop_assert!(f.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+                    prop_assert!(f.kind != FieldKind::Select || !f.options.is_empty());
+                    if let Some(d) = &f.default_value {
+                        prop_assert!(serde_json::from_str::<Value>(d).is_ok());
+                    }
+                    for dep in &f.depends_on {
+                        prop_assert!(keys.contains(dep.field.as_str()));
+                    }
+                }
+                // An accepted schema resolves an empty configuration without panicking.
+                let _ = resolve(&m.config, &Map::new());
+            }
+        }
+    }
 }

@@ -18,6 +18,7 @@ use super::http::{Allowlist, HttpEngine};
 use super::index::{FetchOutcome, download};
 use crate::bindings::extract::{self, ExtractError as WitExtractError};
 use crate::bindings::index::ContentRequest;
+use crate::limits::HostCalls;
 
 /// Operator settings for extraction.
 #[derive(Clone, Debug, Deserialize)]
@@ -165,6 +166,8 @@ pub struct ExtractCtx {
     http: Arc<HttpEngine>,
     allowlist: Arc<Allowlist>,
     max_input_bytes: u64,
+    /// Rate of capability calls (installed by the runtime).
+    pub calls: HostCalls,
 }
 
 impl ExtractCtx {
@@ -176,6 +179,7 @@ impl ExtractCtx {
             http,
             allowlist,
             max_input_bytes,
+            calls: HostCalls::default(),
         }
     }
 
@@ -200,6 +204,7 @@ impl extract::Host for ExtractCtx {
         file_name: String,
         mime_type: Option<String>,
     ) -> wasmtime::Result<Result<String, WitExtractError>> {
+        self.calls.charge_or_trap()?;
         if body.len() as u64 > self.max_input_bytes {
             return Ok(Err(WitExtractError::TooLarge(self.max_input_bytes)));
         }
@@ -214,12 +219,16 @@ impl extract::Host for ExtractCtx {
         &mut self,
         request: ContentRequest,
     ) -> wasmtime::Result<Result<String, WitExtractError>> {
+        self.calls.charge_or_trap()?;
         if request.size.is_some_and(|s| s > request.max_bytes) {
             return Ok(Err(WitExtractError::TooLarge(request.max_bytes)));
         }
-        let max = request
-            .max_bytes
-            .min(self.max_input_bytes.max(request.max_bytes));
+        // Guest-controlled: a request may ask for more than the default input size, but never
+        // for more than the host hands to plugins at all (the body is held in host memory).
+        let ceiling = self
+            .max_input_bytes
+            .max(self.http.config().max_response_bytes);
+        let max = request.max_bytes.min(ceiling);
         let body = match download(
             &self.http,
             &self.allowlist,

@@ -12,6 +12,7 @@
 //! Bodies are streamed with a size limit and every request has a time limit, so a hostile server
 //! cannot exhaust memory or hold a job forever.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use url::Url;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::http::{self, HttpError, Method, Request, Response};
+use crate::limits::HostCalls;
 
 /// Operator settings for outbound HTTP.
 #[derive(Clone, Debug, Deserialize)]
@@ -42,6 +44,9 @@ pub struct HttpConfig {
     pub max_redirects: u32,
     /// Let allowlisted host names resolve to private/loopback addresses.
     pub allow_private_networks: bool,
+    /// Host names answered without DNS, like `/etc/hosts` (split-horizon or air-gapped set-ups,
+    /// tests). Their addresses are screened exactly like DNS answers.
+    pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl Default for HttpConfig {
@@ -54,6 +59,7 @@ impl Default for HttpConfig {
             max_batch: 1000,
             max_redirects: 5,
             allow_private_networks: false,
+            static_hosts: BTreeMap::new(),
         }
     }
 }
@@ -103,10 +109,7 @@ impl Allowlist {
     pub fn hosts(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|e| match e.port {
-                Some(p) => format!("{}:{p}", e.host),
-                None => e.host.clone(),
-            })
+            .map(|e| authority(&e.host, e.port))
             .collect()
     }
 
@@ -134,15 +137,25 @@ impl Allowlist {
         if allowed {
             Ok(())
         } else {
-            let authority = match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            };
+            let authority = authority(&host, url.port());
             Err(format!(
                 "`{authority}` is not in this plugin's allowed hosts [{}]",
                 self.hosts().join(", ")
             ))
         }
+    }
+}
+
+/// `host[:port]`, with an IPv6 address in brackets so the result parses again.
+fn authority(host: &str, port: Option<u16>) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
     }
 }
 
@@ -181,15 +194,22 @@ const PRIVATE_MARKER: &str = "resolves only to private or loopback addresses";
 /// DNS resolution that drops non-public addresses unless the operator allows them.
 struct GuardedResolver {
     allow_private: bool,
+    static_hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_private = self.allow_private;
         let host = name.as_str().to_string();
+        let fixed: Option<Vec<SocketAddr>> = self
+            .static_hosts
+            .get(&host.to_ascii_lowercase())
+            .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect());
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = match fixed {
+                Some(addrs) => addrs,
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let allowed = screen(&host, addrs, allow_private)?;
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -242,6 +262,11 @@ impl HttpEngine {
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_private: config.allow_private_networks,
+                static_hosts: config
+                    .static_hosts
+                    .iter()
+                    .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
+                    .collect(),
             }))
             .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
@@ -417,6 +442,8 @@ pub struct HttpCtx {
     engine: Arc<HttpEngine>,
     allowlist: Arc<Allowlist>,
     label: String,
+    /// Rate of capability calls (installed by the runtime).
+    pub calls: HostCalls,
 }
 
 impl HttpCtx {
@@ -426,6 +453,7 @@ impl HttpCtx {
             engine,
             allowlist: Arc::new(allowlist),
             label: label.into(),
+            calls: HostCalls::default(),
         }
     }
 
@@ -474,6 +502,7 @@ pub fn add_to_linker<T: Send + 'static>(
 
 impl http::Host for HttpCtx {
     async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
+        self.calls.charge_or_trap()?;
         Ok(self.send_logged(&request).await)
     }
 
@@ -482,6 +511,7 @@ impl http::Host for HttpCtx {
         requests: Vec<Request>,
         concurrency: u32,
     ) -> wasmtime::Result<Vec<Result<Response, HttpError>>> {
+        self.calls.charge_or_trap()?;
         // Guest-controlled: clamp the fan-out and the batch size.
         let limit = concurrency.clamp(1, self.engine.config.max_concurrency) as usize;
         let max_batch = self.engine.config.max_batch;
@@ -542,6 +572,11 @@ mod tests {
         );
         assert!(list.check(&url("file:///etc/passwd")).is_err());
         assert!(Allowlist::parse(&["*.box.com".into()]).is_err());
+        // IPv6 entries are listed in brackets, so the list parses again.
+        let v6 = Allowlist::parse(&["[::1]:8080".into(), "[fd00::1]".into()]).unwrap();
+        assert_eq!(v6.hosts(), ["[::1]:8080", "[fd00::1]"]);
+        assert_eq!(Allowlist::parse(&v6.hosts()).unwrap().hosts(), v6.hosts());
+        assert!(v6.check(&url("http://[::1]:8080/")).is_ok());
     }
 
     #[test]
@@ -626,6 +661,73 @@ mod tests {
         assert!(matches!(big, Err(HttpError::TooLarge(100))), "{big:?}");
     }
 
+    /// Redirect targets are server-controlled: scheme-relative, backslashed, credentialed,
+    /// non-HTTP and malformed locations never reach anything but allowlisted hosts.
+    #[tokio::test]
+    async fn hostile_redirect_locations_stay_in_the_allowlist() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let other = tributary_fakes::FakeServer::start(axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "secret" }
+        }))
+        .await
+        .unwrap();
+        let o = other.addr();
+        let server = tributary_fakes::FakeServer::start(axum::Router::new().route(
+            "/to",
+            axum::routing::get(
+                |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >| async move {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [(
+                            reqwest::header::LOCATION,
+                            q.get("l").cloned().unwrap_or_default(),
+                        )],
+                    )
+                },
+            ),
+        ))
+        .await
+        .unwrap();
+        let engine = HttpEngine::new(HttpConfig::default()).unwrap();
+        let allow = Allowlist::parse(&[server.addr().to_string()]).unwrap();
+        for location in [
+            format!("//{o}/x"),
+            format!("http://{o}/x"),
+            format!("http:\\\\{o}\\x"),
+            format!("http://{}@{o}/x", server.addr()),
+            format!("http://{o}#@{}/x", server.addr()),
+            format!("HTTP://{o}/x"),
+            "file:///etc/passwd".to_string(),
+            "javascript:alert(1)".to_string(),
+            "http://[::1".to_string(),
+            "http://".to_string(),
+        ] {
+            let url = format!(
+                "{}/to?l={}",
+                server.url(),
+                url::form_urlencoded::byte_serialize(location.as_bytes()).collect::<String>()
+            );
+            let outcome = engine.execute(&allow, &request(&url), 1024).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Err(HttpError::Denied(_)) | Err(HttpError::Connection(_))
+                ),
+                "{location}: {outcome:?}"
+            );
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "a redirect left the allowlist"
+        );
+    }
+
     #[test]
     fn names_resolving_to_private_addresses_are_screened() {
         let loopback: Vec<SocketAddr> = vec!["127.0.0.1:80".parse().unwrap()];
@@ -650,6 +752,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn static_hosts_are_screened_like_dns_answers() {
+        let server = tributary_fakes::FakeServer::start(
+            axum::Router::new().route("/", axum::routing::get(|| async { "internal" })),
+        )
+        .await
+        .unwrap();
+        let port = server.addr().port();
+        let config = |allow_private_networks| HttpConfig {
+            allow_private_networks,
+            static_hosts: [("Internal.Example".to_string(), vec![server.addr().ip()])].into(),
+            ..HttpConfig::default()
+        };
+        let allow = Allowlist::parse(&[format!("internal.example:{port}")]).unwrap();
+        let url = format!("http://internal.example:{port}/");
+        // The name resolves (statically) to loopback: refused after resolution.
+        let refused = HttpEngine::new(config(false))
+            .unwrap()
+            .execute(&allow, &request(&url), 1024)
+            .await;
+        assert!(
+            matches!(refused, Err(HttpError::Denied(ref m)) if m.contains("private or loopback")),
+            "{refused:?}"
+        );
+        // The same mapping is reachable when the operator allows private networks.
+        let reached = HttpEngine::new(config(true))
+            .unwrap()
+            .execute(&allow, &request(&url), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&reached.body[..], b"internal");
+    }
+
+    #[tokio::test]
     async fn explicit_localhost_is_reachable() {
         let server = tributary_fakes::FakeServer::start(
             axum::Router::new().route("/", axum::routing::get(|| async { "hi" })),
@@ -664,5 +799,112 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&named.body[..], b"hi");
+    }
+
+    /// Property tests: allowlists come from plugins, URLs and redirect targets from plugins and
+    /// servers, resolved addresses from DNS.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn host_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9-]{0,8}){0,3}",
+                "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+                Just("[::1]".to_string()),
+            ]
+        }
+
+        fn ip() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+                any::<[u16; 8]>().prop_map(IpAddr::from),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Parsing any list and checking any URL never panics.
+            #[test]
+            fn allowlists_never_panic(
+                hosts in prop::collection::vec(prop_oneof![".{0,20}", "[a-z*.:\\[\\]0-9/@]{0,20}"], 0..4),
+                url in prop_oneof![".{0,30}", "(http|https|ftp)://[a-z.:@0-9\\[\\]]{0,20}/.{0,5}"],
+            ) {
+                if let Ok(list) = Allowlist::parse(&hosts)
+                    && let Ok(url) = Url::parse(&url)
+                {
+                    let _ = list.check(&url);
+                }
+            }
+
+            /// What an allowlist accepts survives being listed and parsed again, allows exactly its
+            /// own hosts (on the stated port, or the default one) and nothing else.
+            #[test]
+            fn allowlists_round_trip_and_allow_only_their_hosts(
+                entries in prop::collection::vec((host_name(), prop::option::of(1u16..)), 1..4),
+                other in "[a-z]{1,8}",
+                https in any::<bool>(),
+            ) {
+                let raw: Vec<String> = entries
+                    .iter()
+                    .map(|(h, p)| match p {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h.clone(),
+                    })
+                    .collect();
+                let Ok(list) = Allowlist::parse(&raw) else {
+                    return Ok(());
+                };
+                let again = Allowlist::parse(&list.hosts()).unwrap();
+                prop_assert_eq!(again.hosts(), list.hosts());
+                let scheme = if https { "https" } else { "http" };
+                for entry in &list.entries {
+                    let shown = if entry.host.contains(':') {
+                        format!("[{}]", entry.host)
+                    } else {
+                        entry.host.clone()
+                    };
+                    let url = match entry.port {
+                        Some(p) => format!("{scheme}://{shown}:{p}/x"),
+                        None => format!("{scheme}://{shown}/x"),
+                    };
+                    let url = Url::parse(&url).unwrap();
+                    // An explicit port that is the scheme's default is dropped by the URL parser.
+                    if entry.port.is_none() || url.port().is_some() {
+                        prop_assert!(list.check(&url).is_ok(), "{} refused by {:?}", url, list.hosts());
+                    }
+                }
+                let stranger = Url::parse(&format!("{scheme}://{other}.stranger.invalid/")).unwrap();
+                prop_assert!(list.check(&stranger).is_err());
+                prop_assert!(list.check(&Url::parse("file:///etc/passwd").unwrap()).is_err());
+            }
+
+            /// Screening keeps a subset of the addresses: only public ones unless the operator
+            /// allows private networks or the name is `localhost`.
+            #[test]
+            fn screening_keeps_only_public_addresses(
+                name in prop_oneof!["[a-z.]{1,12}", Just("localhost".to_string()), Just("LocalHost".to_string())],
+                ips in prop::collection::vec(ip(), 0..5),
+                allow_private in any::<bool>(),
+            ) {
+                let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, 443)).collect();
+                let explicit = allow_private || name.eq_ignore_ascii_case("localhost");
+                match screen(&name, addrs.clone(), allow_private) {
+                    Ok(kept) => {
+                        prop_assert!(!kept.is_empty());
+                        prop_assert!(kept.iter().all(|a| addrs.contains(a)));
+                        if !explicit {
+                            prop_assert!(kept.iter().all(|a| is_public(a.ip())));
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(e.contains(PRIVATE_MARKER));
+                        prop_assert!(addrs.iter().all(|a| !explicit && !is_public(a.ip())));
+                    }
+                }
+            }
+        }
     }
 }

@@ -25,6 +25,7 @@ use super::http::{Allowlist, HttpEngine};
 use super::storage::StorageCtx;
 use crate::bindings::http::HttpError;
 use crate::bindings::index::{self, Content, ContentFailure, ContentRequest, Document, IndexError};
+use crate::limits::HostCalls;
 use crate::rules::Rules;
 use crate::sink::{IndexRef, Sink, SinkDocument};
 
@@ -68,6 +69,10 @@ pub struct PipelineConfig {
     pub default_download_concurrency: u32,
     /// First retry delay of a content download, in milliseconds (doubles per retry).
     pub download_backoff_ms: u64,
+    /// Most documents (and access-control documents) one job may write.
+    pub max_documents: u64,
+    /// Most bytes one job may write: ids, versions, fields, text and extracted bodies.
+    pub max_bytes: u64,
 }
 
 impl Default for PipelineConfig {
@@ -80,6 +85,8 @@ impl Default for PipelineConfig {
             max_download_concurrency: 256,
             default_download_concurrency: 10,
             download_backoff_ms: 500,
+            max_documents: 50_000_000,
+            max_bytes: 512 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -196,6 +203,11 @@ pub struct Pipeline {
     next_seq: u64,
     concurrency: usize,
     failures: Vec<ContentFailure>,
+    /// Documents and bytes written so far, against the job's quotas.
+    written_documents: u64,
+    written_bytes: u64,
+    /// Set once a quota is exceeded: every later call is refused and the job fails.
+    quota_breach: Option<String>,
 }
 
 impl Pipeline {
@@ -236,6 +248,9 @@ impl Pipeline {
             next_seq: 0,
             concurrency,
             failures: Vec::new(),
+            written_documents: 0,
+            written_bytes: 0,
+            quota_breach: None,
         })
     }
 
@@ -247,9 +262,50 @@ impl Pipeline {
     fn check_cancelled(&self) -> Result<(), IndexError> {
         if self.cancelled.load(Ordering::Relaxed) {
             Err(IndexError::Cancelled)
+        } else if let Some(breach) = &self.quota_breach {
+            Err(IndexError::QuotaExceeded(breach.clone()))
         } else {
             Ok(())
         }
+    }
+
+    /// Charges `documents` / `bytes` to the job's quotas; on a breach nothing is charged, the
+    /// breach is remembered (the job fails even if the plugin ignores the error) and returned.
+    fn charge(&mut self, documents: u64, bytes: u64) -> Result<(), IndexError> {
+        let config = &self.deps.config;
+        let total_documents = self.written_documents.saturating_add(documents);
+        let total_bytes = self.written_bytes.saturating_add(bytes);
+        let breach = if total_documents > config.max_documents {
+            Some(format!(
+                "the job would write {total_documents} documents; its quota is {}",
+                config.max_documents
+            ))
+        } else if total_bytes > config.max_bytes {
+            Some(format!(
+                "the job would write {total_bytes} bytes of documents; its quota is {} bytes",
+                config.max_bytes
+            ))
+        } else {
+            None
+        };
+        if let Some(breach) = breach {
+            tracing::warn!(connector = %self.connector, "index quota exceeded: {breach}");
+            self.quota_breach = Some(breach.clone());
+            return Err(IndexError::QuotaExceeded(breach));
+        }
+        self.written_documents = total_documents;
+        self.written_bytes = total_bytes;
+        Ok(())
+    }
+
+    /// Bytes a guest document costs against the job's byte quota.
+    fn cost(doc: &Document) -> u64 {
+        let text = match &doc.content {
+            Some(Content::Text(t)) => t.len(),
+            _ => 0,
+        };
+        (doc.id.len() + doc.timestamp.as_ref().map_or(0, String::len) + doc.fields.len() + text)
+            as u64
     }
 
     fn seq(&mut self) -> u64 {
@@ -265,11 +321,8 @@ impl Pipeline {
                 crate::util::truncate(&doc.id, 80)
             ))
         };
-        if doc.id.is_empty() || doc.id.len() > 512 {
-            return Err(bad(format!(
-                "id must be 1 to 512 bytes, got {}",
-                doc.id.len()
-            )));
+        if let Err(m) = check_id(&doc.id) {
+            return Err(bad(m));
         }
         if doc.timestamp.as_ref().is_some_and(|t| t.len() > 256) {
             return Err(bad("timestamp longer than 256 bytes".into()));
@@ -300,6 +353,10 @@ impl Pipeline {
                 Ok(fields) => parsed.push(fields),
                 Err(e) => return Ok(Err(e)),
             }
+        }
+        let bytes = docs.iter().map(Self::cost).sum();
+        if let Err(e) = self.charge(docs.len() as u64, bytes) {
+            return Ok(Err(e));
         }
         let mut excluded = Vec::new();
         for (doc, fields) in docs.into_iter().zip(parsed) {
@@ -417,6 +474,12 @@ impl Pipeline {
             return; // superseded by a later upsert or delete of the same id
         }
         self.in_flight.remove(&done.doc.id);
+        // Extracted bodies count against the byte quota too; a breach fails the job at the
+        // plugin's next call (or when it returns).
+        let body = done.doc.body.as_ref().map_or(0, String::len) as u64;
+        if body > 0 && self.quota_breach.is_none() {
+            let _ = self.charge(0, body);
+        }
         if let Some(failure) = done.failure {
             Counters::add(&self.counters.content_failed, 1);
             tracing::warn!(connector = %self.connector, id = %failure.id, "content not indexed: {}", failure.message);
@@ -475,11 +538,8 @@ impl Pipeline {
         if let Err(e) = self.check_cancelled() {
             return Ok(Err(e));
         }
-        if let Some(bad) = ids.iter().find(|id| id.is_empty() || id.len() > 512) {
-            return Ok(Err(IndexError::InvalidDocument(format!(
-                "invalid id to delete: {:?}",
-                crate::util::truncate(bad, 80)
-            ))));
+        if let Err(e) = check_ids(&ids) {
+            return Ok(Err(e));
         }
         for id in &ids {
             let seq = self.seq();
@@ -516,6 +576,10 @@ impl Pipeline {
                 Err(e) => return Ok(Err(e)),
             }
         }
+        let bytes = docs.iter().map(Self::cost).sum();
+        if let Err(e) = self.charge(docs.len() as u64, bytes) {
+            return Ok(Err(e));
+        }
         for (doc, fields) in docs.into_iter().zip(parsed) {
             if self.kind == SyncKind::AccessControl {
                 self.seen.insert(doc.id.clone());
@@ -535,6 +599,9 @@ impl Pipeline {
     /// Handles `delete-access-control`.
     pub async fn delete_acl(&mut self, ids: Vec<String>) -> anyhow::Result<Result<(), IndexError>> {
         if let Err(e) = self.check_cancelled() {
+            return Ok(Err(e));
+        }
+        if let Err(e) = check_ids(&ids) {
             return Ok(Err(e));
         }
         for id in &ids {
@@ -592,6 +659,12 @@ impl Pipeline {
     /// produce, commit.
     pub async fn finish(&mut self) -> anyhow::Result<CountsSnapshot> {
         self.drain().await?;
+        if let Some(breach) = self.quota_breach.clone() {
+            // The plugin returned successfully although its documents were refused: the sync is
+            // incomplete, so it fails and deletes nothing.
+            self.abort().await?;
+            anyhow::bail!("index quota exceeded: {breach}");
+        }
         let target = match self.kind {
             SyncKind::Full => Some(self.index.clone()),
             SyncKind::AccessControl => Some(self.index.acl()),
@@ -627,6 +700,31 @@ impl Pipeline {
         self.commit().await?;
         Ok(self.counters.snapshot())
     }
+}
+
+/// Checks a document id from a plugin: 1 to 512 bytes, no control characters (the embedded
+/// index keys documents by connector and id with a control character between them, and no source
+/// has such ids).
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 512 {
+        return Err(format!("id must be 1 to 512 bytes, got {}", id.len()));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("id contains control characters".into());
+    }
+    Ok(())
+}
+
+fn check_ids(ids: &[String]) -> Result<(), IndexError> {
+    for id in ids {
+        if let Err(m) = check_id(id) {
+            return Err(IndexError::InvalidDocument(format!(
+                "invalid id to delete ({m}): {:?}",
+                crate::util::truncate(id, 80)
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) enum FetchOutcome {
@@ -667,8 +765,36 @@ async fn fetch_and_extract(
     }
 }
 
-/// Downloads a body with retries on 429 (Retry-After), 5xx and network errors.
+/// Downloads a body with retries on 429 (Retry-After), 5xx and network errors, all within twice
+/// the longest time limit of one request: the retry count, `Retry-After` and the time limit come
+/// from the plugin and the server, and downloads finish after the plugin returned (outside its
+/// wall-clock limit), so the whole download needs a deadline of its own.
 pub(crate) async fn download(
+    http: &HttpEngine,
+    allowlist: &Allowlist,
+    request: &ContentRequest,
+    max_bytes: u64,
+    backoff: Duration,
+) -> Result<bytes::Bytes, FetchOutcome> {
+    let deadline = Duration::from_secs(http.config().max_timeout_seconds.saturating_mul(2).max(1));
+    match tokio::time::timeout(
+        deadline,
+        download_with_retries(http, allowlist, request, max_bytes, backoff),
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(_) => Err(FetchOutcome::Failed {
+            status: None,
+            message: format!(
+                "download did not finish within {} s (retries included)",
+                deadline.as_secs()
+            ),
+        }),
+    }
+}
+
+async fn download_with_retries(
     http: &HttpEngine,
     allowlist: &Allowlist,
     request: &ContentRequest,
@@ -747,15 +873,18 @@ fn retry_after(headers: &[(String, String)]) -> Option<Duration> {
 pub struct IndexCtx {
     /// The job's pipeline.
     pub pipeline: Option<Pipeline>,
+    /// Rate of capability calls (installed by the runtime).
+    pub calls: HostCalls,
 }
 
 impl IndexCtx {
-    fn pipeline(&mut self) -> Result<&mut Pipeline, IndexError> {
-        self.pipeline.as_mut().ok_or_else(|| {
+    fn pipeline(&mut self) -> wasmtime::Result<Result<&mut Pipeline, IndexError>> {
+        self.calls.charge_or_trap()?;
+        Ok(self.pipeline.as_mut().ok_or_else(|| {
             IndexError::Sink(
                 "no sync job is running: documents can only be written during a sync".into(),
             )
-        })
+        }))
     }
 }
 
@@ -777,14 +906,14 @@ impl index::Host for IndexCtx {
         &mut self,
         documents: Vec<Document>,
     ) -> wasmtime::Result<Result<(), IndexError>> {
-        match self.pipeline() {
+        match self.pipeline()? {
             Ok(p) => p.upsert(documents).await.map_err(host_fault),
             Err(e) => Ok(Err(e)),
         }
     }
 
     async fn delete(&mut self, ids: Vec<String>) -> wasmtime::Result<Result<(), IndexError>> {
-        match self.pipeline() {
+        match self.pipeline()? {
             Ok(p) => p.delete(ids).await.map_err(host_fault),
             Err(e) => Ok(Err(e)),
         }
@@ -794,7 +923,7 @@ impl index::Host for IndexCtx {
         &mut self,
         state: Vec<(String, Option<Vec<u8>>)>,
     ) -> wasmtime::Result<Result<Vec<ContentFailure>, IndexError>> {
-        match self.pipeline() {
+        match self.pipeline()? {
             Ok(p) => p.checkpoint(state).await.map_err(host_fault),
             Err(e) => Ok(Err(e)),
         }
@@ -804,7 +933,7 @@ impl index::Host for IndexCtx {
         &mut self,
         documents: Vec<Document>,
     ) -> wasmtime::Result<Result<(), IndexError>> {
-        match self.pipeline() {
+        match self.pipeline()? {
             Ok(p) => p.upsert_acl(documents).await.map_err(host_fault),
             Err(e) => Ok(Err(e)),
         }
@@ -814,14 +943,14 @@ impl index::Host for IndexCtx {
         &mut self,
         ids: Vec<String>,
     ) -> wasmtime::Result<Result<(), IndexError>> {
-        match self.pipeline() {
+        match self.pipeline()? {
             Ok(p) => p.delete_acl(ids).await.map_err(host_fault),
             Err(e) => Ok(Err(e)),
         }
     }
 
     async fn set_download_concurrency(&mut self, limit: u32) -> wasmtime::Result<()> {
-        if let Ok(p) = self.pipeline() {
+        if let Ok(p) = self.pipeline()? {
             p.set_concurrency(limit);
         }
         Ok(())
@@ -1140,5 +1269,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(versions["missing"], None);
+    }
+
+    /// Property tests: document ids come from plugins.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::check_id;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// An accepted id is 1 to 512 bytes without control characters (so it can never
+            /// contain the embedded index's connector/id separator); anything else is refused.
+            #[test]
+            fn ids_are_checked(id in prop_oneof![".{0,10}", "[a\\x00\\x1f\\n\\u{85}]{0,4}", "i{505,520}"]) {
+                let ok = check_id(&id).is_ok();
+                prop_assert_eq!(ok, !id.is_empty() && id.len() <= 512 && !id.chars().any(char::is_control));
+                if ok {
+                    prop_assert!(!id.contains(char::from(0x1f_u8)), "separator in {:?}", id);
+                }
+            }
+        }
     }
 }

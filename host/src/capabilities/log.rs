@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::log::{self, Level};
+use crate::limits::HostCalls;
 
 /// Longest message kept; the rest is cut (a guest controls the length).
 const MAX_MESSAGE: usize = 4096;
@@ -19,6 +20,8 @@ pub struct LogCtx {
     pub label: String,
     /// The last lines at warn level and above, for the job report.
     pub recent: Arc<Mutex<Vec<String>>>,
+    /// Rate of capability calls (installed by the runtime).
+    pub calls: HostCalls,
 }
 
 impl LogCtx {
@@ -27,6 +30,7 @@ impl LogCtx {
         Self {
             label: label.into(),
             recent: Arc::default(),
+            calls: HostCalls::default(),
         }
     }
 
@@ -46,6 +50,7 @@ pub fn add_to_linker<T: Send + 'static>(
 
 impl log::Host for LogCtx {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.calls.charge_or_trap()?;
         let message = crate::util::truncate(&message, MAX_MESSAGE);
         let plugin = self.label.as_str();
         match level {

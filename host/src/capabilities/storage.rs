@@ -10,6 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::storage::{self, StorageError};
 use crate::db::Db;
+use crate::limits::HostCalls;
 
 /// Operator limits for plugin storage.
 #[derive(Clone, Debug, Deserialize)]
@@ -52,6 +53,8 @@ pub struct StorageCtx {
     db: Db,
     ns: Namespace,
     limits: StorageLimits,
+    /// Rate of capability calls (installed by the runtime).
+    pub calls: HostCalls,
 }
 
 /// A write: `Some(value)` sets, `None` deletes.
@@ -60,7 +63,12 @@ pub type Write = (String, Option<Vec<u8>>);
 impl StorageCtx {
     /// State of `ns` in `db`.
     pub fn new(db: Db, ns: Namespace, limits: StorageLimits) -> Self {
-        Self { db, ns, limits }
+        Self {
+            db,
+            ns,
+            limits,
+            calls: HostCalls::default(),
+        }
     }
 
     fn check_key(&self, key: &str) -> Result<(), StorageError> {
@@ -238,6 +246,7 @@ impl storage::Host for StorageCtx {
         &mut self,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, StorageError>> {
+        self.calls.charge_or_trap()?;
         Ok(StorageCtx::get(self, key).await)
     }
 
@@ -246,10 +255,12 @@ impl storage::Host for StorageCtx {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), StorageError>> {
+        self.calls.charge_or_trap()?;
         Ok(self.apply(vec![(key, Some(value))]).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), StorageError>> {
+        self.calls.charge_or_trap()?;
         Ok(self.apply(vec![(key, None)]).await)
     }
 
@@ -257,6 +268,7 @@ impl storage::Host for StorageCtx {
         &mut self,
         prefix: String,
     ) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
+        self.calls.charge_or_trap()?;
         Ok(StorageCtx::list_keys(self, prefix).await)
     }
 
@@ -264,6 +276,7 @@ impl storage::Host for StorageCtx {
         &mut self,
         entries: Vec<Write>,
     ) -> wasmtime::Result<Result<(), StorageError>> {
+        self.calls.charge_or_trap()?;
         Ok(self.apply(entries).await)
     }
 }
@@ -402,5 +415,40 @@ mod tests {
             s.get("k".repeat(600)).await,
             Err(StorageError::InvalidKey(_))
         ));
+    }
+
+    /// Property tests: keys and prefixes come from plugins.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The listing range [prefix, successor) holds exactly the keys with that prefix.
+            #[test]
+            fn prefix_ranges_are_exact(
+                prefix in prop_oneof![".{0,4}", "[a\u{10FFFF}\u{D7FF}\u{E000}]{0,4}"],
+                key in prop_oneof![".{0,6}", "[a\u{10FFFF}\u{D7FF}\u{E000}b]{0,6}"],
+            ) {
+                let upper = prefix_successor(&prefix);
+                let in_range = key.as_str() >= prefix.as_str()
+                    && upper.as_deref().is_none_or(|u| key.as_str() < u);
+                prop_assert_eq!(in_range, key.starts_with(&prefix), "{:?} {:?} {:?}", prefix, key, upper);
+            }
+
+            /// Any key is either refused with a reason or is 1..=max bytes without NUL.
+            #[test]
+            fn keys_are_checked(key in prop_oneof![".{0,8}", "[a\\x00]{0,4}", "k{500,520}"]) {
+                let ctx = StorageCtx::new(
+                    Db::in_memory().unwrap(),
+                    Namespace { tenant: "t".into(), connector: "c".into() },
+                    StorageLimits::default(),
+                );
+                let ok = ctx.check_key(&key).is_ok();
+                prop_assert_eq!(ok, !key.is_empty() && key.len() <= 512 && !key.contains('\0'));
+            }
+        }
     }
 }
