@@ -9,7 +9,7 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Guests that exist only for tests: built, but not embedded in the binary.
-const TEST_GUESTS: &[&str] = &["testbed"];
+const TEST_GUESTS: &[&str] = &["testbed", "hostile", "feed-next"];
 
 fn main() {
     if let Err(message) = run() {

@@ -84,6 +84,9 @@ pub struct HostConfig {
     /// The Elasticsearch sink's cluster and limits (used when `[sink] kind = "elasticsearch"`).
     #[serde(default)]
     pub elasticsearch: ElasticsearchConfig,
+    /// `tributary serve`: admin token, concurrency and tenant quotas.
+    #[serde(default)]
+    pub service: crate::service::ServiceConfig,
     /// Connectors.
     #[serde(default)]
     pub connectors: Vec<ConnectorSpec>,
@@ -103,6 +106,7 @@ impl Default for HostConfig {
             extract: ExtractConfig::default(),
             sink: SinkConfig::default(),
             elasticsearch: ElasticsearchConfig::default(),
+            service: crate::service::ServiceConfig::default(),
             connectors: Vec::new(),
         }
     }
@@ -173,6 +177,81 @@ pub struct Schedule {
     pub incremental_minutes: Option<u64>,
     /// Access-control syncs.
     pub access_control_minutes: Option<u64>,
+    /// Full syncs, as a duration with a unit: `"30s"`, `"15m"`, `"2h"`, `"1d"` (instead of
+    /// `full_minutes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<String>,
+    /// Incremental syncs, as a duration with a unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_every: Option<String>,
+    /// Access-control syncs, as a duration with a unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_every: Option<String>,
+}
+
+impl Schedule {
+    /// How often `kind` runs, if it is scheduled; an error names a malformed duration or a
+    /// kind given both ways.
+    pub fn interval(&self, kind: crate::SyncKind) -> anyhow::Result<Option<std::time::Duration>> {
+        let (minutes, every, name) = match kind {
+            crate::SyncKind::Full => (self.full_minutes, &self.full_every, "full"),
+            crate::SyncKind::Incremental => (
+                self.incremental_minutes,
+                &self.incremental_every,
+                "incremental",
+            ),
+            crate::SyncKind::AccessControl => (
+                self.access_control_minutes,
+                &self.access_control_every,
+                "access_control",
+            ),
+        };
+        match (minutes, every) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("schedule: give `{name}_minutes` or `{name}_every`, not both")
+            }
+            (Some(0), None) => Ok(None),
+            (Some(m), None) => Ok(Some(std::time::Duration::from_secs(m.saturating_mul(60)))),
+            (None, Some(text)) => parse_every(text)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("schedule: `{name}_every`: {e}")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Checks every interval.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for kind in [
+            crate::SyncKind::Full,
+            crate::SyncKind::Incremental,
+            crate::SyncKind::AccessControl,
+        ] {
+            self.interval(kind)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `"<n><unit>"` with unit `s`, `m`, `h` or `d` (at least one second).
+pub fn parse_every(text: &str) -> anyhow::Result<std::time::Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| anyhow::anyhow!("`{text}` has no unit (s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{text}` does not start with a whole number"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => anyhow::bail!("unknown unit `{other}` in `{text}` (use s, m, h or d)"),
+    };
+    let secs = n.saturating_mul(scale);
+    anyhow::ensure!(secs >= 1, "`{text}` is shorter than one second");
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 impl ConnectorSpec {
@@ -229,6 +308,9 @@ impl HostConfig {
                     );
                 }
             }
+            c.schedule
+                .check()
+                .map_err(|e| anyhow::anyhow!("connector `{}`: {e}", c.id))?;
             if !seen.insert((c.tenant.clone(), c.id.clone())) {
                 anyhow::bail!(
                     "connector `{}` is configured twice for tenant `{}`",
@@ -289,6 +371,39 @@ pub fn valid_name(s: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn schedule_intervals_take_minutes_or_a_unit() {
+        use std::time::Duration;
+        let s = Schedule {
+            full_minutes: Some(2),
+            incremental_every: Some("45s".into()),
+            access_control_every: Some("1d".into()),
+            ..Schedule::default()
+        };
+        assert_eq!(
+            s.interval(crate::SyncKind::Full).unwrap(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            s.interval(crate::SyncKind::Incremental).unwrap(),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(
+            s.interval(crate::SyncKind::AccessControl).unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
+        for bad in ["10", "5x", "m", "0s", "-3m"] {
+            assert!(parse_every(bad).is_err(), "{bad} was accepted");
+        }
+        let both = Schedule {
+            full_minutes: Some(1),
+            full_every: Some("1m".into()),
+            ..Schedule::default()
+        };
+        let err = both.check().unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
 
     #[test]
     fn defaults_match_an_empty_file() {

@@ -43,6 +43,53 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_connector ON jobs (tenant, connector, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at);
+-- The service's control plane (`tributary serve`).
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT,
+    quotas TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tenants_by_token ON tenants (token_hash);
+CREATE TABLE IF NOT EXISTS connectors (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+-- Jobs waiting for (or holding) a slot; a row outlives a crash, so the job is resumed.
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    tenant TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, connector, kind)
+) WITHOUT ROWID;
+-- Uploaded plugin versions (files under <data_dir>/plugins) and the active choice per name.
+CREATE TABLE IF NOT EXISTS plugin_uploads (
+    digest TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    path TEXT NOT NULL,
+    uploaded_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plugin_active (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL
+);
 ";
 
 /// A shared handle on the database.

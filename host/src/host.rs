@@ -22,10 +22,11 @@ use crate::capabilities::extract::{ExtractCtx, Extraction, Extractors};
 use crate::capabilities::http::{Allowlist, HttpCtx, HttpEngine};
 use crate::capabilities::index::{Counters, IndexCtx, Pipeline, PipelineDeps, SyncKind};
 use crate::capabilities::log::LogCtx;
-use crate::capabilities::storage::{Namespace, StorageCtx};
+use crate::capabilities::storage::{Namespace, StorageCtx, StorageLimits};
 use crate::config::{ConnectorSpec, HostConfig, SinkKind};
 use crate::db::Db;
 use crate::jobs::{JobError, JobReport, JobStatus, Jobs};
+use crate::limits::Limits;
 use crate::registry::{LoadedPlugin, PluginInfo, Registry, check_manifest, prepare, wasm_files};
 use crate::rules::Rules;
 use crate::runtime::{Capabilities, Runtime, StoreState};
@@ -69,7 +70,19 @@ pub struct SyncOptions {
     /// Writes this job's documents here instead of the host's sink (the Elastic connectors
     /// compatibility mode gives each connector a sink with its own API key).
     pub sink: Option<Arc<dyn Sink>>,
+    /// Records the job under this id (the service assigns ids when it queues a job; a job retried
+    /// after a restart keeps its id). A fresh id otherwise.
+    pub job_id: Option<String>,
+    /// Sandbox limits for this job instead of the host's (a tenant's own limits).
+    pub limits: Option<Limits>,
+    /// Storage quotas for this job's connector instead of the host's.
+    pub storage: Option<StorageLimits>,
+    /// Receives the plugin version as soon as the job has resolved it.
+    pub on_plugin: Option<PluginHook>,
 }
+
+/// Called with the plugin version a job resolved.
+pub type PluginHook = Arc<dyn Fn(&LoadedPlugin) + Send + Sync>;
 
 /// The tributary host.
 pub struct Host {
@@ -172,6 +185,17 @@ impl Host {
         wasm: Vec<u8>,
         source: &str,
     ) -> anyhow::Result<Arc<LoadedPlugin>> {
+        self.add_plugin(wasm, source, true).await
+    }
+
+    /// Compiles and checks a plugin, then registers it; with `activate`, new jobs use it. A
+    /// plugin that fails any check is not registered and the active version stays.
+    pub async fn add_plugin(
+        &self,
+        wasm: Vec<u8>,
+        source: &str,
+        activate: bool,
+    ) -> anyhow::Result<Arc<LoadedPlugin>> {
         let (pre, digest) = prepare(&self.runtime, wasm, source).await?;
         // Read the manifest in an inert sandbox: no job, no hosts, throwaway storage.
         let scratch = Db::in_memory()?;
@@ -180,7 +204,7 @@ impl Host {
             connector: "_inspect".into(),
         };
         let mut store = self.runtime.store(
-            self.capabilities(source, ns, Allowlist::default(), false, &scratch),
+            self.capabilities(source, ns, Allowlist::default(), false, &scratch, None),
             self.runtime.limits(),
         );
         let bindings = pre.instantiate_async(&mut store).await.map_err(|e| {
@@ -207,9 +231,14 @@ impl Host {
             digest,
             pre,
         });
-        self.registry.activate(plugin.clone())?;
+        self.registry.register(plugin.clone(), activate)?;
         tracing::debug!(plugin = %plugin.label(), %source, "plugin loaded");
         Ok(plugin)
+    }
+
+    /// Every loaded plugin version.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The active version of a plugin.
@@ -224,12 +253,14 @@ impl Host {
         allowlist: Allowlist,
         use_service: bool,
         db: &Db,
+        storage: Option<&StorageLimits>,
     ) -> Capabilities {
         let allowlist = Arc::new(allowlist);
+        let storage = storage.unwrap_or(&self.config.storage).clone();
         Capabilities {
             log: LogCtx::new(label),
             http: HttpCtx::new(self.http.clone(), (*allowlist).clone(), label),
-            storage: StorageCtx::new(db.clone(), ns, self.config.storage.clone()),
+            storage: StorageCtx::new(db.clone(), ns, storage),
             index: IndexCtx::default(),
             extract: ExtractCtx::new(
                 Extraction::new(self.extractors.clone(), use_service),
@@ -246,14 +277,23 @@ impl Host {
         spec: &ConnectorSpec,
         config: &str,
         use_service: bool,
+        options: &SyncOptions,
     ) -> Result<Instance, JobError> {
         let label = format!("{} {}/{}", plugin.label(), spec.tenant, spec.id);
         let ns = Namespace {
             tenant: spec.tenant.clone(),
             connector: spec.id.clone(),
         };
-        let caps = self.capabilities(&label, ns, Allowlist::default(), use_service, &self.db);
-        let mut store = self.runtime.store(caps, self.runtime.limits());
+        let caps = self.capabilities(
+            &label,
+            ns,
+            Allowlist::default(),
+            use_service,
+            &self.db,
+            options.storage.as_ref(),
+        );
+        let limits = options.limits.as_ref().unwrap_or(self.runtime.limits());
+        let mut store = self.runtime.store(caps, limits);
         let bindings = plugin
             .pre
             .instantiate_async(&mut store)
@@ -272,7 +312,7 @@ impl Host {
             store,
             bindings,
             plugin,
-            wall: self.runtime.limits().wall(),
+            wall: limits.wall(),
         };
         let hosts = call_export!(
             &mut instance,
@@ -305,7 +345,9 @@ impl Host {
             .get(&spec.plugin)
             .map_err(|e| host_error("config", format!("{e:#}")))?;
         let config = resolve_config(&plugin, spec)?;
-        let mut instance = self.instantiate(plugin, spec, &config, false).await?;
+        let mut instance = self
+            .instantiate(plugin, spec, &config, false, &SyncOptions::default())
+            .await?;
         call_export!(
             &mut instance,
             "validate-config",
@@ -340,7 +382,7 @@ impl Host {
     ) -> anyhow::Result<JobReport> {
         let started = Instant::now();
         let mut report = JobReport {
-            id: new_job_id(),
+            id: options.job_id.clone().unwrap_or_else(new_job_id),
             tenant: spec.tenant.clone(),
             connector: spec.id.clone(),
             kind,
@@ -359,6 +401,11 @@ impl Host {
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => report.status = JobStatus::Succeeded,
+            Err(err) if err.kind == "cancelled" => {
+                tracing::info!(connector = %spec.id, kind = %kind, "sync cancelled");
+                report.status = JobStatus::Cancelled;
+                report.error = Some(err);
+            }
             Err(err) => {
                 tracing::warn!(connector = %spec.id, kind = %kind, "sync failed: {err}");
                 report.status = JobStatus::Failed;
@@ -381,6 +428,9 @@ impl Host {
             .get(&spec.plugin)
             .map_err(|e| host_error("config", format!("{e:#}")))?;
         report.plugin_version = plugin.manifest.version.clone();
+        if let Some(on_plugin) = &options.on_plugin {
+            on_plugin(&plugin);
+        }
         let needed = match kind {
             SyncKind::Full => Features::empty(),
             SyncKind::Incremental => Features::INCREMENTAL_SYNC,
@@ -411,13 +461,13 @@ impl Host {
         }
         let advanced_rules = match &spec.advanced_rules {
             Some(rules) => Some(
-                self.check_advanced_rules(&plugin, spec, &config, rules)
+                self.check_advanced_rules(&plugin, spec, &config, rules, options)
                     .await?,
             ),
             None => None,
         };
         let mut instance = self
-            .instantiate(plugin.clone(), spec, &config, use_service)
+            .instantiate(plugin.clone(), spec, &config, use_service, options)
             .await?;
         call_export!(
             &mut instance,
@@ -501,6 +551,7 @@ impl Host {
         spec: &ConnectorSpec,
         config: &str,
         rules: &Value,
+        options: &SyncOptions,
     ) -> Result<String, JobError> {
         if !plugin.manifest.features.contains(Features::ADVANCED_RULES) {
             return Err(host_error(
@@ -510,7 +561,7 @@ impl Host {
         }
         let rules = rules.to_string();
         let mut instance = self
-            .instantiate(plugin.clone(), spec, config, false)
+            .instantiate(plugin.clone(), spec, config, false, options)
             .await?;
         let verdict = call_export!(
             &mut instance,
@@ -560,15 +611,15 @@ impl Instance {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(trap)) => {
                 let data = self.store.data();
+                let message = describe_trap(&self.store, trap);
                 let kind = if data.memory.breach.is_some() || data.cpu.breach.is_some() {
                     "limit"
+                } else if message.contains(crate::service::quota::QUOTA_EXCEEDED) {
+                    "quota"
                 } else {
                     "trap"
                 };
-                Err(host_error(
-                    kind,
-                    format!("{label} `{export}`: {}", describe_trap(&self.store, trap)),
-                ))
+                Err(host_error(kind, format!("{label} `{export}`: {message}")))
             }
             Err(_) => Err(host_error(
                 "timeout",
@@ -639,7 +690,8 @@ pub fn describe_trap(store: &Store<StoreState>, err: wasmtime::Error) -> String 
     text
 }
 
-fn new_job_id() -> String {
+/// A new, unique job id.
+pub fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

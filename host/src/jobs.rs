@@ -10,17 +10,24 @@ use crate::db::Db;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Waiting for a free slot (the service's queue).
+    Queued,
     /// Running now.
     Running,
     /// The plugin finished and everything was committed.
     Succeeded,
     /// The plugin or the host failed; nothing was deleted.
     Failed,
+    /// Stopped on request; nothing was deleted.
+    Cancelled,
 }
 
 impl JobStatus {
-    fn as_str(self) -> &'static str {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Cancelled => "cancelled",
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
@@ -29,6 +36,8 @@ impl JobStatus {
 
     fn parse(s: &str) -> Self {
         match s {
+            "queued" => JobStatus::Queued,
+            "cancelled" => JobStatus::Cancelled,
             "succeeded" => JobStatus::Succeeded,
             "running" => JobStatus::Running,
             _ => JobStatus::Failed,
@@ -139,6 +148,78 @@ impl Jobs {
                     out.push(report);
                 }
                 Ok(out)
+            })
+            .await
+    }
+
+    /// One job of a tenant.
+    pub async fn get(&self, tenant: &str, id: &str) -> anyhow::Result<Option<JobReport>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.db
+            .call(move |conn| {
+                let row = conn
+                    .query_row(
+                        "SELECT report, status FROM jobs WHERE tenant = ?1 AND id = ?2",
+                        rusqlite::params![tenant, id],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?;
+                match row {
+                    Some((body, status)) => {
+                        let mut report: JobReport = serde_json::from_str(&body)?;
+                        report.status = JobStatus::parse(&status);
+                        Ok(Some(report))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// A tenant's most recent jobs, newest first, optionally of one connector or status.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        connector: Option<&str>,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<JobReport>> {
+        let tenant = tenant.to_string();
+        let connector = connector.map(str::to_string);
+        let status = status.map(|s| s.as_str().to_string());
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT report, status FROM jobs WHERE tenant = ?1
+                       AND (?2 IS NULL OR connector = ?2) AND (?3 IS NULL OR status = ?3)
+                     ORDER BY created_at DESC, rowid DESC LIMIT ?4",
+                )?;
+                let rows = stmt.query_map(
+                    rusqlite::params![tenant, connector, status, limit as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (body, status) = row?;
+                    let mut report: JobReport = serde_json::from_str(&body)?;
+                    report.status = JobStatus::parse(&status);
+                    out.push(report);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Changes only the status of a recorded job (queued → running, or back after a restart).
+    pub async fn set_status(&self, id: &str, status: JobStatus) -> anyhow::Result<()> {
+        let id = id.to_string();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE jobs SET status = ?2 WHERE id = ?1",
+                    rusqlite::params![id, status.as_str()],
+                )?;
+                Ok(())
             })
             .await
     }

@@ -35,7 +35,7 @@ pub mod rules;
 pub mod runtime;
 pub mod scaffold;
 pub mod schema;
-pub mod serve;
+pub mod service;
 pub mod sink;
 pub mod util;
 

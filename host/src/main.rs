@@ -98,11 +98,16 @@ enum Command {
         #[command(subcommand)]
         command: tributary::scaffold::PluginCommand,
     },
-    /// Run scheduled syncs and serve /health, /plugins and /search over HTTP.
+    /// Run the multi-tenant service: admin and tenant HTTP API (/v1/openapi.json describes
+    /// it), job queue, schedules, plugin hot swap, /metrics.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: String,
+        /// Admin API token (default: `[service] admin_token`, else one generated into
+        /// <data_dir>/admin-token).
+        #[arg(long, env = "TRIBUTARY_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 
@@ -384,9 +389,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Plugin { command } => {
             tributary::scaffold::run(command, config).await?;
         }
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            admin_token,
+        } => {
             let host = Arc::new(Host::open(config).await?);
-            tributary::serve::run(host, &listen).await?;
+            let service = tributary::service::Service::open(host, admin_token).await?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
+            // Printed (and flushed) before serving: tests and scripts read the address here.
+            eprintln!("tributary serving on http://{}", listener.local_addr()?);
+            tributary::service::serve(service, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

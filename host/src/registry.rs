@@ -59,20 +59,94 @@ impl LoadedPlugin {
 /// Every loaded plugin version, and the active one per name.
 #[derive(Default)]
 pub struct Registry {
-    plugins: RwLock<BTreeMap<String, Vec<Arc<LoadedPlugin>>>>,
+    plugins: RwLock<BTreeMap<String, Versions>>,
+}
+
+/// The kept versions of one plugin, oldest first, and which one new jobs use.
+#[derive(Default)]
+struct Versions {
+    kept: Vec<Arc<LoadedPlugin>>,
+    active: usize,
 }
 
 impl Registry {
     /// Registers a checked plugin and makes it the active version of its name.
     pub fn activate(&self, plugin: Arc<LoadedPlugin>) -> anyhow::Result<()> {
+        self.register(plugin, true)
+    }
+
+    /// Registers a checked plugin; with `activate`, new jobs use it from now on.
+    pub fn register(&self, plugin: Arc<LoadedPlugin>, activate: bool) -> anyhow::Result<()> {
         let mut plugins = self
             .plugins
             .write()
             .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
         let versions = plugins.entry(plugin.manifest.name.clone()).or_default();
-        versions.retain(|p| p.digest != plugin.digest);
-        versions.push(plugin);
+        let was_empty = versions.kept.is_empty();
+        let active_digest = versions.kept.get(versions.active).map(|p| p.digest.clone());
+        versions.kept.retain(|p| p.digest != plugin.digest);
+        let digest = plugin.digest.clone();
+        versions.kept.push(plugin);
+        let target = if activate || was_empty {
+            Some(digest)
+        } else {
+            active_digest
+        };
+        versions.active = target
+            .and_then(|d| versions.kept.iter().position(|p| p.digest == d))
+            .unwrap_or(versions.kept.len() - 1);
         Ok(())
+    }
+
+    /// Makes a kept version active: `selector` is a version string or a digest prefix (the newest
+    /// match wins). Returns the newly active plugin.
+    pub fn set_active(&self, name: &str, selector: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
+        let Some(versions) = plugins.get_mut(name) else {
+            bail!("no plugin named `{name}` is loaded");
+        };
+        let found = versions.kept.iter().rposition(|p| {
+            p.manifest.version == selector
+                || (selector.len() >= 8 && p.digest.starts_with(selector))
+        });
+        let Some(index) = found else {
+            let kept: Vec<String> = versions
+                .kept
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} ({})",
+                        p.manifest.version,
+                        &p.digest[..12.min(p.digest.len())]
+                    )
+                })
+                .collect();
+            bail!(
+                "plugin `{name}` has no kept version `{selector}` (kept: {})",
+                kept.join(", ")
+            );
+        };
+        versions.active = index;
+        Ok(versions.kept[index].clone())
+    }
+
+    /// The version that was active before the current one (by load order), made active.
+    pub fn roll_back(&self, name: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
+        let Some(versions) = plugins.get_mut(name) else {
+            bail!("no plugin named `{name}` is loaded");
+        };
+        if versions.active == 0 {
+            bail!("plugin `{name}` has no older version to roll back to");
+        }
+        versions.active -= 1;
+        Ok(versions.kept[versions.active].clone())
     }
 
     /// The active version of `name`.
@@ -81,7 +155,7 @@ impl Registry {
             .plugins
             .read()
             .map_err(|_| anyhow!("plugin registry lock poisoned"))?;
-        match plugins.get(name).and_then(|v| v.last()) {
+        match plugins.get(name).and_then(|v| v.kept.get(v.active)) {
             Some(p) => Ok(p.clone()),
             None => {
                 let known: Vec<&String> = plugins.keys().collect();
@@ -98,16 +172,20 @@ impl Registry {
         plugins
             .values()
             .flat_map(|versions| {
-                let last = versions.len().saturating_sub(1);
-                versions.iter().enumerate().map(move |(i, p)| PluginInfo {
-                    name: p.manifest.name.clone(),
-                    version: p.manifest.version.clone(),
-                    display_name: p.manifest.display_name.clone(),
-                    description: p.manifest.description.clone(),
-                    source: p.source.clone(),
-                    digest: p.digest[..12.min(p.digest.len())].to_string(),
-                    active: i == last,
-                })
+                let active = versions.active;
+                versions
+                    .kept
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, p)| PluginInfo {
+                        name: p.manifest.name.clone(),
+                        version: p.manifest.version.clone(),
+                        display_name: p.manifest.display_name.clone(),
+                        description: p.manifest.description.clone(),
+                        source: p.source.clone(),
+                        digest: p.digest[..12.min(p.digest.len())].to_string(),
+                        active: i == active,
+                    })
             })
             .collect()
     }

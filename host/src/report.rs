@@ -57,6 +57,8 @@ pub fn summary(r: &JobReport) -> String {
         JobStatus::Succeeded => "succeeded",
         JobStatus::Failed => "FAILED",
         JobStatus::Running => "running",
+        JobStatus::Queued => "queued",
+        JobStatus::Cancelled => "cancelled",
     };
     let mut out = format!(
         "{} sync of {}/{} {status} in {:.1}s ({}@{})\n  received {}, indexed {}, unchanged {}, filtered {}, deleted {}; content: {} extracted, {} skipped, {} failed",

@@ -10,4 +10,5 @@ mod feed;
 mod foreign;
 mod plugin_cli;
 mod sandbox;
+mod service;
 mod support;

@@ -601,6 +601,7 @@ impl JobRunner {
                 }
             })),
             sink: Some(sink.clone()),
+            ..SyncOptions::default()
         };
         let done = Arc::new(tokio::sync::Notify::new());
         let watcher = self.watch(counters.clone(), sink.clone(), done.clone());

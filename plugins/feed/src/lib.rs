@@ -125,6 +125,12 @@ impl Settings {
                 deleted.push(item.id);
             } else {
                 emitter.emit(self.document(item))?;
+                // Commit now and then: a sync interrupted later (a host crash) is retried
+                // without downloading or writing these again.
+                if emitter.emitted() % COMMIT_EVERY == 0 {
+                    emitter.flush()?;
+                    tributary_sdk::state::checkpoint(&[])?;
+                }
             }
         }
         emitter.flush()?;
@@ -156,6 +162,9 @@ impl Settings {
         }
     }
 }
+
+/// Documents between intermediate commits of a listing.
+const COMMIT_EVERY: u64 = 100;
 
 /// The stored cursor; a bare string stored by plugin versions before the envelope still counts.
 fn stored_cursor() -> Result<Option<String>> {
