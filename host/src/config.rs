@@ -187,11 +187,49 @@ pub struct Schedule {
     /// Access-control syncs, as a duration with a unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control_every: Option<String>,
+    /// Full syncs at the times of a five-field cron expression, UTC (e.g. `"30 2 * * *"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_cron: Option<String>,
+    /// Incremental syncs on a cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_cron: Option<String>,
+    /// Access-control syncs on a cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_cron: Option<String>,
+}
+
+/// When a kind of sync runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Every so often.
+    Every(std::time::Duration),
+    /// At the times of a cron expression.
+    Cron(crate::cron::Cron),
 }
 
 impl Schedule {
-    /// How often `kind` runs, if it is scheduled; an error names a malformed duration or a
-    /// kind given both ways.
+    /// When `kind` runs, if it is scheduled; an error names a malformed duration or cron
+    /// expression, or a kind given more than one way.
+    pub fn timing(&self, kind: crate::SyncKind) -> anyhow::Result<Option<Timing>> {
+        let (cron, name) = match kind {
+            crate::SyncKind::Full => (&self.full_cron, "full"),
+            crate::SyncKind::Incremental => (&self.incremental_cron, "incremental"),
+            crate::SyncKind::AccessControl => (&self.access_control_cron, "access_control"),
+        };
+        let every = self.interval(kind)?;
+        match (cron, every) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("schedule: give `{name}` an interval or a `{name}_cron`, not both")
+            }
+            (Some(text), None) => crate::cron::Cron::parse(text)
+                .map(|c| Some(Timing::Cron(c)))
+                .map_err(|e| anyhow::anyhow!("schedule: `{name}_cron`: {e}")),
+            (None, every) => Ok(every.map(Timing::Every)),
+        }
+    }
+
+    /// How often `kind` runs by interval, if it is scheduled so; an error names a malformed
+    /// duration or a kind given both ways.
     pub fn interval(&self, kind: crate::SyncKind) -> anyhow::Result<Option<std::time::Duration>> {
         let (minutes, every, name) = match kind {
             crate::SyncKind::Full => (self.full_minutes, &self.full_every, "full"),
@@ -226,7 +264,7 @@ impl Schedule {
             crate::SyncKind::Incremental,
             crate::SyncKind::AccessControl,
         ] {
-            self.interval(kind)?;
+            self.timing(kind)?;
         }
         Ok(())
     }
@@ -403,6 +441,23 @@ mod tests {
         };
         let err = both.check().unwrap_err().to_string();
         assert!(err.contains("not both"), "{err}");
+        let cron = Schedule {
+            full_cron: Some("30 2 * * *".into()),
+            ..Schedule::default()
+        };
+        assert!(matches!(
+            cron.timing(crate::SyncKind::Full).unwrap(),
+            Some(Timing::Cron(_))
+        ));
+        let bad = Schedule {
+            incremental_cron: Some("61 * * * *".into()),
+            ..Schedule::default()
+        };
+        let err = bad.check().unwrap_err().to_string();
+        assert!(
+            err.contains("incremental_cron") && err.contains("minute"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod bundled;
 pub mod capabilities;
 pub mod config;
 pub mod connectors_service;
+pub mod cron;
 pub mod db;
 pub mod demo;
 pub mod fsutil;

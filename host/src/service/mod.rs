@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
 use crate::capabilities::index::{Counters, CountsSnapshot, SyncKind};
-use crate::config::ConnectorSpec;
+use crate::config::{ConnectorSpec, Timing};
 use crate::jobs::{JobReport, JobStatus};
 use crate::limits::Limits;
 use crate::registry::LoadedPlugin;
@@ -678,7 +678,7 @@ impl Service {
                 SyncKind::Incremental,
                 SyncKind::AccessControl,
             ] {
-                let Ok(Some(every)) = spec.schedule.interval(kind) else {
+                let Ok(Some(timing)) = spec.schedule.timing(kind) else {
                     continue;
                 };
                 if pending.contains(&(spec.tenant.clone(), spec.id.clone(), kind.to_string())) {
@@ -688,7 +688,21 @@ impl Service {
                     .store
                     .last_scheduled(&spec.tenant, &spec.id, kind)
                     .await?;
-                let due = last.is_none_or(|t| now.saturating_sub(t) >= every.as_secs() as i64);
+                let due = match (&timing, last) {
+                    (Timing::Every(_), None) => true,
+                    (Timing::Every(every), Some(t)) => {
+                        now.saturating_sub(t) >= every.as_secs() as i64
+                    }
+                    // A cron schedule waits for its next time, counted from when it was first
+                    // seen (or last queued); fires missed while the host was down run once.
+                    (Timing::Cron(_), None) => {
+                        self.store
+                            .mark_scheduled(&spec.tenant, &spec.id, kind, now)
+                            .await?;
+                        false
+                    }
+                    (Timing::Cron(cron), Some(t)) => cron.next_after(t).is_some_and(|n| n <= now),
+                };
                 if due {
                     self.store
                         .mark_scheduled(&spec.tenant, &spec.id, kind, now)

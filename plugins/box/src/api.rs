@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tributary_sdk::http::{Client, Request, Response, RetryPolicy, url_encode};
 use tributary_sdk::oauth::OAuth;
+use tributary_sdk::page;
 use tributary_sdk::{Error, Result};
 
 use crate::settings::{Account, Settings};
@@ -402,29 +403,24 @@ impl Api {
 
     /// The ids of the groups `user_id` belongs to.
     pub fn group_ids(&mut self, user_id: &str) -> Result<Vec<String>> {
+        let what = format!("listing the groups of user {user_id}");
         let mut groups = Vec::new();
-        let mut offset = 0u64;
-        loop {
+        for membership in page::offset(u64::from(PAGE), |offset, limit| {
             let route = format!(
-                "users/{}/memberships?limit={PAGE}&offset={offset}",
+                "users/{}/memberships?limit={limit}&offset={offset}",
                 url_encode(user_id)
             );
-            let page: Collection<Membership> = self.get_required(
-                &format!("listing the groups of user {user_id}"),
-                &route,
-                None,
-            )?;
-            let got = page.entries.len() as u64;
-            groups.extend(
-                page.entries
-                    .into_iter()
-                    .filter_map(|m| m.group.map(|g| g.id)),
-            );
-            offset += got;
-            if got == 0 || offset >= page.total_count.unwrap_or(0) {
-                return Ok(groups);
+            let page: Collection<Membership> = self.get_required(&what, &route, None)?;
+            Ok(page::OffsetPage {
+                items: page.entries,
+                total: page.total_count,
+            })
+        }) {
+            if let Some(group) = membership?.group {
+                groups.push(group.id);
             }
         }
+        Ok(groups)
     }
 
     /// One page of `folder_id`'s items (marker pagination: Box refuses offsets past 10 000);

@@ -158,20 +158,7 @@ fn required(config: &Config, key: &str, label: &str) -> Result<String> {
 }
 
 fn field(key: &str, label: &str, kind: FieldKind) -> ConfigField {
-    ConfigField {
-        key: key.into(),
-        label: label.into(),
-        tooltip: None,
-        kind,
-        options: Vec::new(),
-        default_value: None,
-        required: false,
-        sensitive: false,
-        hidden: false,
-        depends_on: Vec::new(),
-        min: None,
-        max: None,
-    }
+    tributary_sdk::schema::bare(key, label, kind)
 }
 
 fn when_account(value: &str) -> Vec<FieldDependency> {

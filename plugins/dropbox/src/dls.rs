@@ -24,7 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 use tributary_sdk::tributary::connector::index::Document;
-use tributary_sdk::{Error, Result};
+use tributary_sdk::{Error, Result, page};
 
 use crate::api::{BatchMembers, BatchResult, FileMetadata, FolderMetadata, Members, MembersList};
 use crate::client::Session;
@@ -247,22 +247,26 @@ pub fn access_control_documents(
         "team/members/list_v2",
         &json!({"limit": page_size.clamp(1, 1000)}),
     )?;
-    let mut page = first.map_err(|c| c.into_error())?;
+    let mut first = Some(first.map_err(|c| c.into_error())?);
     let mut count = 0;
-    loop {
-        for member in &page.members {
-            emit(member_document(member))?;
-            count += 1;
-        }
-        match (&page.cursor, page.has_more) {
-            (Some(cursor), true) => {
-                page = session.call(
-                    "team/members/list/continue_v2",
-                    &json!({ "cursor": cursor }),
-                )?;
+    for member in page::cursor(|cursor: Option<&String>| {
+        let list: MembersList = match (cursor, first.take()) {
+            (None, Some(list)) => list,
+            (Some(cursor), _) => session.call(
+                "team/members/list/continue_v2",
+                &json!({ "cursor": cursor }),
+            )?,
+            (None, None) => {
+                return Err(Error::Protocol(
+                    "team/members/list_v2 paged without a cursor".into(),
+                ));
             }
-            _ => break,
-        }
+        };
+        let next = if list.has_more { list.cursor } else { None };
+        Ok(page::Page::new(list.members, next))
+    }) {
+        emit(member_document(&member?))?;
+        count += 1;
     }
     Ok(count)
 }

@@ -113,20 +113,7 @@ fn normalise_path(raw: &str) -> Result<String> {
 }
 
 fn field(key: &str, label: &str, kind: FieldKind) -> ConfigField {
-    ConfigField {
-        key: key.into(),
-        label: label.into(),
-        tooltip: None,
-        kind,
-        options: Vec::new(),
-        default_value: None,
-        required: false,
-        sensitive: false,
-        hidden: false,
-        depends_on: Vec::new(),
-        min: None,
-        max: None,
-    }
+    tributary_sdk::schema::bare(key, label, kind)
 }
 
 /// The manifest's configuration schema, in Elastic's order, then tributary's additions.

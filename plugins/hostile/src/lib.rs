@@ -34,20 +34,7 @@ fn manifest_mode() -> String {
 }
 
 fn field(key: &str, kind: FieldKind) -> ConfigField {
-    ConfigField {
-        key: key.into(),
-        label: key.into(),
-        tooltip: None,
-        kind,
-        options: Vec::new(),
-        default_value: None,
-        required: false,
-        sensitive: false,
-        hidden: false,
-        depends_on: Vec::new(),
-        min: None,
-        max: None,
-    }
+    tributary_sdk::schema::bare(key, key, kind)
 }
 
 /// Panics (the release profile aborts) when `panic_in` names `export`.

@@ -30,8 +30,10 @@ use crate::{ConfigField, Error, FieldDependency, FieldKind, Result, SelectOption
 #[derive(Clone, Debug)]
 pub struct Field(ConfigField);
 
-fn field(key: &str, label: &str, kind: FieldKind) -> Field {
-    Field(ConfigField {
+/// A field with every option off: the starting point for plugins that fill in
+/// [`ConfigField`]s themselves rather than through [`Field`].
+pub fn bare(key: &str, label: &str, kind: FieldKind) -> ConfigField {
+    ConfigField {
         key: key.into(),
         label: label.into(),
         tooltip: None,
@@ -44,7 +46,11 @@ fn field(key: &str, label: &str, kind: FieldKind) -> Field {
         depends_on: Vec::new(),
         min: None,
         max: None,
-    })
+    }
+}
+
+fn field(key: &str, label: &str, kind: FieldKind) -> Field {
+    Field(bare(key, label, kind))
 }
 
 /// A one-line text setting.

@@ -28,20 +28,7 @@ const MODES: &[&str] = &[
 ];
 
 fn text_field(key: &str) -> ConfigField {
-    ConfigField {
-        key: key.into(),
-        label: key.into(),
-        tooltip: None,
-        kind: FieldKind::Text,
-        options: Vec::new(),
-        default_value: None,
-        required: false,
-        sensitive: false,
-        hidden: false,
-        depends_on: Vec::new(),
-        min: None,
-        max: None,
-    }
+    tributary_sdk::schema::bare(key, key, FieldKind::Text)
 }
 
 impl Plugin for Testbed {
