@@ -113,7 +113,7 @@ impl Jobs {
                 conn.execute(
                     "INSERT INTO jobs (id, tenant, connector, kind, status, plugin, plugin_version, created_at, started_at, finished_at, report, error)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, report = excluded.report, error = excluded.error",
+                     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, status = excluded.status, plugin_version = excluded.plugin_version, started_at = excluded.started_at, finished_at = excluded.finished_at, report = excluded.report, error = excluded.error",
                     rusqlite::params![
                         r.id, r.tenant, r.connector, r.kind.to_string(), r.status.as_str(), r.plugin, r.plugin_version,
                         r.started_at, r.finished_at, body, r.error.as_ref().map(|e| e.to_string())
@@ -224,6 +224,28 @@ impl Jobs {
             .await
     }
 
+    /// Whether a `kind` sync of the connector has ever succeeded.
+    pub async fn has_succeeded(
+        &self,
+        tenant: &str,
+        connector: &str,
+        kind: SyncKind,
+    ) -> anyhow::Result<bool> {
+        let args = (tenant.to_string(), connector.to_string(), kind.to_string());
+        self.db
+            .call(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT 1 FROM jobs WHERE tenant = ?1 AND connector = ?2 AND kind = ?3 AND status = 'succeeded' LIMIT 1",
+                        [args.0, args.1, args.2],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
+            })
+            .await
+    }
+
     /// Whether a job exists.
     pub async fn exists(&self, id: &str) -> anyhow::Result<bool> {
         let id = id.to_string();
@@ -235,5 +257,64 @@ impl Jobs {
                     .is_some())
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn report(id: &str, kind: SyncKind, status: JobStatus) -> JobReport {
+        JobReport {
+            id: id.into(),
+            tenant: "t".into(),
+            connector: "c".into(),
+            kind,
+            plugin: "feed".into(),
+            plugin_version: String::new(),
+            status,
+            counts: CountsSnapshot::default(),
+            error: None,
+            warnings: Vec::new(),
+            started_at: 1,
+            finished_at: None,
+            duration_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_saved_again_takes_the_kind_and_status_it_ran_with() {
+        let jobs = Jobs::new(Db::in_memory().unwrap());
+        // Queued as incremental; ran as a full sync (no full had succeeded yet).
+        jobs.save(&report("j1", SyncKind::Incremental, JobStatus::Queued))
+            .await
+            .unwrap();
+        jobs.set_status("j1", JobStatus::Running).await.unwrap();
+        assert_eq!(
+            jobs.list("t", None, Some(JobStatus::Running), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(!jobs.has_succeeded("t", "c", SyncKind::Full).await.unwrap());
+        let mut done = report("j1", SyncKind::Full, JobStatus::Succeeded);
+        done.plugin_version = "0.1.0".into();
+        jobs.save(&done).await.unwrap();
+        assert!(jobs.has_succeeded("t", "c", SyncKind::Full).await.unwrap());
+        assert!(
+            !jobs
+                .has_succeeded("t", "c", SyncKind::Incremental)
+                .await
+                .unwrap()
+        );
+        let got = jobs.get("t", "j1").await.unwrap().unwrap();
+        assert_eq!(
+            (got.kind, got.status),
+            (SyncKind::Full, JobStatus::Succeeded)
+        );
+        assert!(jobs.get("other", "j1").await.unwrap().is_none());
+        assert_eq!(jobs.list("t", Some("c"), None, 10).await.unwrap().len(), 1);
     }
 }

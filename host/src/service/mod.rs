@@ -570,14 +570,8 @@ impl Service {
     async fn has_succeeded_full(&self, spec: &ConnectorSpec) -> bool {
         self.host
             .jobs()
-            .list(
-                &spec.tenant,
-                Some(&spec.id),
-                Some(JobStatus::Succeeded),
-                1000,
-            )
+            .has_succeeded(&spec.tenant, &spec.id, SyncKind::Full)
             .await
-            .map(|jobs| jobs.iter().any(|j| j.kind == SyncKind::Full))
             .unwrap_or(false)
     }
 
