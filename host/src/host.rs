@@ -79,6 +79,9 @@ pub struct SyncOptions {
     pub storage: Option<StorageLimits>,
     /// Receives the plugin version as soon as the job has resolved it.
     pub on_plugin: Option<PluginHook>,
+    /// This job (`job_id`) ran before and was interrupted by a host crash or stop: a full sync
+    /// starts knowing the ids its earlier run checkpointed.
+    pub resume: bool,
 }
 
 /// Called with the plugin version a job resolved.
@@ -495,6 +498,18 @@ impl Host {
         )
         .await
         .map_err(|e| host_error("host", format!("opening the index: {e:#}")))?;
+        // Service jobs keep a durable record of the ids a full sync produced, so a run of the
+        // same job after a crash can continue its listing (see `Pipeline::track_progress`).
+        let mut pipeline = pipeline;
+        if kind == SyncKind::Full && options.job_id.is_some() {
+            let restored = pipeline
+                .track_progress(self.db.clone(), report.id.clone(), options.resume)
+                .await
+                .map_err(|e| host_error("host", format!("reading the job's progress: {e:#}")))?;
+            if restored > 0 {
+                tracing::info!(job = %report.id, "resumed with {restored} document id(s) from the interrupted run");
+            }
+        }
         if let Some(on_start) = &options.on_start {
             on_start(pipeline.counters());
         }

@@ -208,6 +208,15 @@ pub struct Pipeline {
     written_bytes: u64,
     /// Set once a quota is exceeded: every later call is refused and the job fails.
     quota_breach: Option<String>,
+    /// Where a full sync records the ids it produced (see [`Pipeline::track_progress`]).
+    progress: Option<Progress>,
+}
+
+/// The durable record of a full sync's produced ids, for a resumed run of the same job.
+struct Progress {
+    db: crate::db::Db,
+    job: String,
+    unsaved: Vec<String>,
 }
 
 impl Pipeline {
@@ -251,7 +260,84 @@ impl Pipeline {
             written_documents: 0,
             written_bytes: 0,
             quota_breach: None,
+            progress: None,
         })
+    }
+
+    /// For a full sync of job `job`: records the ids it produces at every checkpoint, so that a
+    /// run of the same job after a crash (`resume`) starts knowing them — the plugin may then
+    /// continue its listing where it checkpointed instead of from the start, and the documents of
+    /// the first run are not deleted as vanished. Returns how many ids a resumed run restored.
+    pub async fn track_progress(
+        &mut self,
+        db: crate::db::Db,
+        job: String,
+        resume: bool,
+    ) -> anyhow::Result<usize> {
+        if self.kind != SyncKind::Full {
+            return Ok(0);
+        }
+        let key = job.clone();
+        let restored: Vec<String> = db
+            .call(move |conn| {
+                if resume {
+                    let mut stmt = conn.prepare("SELECT id FROM job_progress WHERE job_id = ?1")?;
+                    let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                } else {
+                    conn.execute("DELETE FROM job_progress WHERE job_id = ?1", [&key])?;
+                    Ok(Vec::new())
+                }
+            })
+            .await?;
+        let n = restored.len();
+        self.seen.extend(restored);
+        self.progress = Some(Progress {
+            db,
+            job,
+            unsaved: Vec::new(),
+        });
+        Ok(n)
+    }
+
+    async fn save_progress(&mut self) -> anyhow::Result<()> {
+        let Some(p) = self.progress.as_mut() else {
+            return Ok(());
+        };
+        if p.unsaved.is_empty() {
+            return Ok(());
+        }
+        let ids = std::mem::take(&mut p.unsaved);
+        let job = p.job.clone();
+        p.db.call(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO job_progress (job_id, id) VALUES (?1, ?2)",
+                )?;
+                for id in &ids {
+                    stmt.execute([&job, id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_progress(&mut self) {
+        if let Some(p) = self.progress.take() {
+            let job = p.job.clone();
+            let cleared =
+                p.db.call(move |conn| {
+                    conn.execute("DELETE FROM job_progress WHERE job_id = ?1", [job])?;
+                    Ok(())
+                })
+                .await;
+            if let Err(err) = cleared {
+                tracing::warn!("clearing the progress of job {}: {err:#}", p.job);
+            }
+        }
     }
 
     /// Live counters.
@@ -370,7 +456,11 @@ impl Pipeline {
                 continue;
             }
             if self.kind == SyncKind::Full {
-                self.seen.insert(doc.id.clone());
+                if self.seen.insert(doc.id.clone())
+                    && let Some(p) = self.progress.as_mut()
+                {
+                    p.unsaved.push(doc.id.clone());
+                }
                 if doc.timestamp.is_some() && self.known.get(&doc.id) == Some(&doc.timestamp) {
                     Counters::add(&self.counters.unchanged, 1);
                     continue;
@@ -640,6 +730,8 @@ impl Pipeline {
         }
         self.drain().await?;
         self.commit().await?;
+        // The ids before the plugin's state: a crash in between makes the plugin re-list a little.
+        self.save_progress().await?;
         if !state.is_empty()
             && let Err(e) = self.storage.apply(state).await
         {
@@ -688,16 +780,19 @@ impl Pipeline {
             }
         }
         self.commit().await?;
+        self.clear_progress().await;
         Ok(self.counters.snapshot())
     }
 
     /// After the plugin failed: stop downloads, keep (commit) what was written, delete nothing.
+    /// (A failed job is not run again under its id, so its progress record goes too.)
     pub async fn abort(&mut self) -> anyhow::Result<CountsSnapshot> {
         self.downloads.abort_all();
         while self.downloads.join_next().await.is_some() {}
         self.flush().await?;
         self.flush_acl().await?;
         self.commit().await?;
+        self.clear_progress().await;
         Ok(self.counters.snapshot())
     }
 }

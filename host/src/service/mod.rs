@@ -12,9 +12,10 @@
 //!
 //! A queued or running job is a row in the `queue` table until its report is saved, so a host
 //! that stops (even by SIGKILL) picks it up again on the next start with the same job id. A
-//! retried job does not start from scratch: everything the plugin checkpointed is committed —
-//! a full sync skips the documents already indexed (no download, no write) and an incremental
-//! sync continues from its last stored cursor.
+//! retried job does not start from scratch: everything the plugin checkpointed is committed, a
+//! full sync starts knowing the ids its interrupted run produced (`job_progress`), so a plugin
+//! that checkpoints its listing position under the job id continues from there, and an
+//! incremental sync continues from its last stored cursor.
 
 pub mod api;
 mod metrics;
@@ -547,6 +548,7 @@ impl Service {
             on_plugin: Some(Arc::new(move |p: &LoadedPlugin| {
                 *lock(&version) = p.manifest.version.clone();
             })),
+            resume: job.attempt > 0,
         };
         let mut report = self.host.sync_spec(&spec, kind, options).await?;
         if job.attempt > 0 {

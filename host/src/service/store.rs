@@ -550,6 +550,11 @@ impl Store {
                     "UPDATE queue SET state = 'queued', reason = 'restart' WHERE state = 'running'",
                     [],
                 )?;
+                // Progress records of jobs that will never run again (ended, or CLI jobs).
+                c.execute(
+                    "DELETE FROM job_progress WHERE job_id NOT IN (SELECT job_id FROM queue)",
+                    [],
+                )?;
                 Ok(())
             })
             .await?;

@@ -10,7 +10,9 @@
 //! Everything generic — schema, typed settings, retries, pagination, batching, checkpoints — is
 //! the SDK's; what remains here is the feed's own shape.
 
-use serde::Deserialize;
+use std::cell::RefCell;
+
+use serde::{Deserialize, Serialize};
 use tributary_sdk::checkpoint::Checkpoint;
 use tributary_sdk::docs::{self, Document, Emitter, Fetch};
 use tributary_sdk::http::{Client, Request, RetryPolicy, host_of, join_url, url_encode};
@@ -20,6 +22,15 @@ use tributary_sdk::{Error, Features, Manifest, Plugin, Result, RuleError, SyncRe
 
 /// The change cursor of the last sync (version 1: the feed's cursor string).
 const CURSOR: Checkpoint<String> = Checkpoint::new("cursor", 1);
+/// Where an unfinished full listing of a job stands.
+const RESUME: Checkpoint<Resume> = Checkpoint::new("resume", 1);
+
+#[derive(Serialize, Deserialize)]
+struct Resume {
+    job: String,
+    page_token: Option<String>,
+    cursor: Option<String>,
+}
 
 struct Feed;
 
@@ -111,13 +122,37 @@ impl Settings {
     }
 
     /// Pages through the feed from `since`, emitting documents; returns the final cursor.
-    fn sync(&self, since: Option<&str>) -> Result<Option<String>> {
+    ///
+    /// A full listing (`job` set) commits every [`COMMIT_EVERY`] documents together with where
+    /// it is; when the same job runs again after a host crash it continues from there (the host
+    /// restores the ids the first run produced, so none of them is deleted as vanished).
+    fn sync(&self, since: Option<&str>, job: Option<&str>) -> Result<Option<String>> {
         let mut emitter = Emitter::default();
         let mut deleted = Vec::new();
-        let mut cursor = None;
-        for item in page::cursor(|token| {
-            let answer = self.page(since, token)?;
-            cursor = answer.cursor.or(cursor.take());
+        let resume = match job {
+            Some(job) => RESUME.load()?.filter(|r| r.job == job),
+            None => None,
+        };
+        if let Some(r) = &resume {
+            tributary_sdk::info!(
+                "resuming the listing of job {} at page {:?}",
+                r.job,
+                r.page_token
+            );
+        }
+        // The change position when the listing began (kept from the first answer: a resumed
+        // listing must not skip changes made to pages it already read).
+        let cursor = RefCell::new(resume.as_ref().and_then(|r| r.cursor.clone()));
+        let mut start = resume.and_then(|r| r.page_token);
+        let current = RefCell::new(None::<String>);
+        for item in page::cursor(|token: Option<&String>| {
+            let token = token.cloned().or_else(|| start.take());
+            let answer = self.page(since, token.as_ref())?;
+            *current.borrow_mut() = token;
+            let mut c = cursor.borrow_mut();
+            if c.is_none() {
+                *c = answer.cursor;
+            }
             Ok(Page::from_token(answer.items, answer.next_page_token))
         }) {
             let item = item?;
@@ -125,14 +160,23 @@ impl Settings {
                 deleted.push(item.id);
             } else {
                 emitter.emit(self.document(item))?;
-                // Commit now and then: a sync interrupted later (a host crash) is retried
-                // without downloading or writing these again.
+                // Commit now and then, with the page being read: a run interrupted later (a
+                // host crash) continues from here instead of listing everything again.
                 if emitter.emitted() % COMMIT_EVERY == 0 {
                     emitter.flush()?;
-                    tributary_sdk::state::checkpoint(&[])?;
+                    if let Some(job) = job {
+                        RESUME.save(&Resume {
+                            job: job.to_string(),
+                            page_token: current.borrow().clone(),
+                            cursor: cursor.borrow().clone(),
+                        })?;
+                    } else {
+                        tributary_sdk::state::checkpoint(&[])?;
+                    }
                 }
             }
         }
+        let cursor = cursor.into_inner();
         emitter.flush()?;
         docs::delete(&deleted)?;
         tributary_sdk::info!(
@@ -211,10 +255,11 @@ impl Plugin for Feed {
     fn full_sync(request: SyncRequest) -> Result<()> {
         let settings = Settings::from_json(&request.config)?;
         docs::set_download_concurrency(settings.concurrent_downloads);
-        match settings.sync(None)? {
+        match settings.sync(None, Some(&request.job_id))? {
             Some(cursor) => CURSOR.save(&cursor)?,
             None => CURSOR.clear()?,
         };
+        RESUME.clear()?;
         Ok(())
     }
 
@@ -225,7 +270,7 @@ impl Plugin for Feed {
         };
         let settings = Settings::from_json(&request.config)?;
         docs::set_download_concurrency(settings.concurrent_downloads);
-        let cursor = settings.sync(Some(&since))?;
+        let cursor = settings.sync(Some(&since), None)?;
         CURSOR.save(&cursor.unwrap_or(since))?;
         Ok(())
     }
