@@ -5,6 +5,8 @@
 //! week is 0-7 with both 0 and 7 meaning Sunday. As in Vixie cron, when both day fields are
 //! restricted a day matches if either does.
 
+use crate::util::civil_from_days as civil;
+
 /// A parsed cron expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cron {
@@ -134,20 +136,6 @@ impl Cron {
             (false, false) => bit(self.days, day) || bit(self.weekdays, weekday),
         }
     }
-}
-
-/// `(year, month 1-12, day 1-31)` of a day count since 1970-01-01 (Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -131,25 +131,7 @@ impl Jobs {
         connector: &str,
         limit: usize,
     ) -> anyhow::Result<Vec<JobReport>> {
-        let (tenant, connector) = (tenant.to_string(), connector.to_string());
-        self.db
-            .call(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT report, status FROM jobs WHERE tenant = ?1 AND connector = ?2 ORDER BY created_at DESC, rowid DESC LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(rusqlite::params![tenant, connector, limit as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (body, status) = row?;
-                    let mut report: JobReport = serde_json::from_str(&body)?;
-                    report.status = JobStatus::parse(&status);
-                    out.push(report);
-                }
-                Ok(out)
-            })
-            .await
+        self.list(tenant, Some(connector), None, limit).await
     }
 
     /// One job of a tenant.
