@@ -486,7 +486,7 @@ impl Host {
         };
         let allowlist = instance.store.data().http.allowlist();
         let storage = instance.store.data().storage.clone();
-        let pipeline = Pipeline::start(
+        let mut pipeline = Pipeline::start(
             deps,
             kind,
             IndexRef::new(spec.tenant.clone(), spec.index_name()),
@@ -500,7 +500,6 @@ impl Host {
         .map_err(|e| host_error("host", format!("opening the index: {e:#}")))?;
         // Service jobs keep a durable record of the ids a full sync produced, so a run of the
         // same job after a crash can continue its listing (see `Pipeline::track_progress`).
-        let mut pipeline = pipeline;
         if kind == SyncKind::Full && options.job_id.is_some() {
             let restored = pipeline
                 .track_progress(self.db.clone(), report.id.clone(), options.resume)
@@ -626,14 +625,18 @@ impl Instance {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(trap)) => {
                 let data = self.store.data();
-                let message = describe_trap(&self.store, trap);
+                // By type, not by text: the message also carries the plugin's stderr.
                 let kind = if data.memory.breach.is_some() || data.cpu.breach.is_some() {
                     "limit"
-                } else if message.contains(crate::service::quota::QUOTA_EXCEEDED) {
+                } else if trap
+                    .downcast_ref::<crate::service::quota::QuotaExceeded>()
+                    .is_some()
+                {
                     "quota"
                 } else {
                     "trap"
                 };
+                let message = describe_trap(&self.store, trap);
                 Err(host_error(kind, format!("{label} `{export}`: {message}")))
             }
             Err(_) => Err(host_error(

@@ -70,11 +70,6 @@ struct Versions {
 }
 
 impl Registry {
-    /// Registers a checked plugin and makes it the active version of its name.
-    pub fn activate(&self, plugin: Arc<LoadedPlugin>) -> anyhow::Result<()> {
-        self.register(plugin, true)
-    }
-
     /// Registers a checked plugin; with `activate`, new jobs use it from now on.
     pub fn register(&self, plugin: Arc<LoadedPlugin>, activate: bool) -> anyhow::Result<()> {
         let mut plugins = self

@@ -983,9 +983,11 @@ impl IndexCtx {
     }
 }
 
-/// Sink failures trap: the job cannot continue and the host reports the cause.
+/// Sink failures trap: the job cannot continue and the host reports the cause. The cause stays
+/// attached (not just its text), so the host can tell a typed refusal such as
+/// [`crate::service::quota::QuotaExceeded`] from a fault.
 fn host_fault(err: anyhow::Error) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("index sink failed: {err:#}"))
+    wasmtime::Error::from_anyhow(err.context("index sink failed"))
 }
 
 /// Links `index` into a linker whose store data exposes an [`IndexCtx`].

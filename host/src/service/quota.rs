@@ -12,8 +12,18 @@ use futures::future::BoxFuture;
 
 use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument};
 
-/// Appears in every quota error, so the host can classify the failure.
-pub const QUOTA_EXCEEDED: &str = "quota exceeded";
+/// A tenant's document quota refused a write. The host classifies a job that fails with this
+/// error (found by type, never by message text) as a `quota` failure.
+#[derive(Debug)]
+pub struct QuotaExceeded(pub String);
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "quota exceeded: {}", self.0)
+    }
+}
+
+impl std::error::Error for QuotaExceeded {}
 
 struct Count {
     /// This connector's ids in its main index.
@@ -79,13 +89,14 @@ impl QuotaSink {
         fresh.dedup();
         let after = count.total + fresh.len() as u64;
         if after > self.limit {
-            anyhow::bail!(
-                "{QUOTA_EXCEEDED}: tenant `{}` may keep {} documents; it holds {} and this batch adds {} new",
+            return Err(QuotaExceeded(format!(
+                "tenant `{}` may keep {} documents; it holds {} and this batch adds {} new",
                 self.main.tenant,
                 self.limit,
                 count.total,
                 fresh.len()
-            );
+            ))
+            .into());
         }
         for id in fresh {
             count.ids.insert(id.to_string());
@@ -218,10 +229,11 @@ mod tests {
         let err = q
             .upsert(a.clone(), vec![doc("4", "mine")])
             .await
-            .unwrap_err()
-            .to_string();
+            .unwrap_err();
+        assert!(err.downcast_ref::<QuotaExceeded>().is_some(), "{err:#}");
+        let err = err.to_string();
         assert!(
-            err.contains(QUOTA_EXCEEDED) && err.contains("may keep 5"),
+            err.contains("quota exceeded") && err.contains("may keep 5"),
             "{err}"
         );
         // The refused batch never reached the sink.
