@@ -333,6 +333,19 @@ async fn tenants_with_the_same_connector_names_cannot_see_each_other() {
         assert_eq!(status, 403, "{method} {path}");
     }
     assert_eq!(svc.call("GET", "/v1/tenants/acme", None, None).await.0, 401);
+    // …before anything else is judged, even a malformed query.
+    assert_eq!(
+        svc.call("GET", "/v1/tenants/acme/search?limit=x", None, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        svc.call("GET", "/v1/tenants/acme/jobs?status=bogus", Some(&tb), None)
+            .await
+            .0,
+        404
+    );
     assert_eq!(
         svc.call("GET", "/v1/tenants/acme", Some("trb_not-a-token"), None)
             .await
@@ -871,8 +884,28 @@ async fn every_described_route_exists_and_metrics_are_served() {
             );
         }
     }
+    // One more request with an unknown token: every request counts once, refusals apart.
+    let protected = paths
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .filter(|op| op.get("security").is_some())
+        .count();
+    assert_eq!(
+        svc.call("GET", "/v1/tenants", Some("trb_unknown"), None)
+            .await
+            .0,
+        401
+    );
     let (status, text) = svc.call_text("GET", "/metrics", Some(ADMIN), None).await;
     assert_eq!(status, 200);
+    assert!(
+        text.contains(&format!("tributary_api_requests_total {}\n", protected + 2)),
+        "{text}"
+    );
+    assert!(
+        text.contains("tributary_api_requests_denied_total 1\n"),
+        "{text}"
+    );
     for metric in [
         "tributary_jobs_running 0",
         "tributary_tenants 0",

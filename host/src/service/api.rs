@@ -103,6 +103,14 @@ fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "not found".into())
 }
 
+/// A query string, judged only after the caller is authenticated (so a request without a valid
+/// token learns nothing but 401).
+type QueryArg<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(q: QueryArg<T>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| bad(e.body_text()))
+}
+
 fn ok(value: Value) -> ApiResult {
     Ok(Json(value).into_response())
 }
@@ -115,6 +123,7 @@ enum Caller {
 }
 
 async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    app.metrics.request();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -122,7 +131,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        app.metrics.request(true);
+        app.metrics.denied();
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "missing `Authorization: Bearer <token>`".into(),
@@ -130,16 +139,12 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     };
     let hash = token_hash(token);
     if hash == app.admin_hash {
-        app.metrics.request(false);
         return Ok(Caller::Admin);
     }
     match app.store.tenant_by_token(&hash).await? {
-        Some(tenant) => {
-            app.metrics.request(false);
-            Ok(Caller::Tenant(tenant))
-        }
+        Some(tenant) => Ok(Caller::Tenant(tenant)),
         None => {
-            app.metrics.request(true);
+            app.metrics.denied();
             Err(ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
         }
     }
@@ -149,7 +154,7 @@ async fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     match caller(app, headers).await? {
         Caller::Admin => Ok(()),
         Caller::Tenant(_) => {
-            app.metrics.request(true);
+            app.metrics.denied();
             Err(ApiError(
                 StatusCode::FORBIDDEN,
                 "this needs the admin token".into(),
@@ -165,8 +170,11 @@ async fn tenant_scope(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Ca
         Caller::Admin => true,
         Caller::Tenant(own) => own == tenant,
     };
-    if !allowed || app.store.tenant(tenant).await?.is_none() {
-        app.metrics.request(true);
+    if !allowed {
+        app.metrics.denied();
+        return Err(not_found());
+    }
+    if app.store.tenant(tenant).await?.is_none() {
         return Err(not_found());
     }
     Ok(who)
@@ -227,10 +235,11 @@ fn yes() -> bool {
 async fn upload_plugin(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<UploadQuery>,
+    q: QueryArg<UploadQuery>,
     body: Bytes,
 ) -> ApiResult {
     admin(&app, &headers).await?;
+    let q = query(q)?;
     if body.is_empty() {
         return Err(bad("the request body must be the plugin's .wasm component"));
     }
@@ -535,10 +544,11 @@ async fn create_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Query(q): Query<PingQuery>,
+    q: QueryArg<PingQuery>,
     body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
     let Some(id) = body.id.clone() else {
         return Err(bad("`id` is required"));
@@ -591,10 +601,11 @@ async fn replace_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-    Query(q): Query<PingQuery>,
+    q: QueryArg<PingQuery>,
     body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
     if body.id.as_deref().is_some_and(|id| id != connector) {
         return Err(bad("`id` in the body differs from the path"));
@@ -736,9 +747,10 @@ async fn list_jobs(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Query(q): Query<JobsQuery>,
+    q: QueryArg<JobsQuery>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let mut jobs = app
         .host
@@ -794,9 +806,10 @@ async fn search(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Query(q): Query<SearchQuery>,
+    q: QueryArg<SearchQuery>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
     if !valid_name(&q.index) {
         return Err(bad(format!("index `{}` is not a valid name", q.index)));
     }

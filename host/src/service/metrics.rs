@@ -55,12 +55,14 @@ impl Metrics {
         self.activations.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an API request, and whether it was refused (401/403/404 on auth).
-    pub fn request(&self, denied: bool) {
+    /// Counts an authenticated API request (once per request).
+    pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if denied {
-            self.denied.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    /// Counts a request refused for its token or scope (401, 403, or 404 for another tenant's).
+    pub fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -158,7 +160,7 @@ impl Metrics {
         metric(
             "tributary_api_requests_total",
             "counter",
-            "API requests served.",
+            "API requests to routes that need a token.",
             vec![(String::new(), self.requests.load(Ordering::Relaxed))],
         );
         metric(
