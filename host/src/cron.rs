@@ -92,17 +92,12 @@ impl Cron {
         let days = t.div_euclid(86_400);
         let secs = t.rem_euclid(86_400);
         let (minute, hour) = ((secs / 60) % 60, secs / 3600);
-        let (_, month, day) = civil(days);
-        // 1970-01-01 was a Thursday (4).
-        let weekday = (days + 4).rem_euclid(7);
+        let (_, month, _) = civil(days);
         let bit = |set: u64, v: i64| set & (1u64 << v) != 0;
-        let day_ok = match (self.days_any, self.weekdays_any) {
-            (true, true) => true,
-            (false, true) => bit(self.days, day),
-            (true, false) => bit(self.weekdays, weekday),
-            (false, false) => bit(self.days, day) || bit(self.weekdays, weekday),
-        };
-        bit(self.minutes, minute) && bit(self.hours, hour) && bit(self.months, month) && day_ok
+        bit(self.minutes, minute)
+            && bit(self.hours, hour)
+            && bit(self.months, month)
+            && self.day_matches(days)
     }
 
     /// The first matching minute after `after` (Unix seconds), looking at most a little over
@@ -117,6 +112,11 @@ impl Cron {
                 t = (days + 1) * 86_400; // skip to the next day
                 continue;
             }
+            let hour = t.rem_euclid(86_400) / 3600;
+            if self.hours & (1 << hour) == 0 {
+                t = t.div_euclid(3600) * 3600 + 3600; // skip to the next hour
+                continue;
+            }
             if self.matches(t) {
                 return Some(t);
             }
@@ -125,8 +125,10 @@ impl Cron {
         None
     }
 
+    /// The day rule: day of month and day of week, either one when both are restricted.
     fn day_matches(&self, days: i64) -> bool {
         let (_, _, day) = civil(days);
+        // 1970-01-01 was a Thursday (4).
         let weekday = (days + 4).rem_euclid(7);
         let bit = |set: u64, v: i64| set & (1u64 << v) != 0;
         match (self.days_any, self.weekdays_any) {

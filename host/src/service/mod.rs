@@ -668,6 +668,7 @@ impl Service {
             .iter()
             .map(|q| (q.tenant.clone(), q.connector.clone(), q.kind.to_string()))
             .collect();
+        let marks = self.store.schedule_marks().await?;
         for spec in self.store.all_connectors().await? {
             for kind in [
                 SyncKind::Full,
@@ -677,13 +678,11 @@ impl Service {
                 let Ok(Some(timing)) = spec.schedule.timing(kind) else {
                     continue;
                 };
-                if pending.contains(&(spec.tenant.clone(), spec.id.clone(), kind.to_string())) {
+                let key = (spec.tenant.clone(), spec.id.clone(), kind.to_string());
+                if pending.contains(&key) {
                     continue;
                 }
-                let last = self
-                    .store
-                    .last_scheduled(&spec.tenant, &spec.id, kind)
-                    .await?;
+                let last = marks.get(&key).copied();
                 let due = match (&timing, last) {
                     (Timing::Every(_), None) => true,
                     (Timing::Every(every), Some(t)) => {

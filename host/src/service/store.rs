@@ -563,22 +563,18 @@ impl Store {
 
     // ---- schedule ----
 
-    /// When the scheduler last queued `kind` for a connector.
-    pub async fn last_scheduled(
+    /// When the scheduler last queued each kind of each connector: `(tenant, connector, kind)`
+    /// → Unix seconds, read in one query per scheduler tick.
+    pub async fn schedule_marks(
         &self,
-        tenant: &str,
-        connector: &str,
-        kind: SyncKind,
-    ) -> anyhow::Result<Option<i64>> {
-        let args = (tenant.to_string(), connector.to_string(), kind.to_string());
+    ) -> anyhow::Result<std::collections::HashMap<(String, String, String), i64>> {
         self.db
-            .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT last_at FROM schedule_runs WHERE tenant = ?1 AND connector = ?2 AND kind = ?3",
-                    [args.0, args.1, args.2],
-                    |r| r.get(0),
-                )
-                .optional()?)
+            .call(|c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT tenant, connector, kind, last_at FROM schedule_runs")?;
+                let rows =
+                    stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
             })
             .await
     }
