@@ -10,8 +10,9 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tributary_sdk::http::{Client, Request, Response, RetryPolicy, url_encode};
+use tributary_sdk::http::{Auth, Client, Request, Response, RetryPolicy, url_encode};
 use tributary_sdk::oauth::OAuth;
+use tributary_sdk::outbox::Resign;
 use tributary_sdk::page;
 use tributary_sdk::{Error, Result};
 
@@ -356,11 +357,6 @@ impl Api {
         self.auth.access_token().map(|_| ())
     }
 
-    /// Gets a fresh access token after the current one was rejected (e.g. by a download).
-    pub fn refresh(&mut self) -> Result<()> {
-        self.auth.force_refresh()
-    }
-
     /// The authenticated user (the service account for enterprise tokens).
     pub fn me(&mut self) -> Result<User> {
         self.get_required(
@@ -555,6 +551,18 @@ impl Api {
         as_user: Option<&str>,
     ) -> Result<Option<T>> {
         self.get_unless(what, route, as_user, &[403, 404])
+    }
+}
+
+/// Downloads the host reports refused with 401 (the access token expired while they waited)
+/// are signed again with a fresh token.
+impl Resign for Api {
+    fn refresh(&mut self) -> Result<()> {
+        self.auth.force_refresh()
+    }
+
+    fn resign(&mut self, request: &mut Request) -> Result<()> {
+        self.auth.authorize(request)
     }
 }
 

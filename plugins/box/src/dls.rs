@@ -8,8 +8,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use tributary_sdk::docs::{Document, Emitter};
-use tributary_sdk::{Error, Result, state};
+use tributary_sdk::docs::Document;
+use tributary_sdk::outbox::Outbox;
+use tributary_sdk::{Error, Result};
 
 use crate::api::{Api, Collaboration, User};
 use crate::docs::fnv64;
@@ -104,13 +105,12 @@ pub fn access_control_sync(settings: &Settings) -> Result<()> {
     } else {
         vec![api.me()?]
     };
-    let mut emitter = Emitter::access_control(100);
+    let mut out = Outbox::access_control(100);
     for user in &users {
         let groups = api.group_ids(&user.id)?;
-        emitter.emit(acl_document(user, &groups))?;
+        out.emit(acl_document(user, &groups))?;
     }
-    emitter.flush()?;
-    state::checkpoint(&[])?;
+    out.checkpoint(Vec::new())?;
     tributary_sdk::info!("box: {} access-control document(s)", users.len());
     Ok(())
 }

@@ -365,9 +365,9 @@ pub fn incremental(settings: Settings) -> Result<()> {
     tributary_sdk::info!(
         "box: incremental: {changes} changed item(s), {duplicates} duplicate event(s) skipped, \
          {} document(s) emitted, {} unchanged, {} deleted, {} folder(s) listed",
-        s.emitted,
+        sync.out.emitted(),
         s.unchanged,
-        s.deleted,
+        sync.out.deleted(),
         s.folders
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! Listing Box into the index: the folder walker shared by full syncs and by incremental syncs
 //! (which re-walk a folder whose subtree changed), indexing with version checks, deletions of
-//! whole subtrees, and checkpoints that re-send downloads refused because a token expired.
+//! whole subtrees, and checkpoints (through the SDK's [`Outbox`], which re-sends downloads
+//! refused because a token expired).
 //!
 //! A full sync takes the event stream position(s) *first*, then walks every tree from folder
 //! `"0"` (free: the user's; enterprise: every managed user's, with `As-User`), and checkpoints
@@ -16,7 +17,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use tributary_sdk::docs::{self, Document, Emitter, Fetch};
+use tributary_sdk::docs::{self, Document, Fetch};
+use tributary_sdk::outbox::{Outbox, StateEntry};
 use tributary_sdk::{Result, state};
 
 use crate::api::{Api, Item, Kind, User};
@@ -35,8 +37,6 @@ pub const ME: &str = "me";
 /// Checkpoint after this many documents (or [`MAX_PENDING_FETCHES`] downloads).
 const CHECKPOINT_EVERY: usize = 2000;
 const MAX_PENDING_FETCHES: usize = 500;
-/// Rounds of "refresh the token, re-send the refused downloads" per checkpoint.
-const AUTH_ROUNDS: usize = 3;
 
 /// Full syncs confirm everything; incremental syncs compare with the map.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,21 +70,11 @@ pub struct Target {
     pub viewers: Vec<Option<String>>,
 }
 
-/// A document with a host-side download since the last checkpoint.
-struct PendingFetch {
-    doc: Document,
-    as_user: Option<String>,
-    fetch: Fetch,
-}
-
-/// Counts for the job log.
+/// Counts for the job log (emitted and deleted documents are counted by the outbox).
 #[derive(Default)]
 pub struct Stats {
     pub folders: u64,
-    pub emitted: u64,
     pub unchanged: u64,
-    pub deleted: u64,
-    pub refetched: u64,
 }
 
 /// One running sync.
@@ -93,8 +83,7 @@ pub struct Sync {
     pub api: Api,
     pub map: NodeMap,
     mode: Mode,
-    emitter: Emitter,
-    fetches: HashMap<String, PendingFetch>,
+    pub out: Outbox,
     /// Full mode: every id indexed so far → its parent (dedupe across trees; map pruning).
     seen: HashMap<String, String>,
     /// Enterprise: the users whose trees are crawled.
@@ -107,7 +96,6 @@ pub struct Sync {
     pub dirty: VecDeque<Target>,
     /// Direct collaborator identities of folders, read from the map (incremental, DLS).
     acl_cache: HashMap<String, Vec<String>>,
-    since_checkpoint: usize,
     pub stats: Stats,
 }
 
@@ -119,15 +107,13 @@ impl Sync {
             settings,
             map: NodeMap::default(),
             mode,
-            emitter: Emitter::new(100),
-            fetches: HashMap::new(),
+            out: Outbox::new(100),
             seen: HashMap::new(),
             crawled: HashSet::new(),
             queue: VecDeque::new(),
             done: HashSet::new(),
             dirty: VecDeque::new(),
             acl_cache: HashMap::new(),
-            since_checkpoint: 0,
             stats: Stats::default(),
         }
     }
@@ -298,8 +284,8 @@ impl Sync {
             }
         }
         // Bounded memory, and progress that survives a crash, on any size of listing.
-        if self.since_checkpoint >= CHECKPOINT_EVERY
-            || self.fetches.len() >= MAX_PENDING_FETCHES
+        if self.out.since_checkpoint() >= CHECKPOINT_EVERY
+            || self.out.pending_fetches() >= MAX_PENDING_FETCHES
             || self.map.buffered() >= 4 * CHECKPOINT_EVERY
         {
             self.checkpoint(Vec::new())?;
@@ -312,23 +298,11 @@ impl Sync {
             let request = self.api.content_request(&item.id, as_user.as_deref())?;
             let fetch = Fetch::new(item.name(), item.size(), self.settings.max_content_bytes)
                 .retries(self.settings.retry_count);
-            let doc = doc.fetch(&request, fetch.clone());
-            self.fetches.insert(
-                item.id.clone(),
-                PendingFetch {
-                    doc: doc.clone(),
-                    as_user,
-                    fetch,
-                },
-            );
-            doc
+            doc.fetch(&request, fetch)
         } else {
             doc
         };
-        self.emitter.emit(doc)?;
-        self.stats.emitted += 1;
-        self.since_checkpoint += 1;
-        Ok(())
+        self.out.emit(doc)
     }
 
     /// Removes an item and everything the map knows below it, from the index and the map.
@@ -342,16 +316,9 @@ impl Sync {
             self.map.remove(id, &node);
         }
         for id in &ids {
-            self.fetches.remove(id);
             self.done.insert(id.clone());
         }
-        // Upserts still buffered here must reach the host before the deletion.
-        self.emitter.flush()?;
-        for chunk in ids.chunks(1000) {
-            docs::delete(chunk)?;
-        }
-        self.stats.deleted += ids.len() as u64;
-        Ok(())
+        self.out.delete(&ids)
     }
 
     /// After re-listing a folder: children the map had there but the listing did not show moved
@@ -377,75 +344,36 @@ impl Sync {
     }
 
     /// Waits for the host to commit everything emitted so far, then stores the map's buffered
-    /// writes and `extra` atomically. Downloads the host reports refused with 401 (the access
-    /// token expired while they waited) are re-sent with a fresh token; other failures are
-    /// logged and left for the next sync (their version is cleared).
-    pub fn checkpoint(&mut self, extra: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
-        self.emitter.flush()?;
+    /// writes and `extra` atomically. Downloads refused with 401 (the access token expired while
+    /// they waited) are re-sent with a fresh token by the outbox; other failures are logged and
+    /// left for the next sync (their version is cleared).
+    pub fn checkpoint(&mut self, extra: Vec<StateEntry>) -> Result<()> {
         let mut entries = self.map.take_writes();
         entries.extend(extra);
-        let mut rounds = 0;
         loop {
-            let refs: Vec<(&str, Option<Vec<u8>>)> = entries
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect();
-            let failures = state::checkpoint(&refs)?;
-            let mut refused = Vec::new();
-            for failure in failures {
-                let retry = failure.status == Some(401)
-                    && rounds < AUTH_ROUNDS
-                    && self.fetches.contains_key(&failure.id);
-                if retry {
-                    refused.push(failure.id);
-                } else {
-                    tributary_sdk::warn!(
-                        "box: content of {} not indexed: {}",
-                        failure.id,
-                        failure.message
-                    );
-                    self.map.mark_stale(&failure.id)?;
-                }
-            }
-            if !refused.is_empty() {
-                rounds += 1;
-                tributary_sdk::info!(
-                    "box: {} download(s) refused with 401; refreshing the access token",
-                    refused.len()
+            for failure in self.out.checkpoint_with(&mut self.api, entries)? {
+                tributary_sdk::warn!(
+                    "box: content of {} not indexed: {}",
+                    failure.id,
+                    failure.message
                 );
-                self.api.refresh()?;
-                for id in refused {
-                    let Some(pending) = self.fetches.get(&id) else {
-                        continue;
-                    };
-                    let (doc, as_user, fetch) = (
-                        pending.doc.clone(),
-                        pending.as_user.clone(),
-                        pending.fetch.clone(),
-                    );
-                    let request = self.api.content_request(&id, as_user.as_deref())?;
-                    self.emitter.emit(doc.fetch(&request, fetch))?;
-                    self.stats.refetched += 1;
-                }
-                self.emitter.flush()?;
-            } else if !self.map.has_writes() {
-                break;
+                self.map.mark_stale(&failure.id)?;
+            }
+            if !self.map.has_writes() {
+                return Ok(());
             }
             entries = self.map.take_writes();
         }
-        self.fetches.clear();
-        self.since_checkpoint = 0;
-        Ok(())
     }
 
     /// Map deletions for everything a completed full listing did not see.
-    pub fn prune(&self) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    pub fn prune(&self) -> Result<Vec<StateEntry>> {
         self.map.prune(&self.seen)
     }
 }
 
 /// Encodes a state value for a checkpoint.
-pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<(String, Option<Vec<u8>>)> {
+pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<StateEntry> {
     Ok((key.to_string(), Some(state::encode(value)?)))
 }
 
@@ -476,8 +404,8 @@ pub fn full(settings: Settings, prune: bool) -> Result<()> {
          re-sent",
         started.elapsed(),
         s.folders,
-        s.emitted,
-        s.refetched
+        sync.out.emitted(),
+        sync.out.refetched()
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tributary_sdk::batch::send_all_authed;
 use tributary_sdk::http::{Auth, Client, Request, Response, RetryPolicy, join_url};
 use tributary_sdk::oauth::OAuth;
+use tributary_sdk::outbox::Resign;
 use tributary_sdk::{Error, Result};
 
 use crate::api::{AuthenticatedAdmin, ErrorBody, FullAccount, header_json};
@@ -217,16 +218,17 @@ impl Session {
         self.auth.authorize(&mut request).map_err(dropbox_auth)?;
         Ok(self.headers(request, Scope::User))
     }
+}
 
-    /// Drops the access token and obtains a new one (after host-side downloads got 401).
-    pub fn refresh(&mut self) -> Result<()> {
+/// Host-side downloads refused with 401 (the token expired while they waited) are signed again
+/// with a new token.
+impl Resign for Session {
+    fn refresh(&mut self) -> Result<()> {
         self.auth.force_refresh().map_err(dropbox_auth)
     }
 
-    /// `Bearer <current token>`, for re-signing requests built earlier.
-    pub fn authorization(&mut self) -> Result<String> {
-        let token = self.auth.access_token().map_err(dropbox_auth)?;
-        Ok(format!("Bearer {token}"))
+    fn resign(&mut self, request: &mut Request) -> Result<()> {
+        self.auth.authorize(request).map_err(dropbox_auth)
     }
 }
 

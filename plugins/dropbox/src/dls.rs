@@ -22,8 +22,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::{Map, Value, json};
-use tributary_sdk::tributary::connector::index::Document;
+use serde_json::{Value, json};
+use tributary_sdk::docs::Document;
 use tributary_sdk::{Error, Result, page};
 
 use crate::api::{BatchMembers, BatchResult, FileMetadata, FolderMetadata, Members, MembersList};
@@ -279,27 +279,19 @@ fn member_document(member: &crate::api::TeamMember) -> Document {
     let mut access: BTreeSet<String> = [email.clone(), username.clone(), user_id.clone()].into();
     access.extend(p.groups.iter().map(|g| format!("group:{g}")));
     let access: Vec<String> = access.into_iter().collect();
-    let mut fields = Map::new();
-    fields.insert(
-        "identity".into(),
-        json!({"email": email, "username": username, "user_id": user_id}),
-    );
-    fields.insert(
-        "status".into(),
-        json!(p.status.as_ref().map(|s| s.tag.clone())),
-    );
-    fields.insert("created_at".into(), json!(p.joined_on));
-    fields.insert(
-        "query".into(),
-        json!({"template": {"params": {"access_control": access}, "source": QUERY_SOURCE}}),
-    );
-    let fields = Value::Object(fields).to_string();
-    Document {
-        id: p.email.clone(),
-        timestamp: Some(hash_hex(fields.as_bytes())),
-        fields,
-        content: None,
-    }
+    let document = Document::bare(p.email.clone())
+        .field(
+            "identity",
+            json!({"email": email, "username": username, "user_id": user_id}),
+        )
+        .field("status", json!(p.status.as_ref().map(|s| s.tag.clone())))
+        .field("created_at", json!(p.joined_on))
+        .field(
+            "query",
+            json!({"template": {"params": {"access_control": access}, "source": QUERY_SOURCE}}),
+        );
+    let version = hash_hex(document.fields_json().as_bytes());
+    document.version(version)
 }
 
 /// A team-linked token is needed for team member listings.

@@ -13,9 +13,9 @@
 //! with the sync time and so re-indexes every folder on every run. Here they carry no
 //! `_timestamp` and a version that changes only when their fields do.
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tributary_sdk::Result;
-use tributary_sdk::tributary::connector::index::{Content, ContentRequest, Document};
+use tributary_sdk::docs::{Document, Fetch};
 
 use crate::api::{FileMetadata, FolderMetadata, SharedLinkMetadata};
 use crate::client::Session;
@@ -128,42 +128,36 @@ pub fn file_document(
     } else {
         file.server_modified.as_ref()
     };
-    let mut fields = Map::new();
-    fields.insert("id".into(), json!(file.id));
-    fields.insert("type".into(), json!("File"));
-    fields.insert("name".into(), json!(file.name));
-    fields.insert("file_path".into(), json!(file.path_display));
-    fields.insert("size".into(), json!(file.size));
-    if let Some(ts) = timestamp {
-        fields.insert("_timestamp".into(), json!(ts));
-    }
+    let document = Document::new(&file.id)
+        .field("type", "File")
+        .field("name", file.name.as_str())
+        .field("file_path", json!(file.path_display))
+        .field("size", file.size)
+        .field_opt("_timestamp", timestamp.map(String::as_str));
     let plan = plan_for_file(settings, file);
-    let content = match &plan {
-        None => None,
-        Some(plan) => Some(content(
-            session, settings, plan, &file.id, &file.name, file.size,
-        )?),
-    };
-    Ok(finish(
-        &file.id,
-        fields,
+    let document = finish(
+        document,
         acl,
         file.rev.as_deref().unwrap_or_default(),
         timestamp.map(String::as_str),
         plan.as_ref(),
-        content,
-    ))
+    );
+    match &plan {
+        None => Ok(document),
+        Some(plan) => fetch(
+            document, session, settings, plan, &file.id, &file.name, file.size,
+        ),
+    }
 }
 
 /// A folder.
 pub fn folder_document(folder: &FolderMetadata, acl: Option<&[String]>) -> Document {
-    let mut fields = Map::new();
-    fields.insert("id".into(), json!(folder.id));
-    fields.insert("type".into(), json!("Folder"));
-    fields.insert("name".into(), json!(folder.name));
-    fields.insert("file_path".into(), json!(folder.path_display));
-    fields.insert("size".into(), json!(0));
-    finish(&folder.id, fields, acl, "", None, None, None)
+    let document = Document::new(&folder.id)
+        .field("type", "Folder")
+        .field("name", folder.name.as_str())
+        .field("file_path", json!(folder.path_display))
+        .field("size", 0);
+    finish(document, acl, "", None, None)
 }
 
 /// A file shared with the user, from its shared link's metadata.
@@ -175,15 +169,12 @@ pub fn shared_document(
     acl: Option<&[String]>,
 ) -> Result<Document> {
     let size = link.size.unwrap_or(0);
-    let mut fields = Map::new();
-    fields.insert("id".into(), json!(id));
-    fields.insert("type".into(), json!("File"));
-    fields.insert("name".into(), json!(link.name));
-    fields.insert("url".into(), json!(link.url));
-    fields.insert("size".into(), json!(size));
-    if let Some(ts) = &link.server_modified {
-        fields.insert("_timestamp".into(), json!(ts));
-    }
+    let document = Document::new(id)
+        .field("type", "File")
+        .field("name", link.name.as_str())
+        .field("url", link.url.as_str())
+        .field("size", size)
+        .field_opt("_timestamp", link.server_modified.as_deref());
     let ext = extension(&link.name);
     let plan =
         (size > 0 && size <= settings.max_file_size && supported(settings, &ext)).then(|| {
@@ -191,29 +182,29 @@ pub fn shared_document(
                 url: link.url.clone(),
             }
         });
-    let content = match &plan {
-        None => None,
-        Some(plan) => Some(content(session, settings, plan, id, &link.name, size)?),
-    };
-    Ok(finish(
-        id,
-        fields,
+    let document = finish(
+        document,
         acl,
         link.rev.as_deref().unwrap_or_default(),
         link.server_modified.as_deref(),
         plan.as_ref(),
-        content,
-    ))
+    );
+    match &plan {
+        None => Ok(document),
+        Some(plan) => fetch(document, session, settings, plan, id, &link.name, size),
+    }
 }
 
-fn content(
+/// Attaches the download of the file's content for the host to perform.
+fn fetch(
+    document: Document,
     session: &mut Session,
     settings: &Settings,
     plan: &Plan,
     id: &str,
     name: &str,
     size: u64,
-) -> Result<Content> {
+) -> Result<Document> {
     // Files are addressed by id, not path: a rename between listing and download (or a name
     // with quotes) cannot break the download.
     let (request, file_name) = match plan {
@@ -238,51 +229,27 @@ fn content(
         Plan::Export { .. } => None,
         _ => Some(size),
     };
-    Ok(Content::Fetch(ContentRequest {
-        request: request.to_wit(),
-        file_name,
-        mime_type: None,
-        size,
-        max_bytes: settings.max_file_size,
-        retries: settings.retry_count,
-    }))
+    let fetch = Fetch::new(file_name, size, settings.max_file_size).retries(settings.retry_count);
+    Ok(document.fetch(&request, fetch))
 }
 
-/// Adds the access list, computes the version and builds the WIT document.
+/// Adds the access list and the version.
 fn finish(
-    id: &str,
-    mut fields: Map<String, Value>,
+    document: Document,
     acl: Option<&[String]>,
     rev: &str,
     timestamp: Option<&str>,
     plan: Option<&Plan>,
-    content: Option<Content>,
 ) -> Document {
-    if let Some(acl) = acl {
-        fields.insert("_allow_access_control".into(), json!(acl));
-    }
-    let fields = Value::Object(fields).to_string();
+    let document = document.field_opt("_allow_access_control", acl.map(|acl| json!(acl)));
+    let fields = document.fields_json();
     let plan = plan.map(Plan::marker).unwrap_or_default();
     let digest = hash_hex(format!("{fields}\u{0}{rev}\u{0}{plan}").as_bytes());
     let version = match timestamp {
         Some(ts) => format!("{ts}#{digest}"),
         None => format!("folder#{digest}"),
     };
-    Document {
-        id: id.to_string(),
-        timestamp: Some(version),
-        fields,
-        content,
-    }
-}
-
-/// Re-signs a document's content request with a fresh `Authorization` value.
-pub fn resign(document: &mut Document, authorization: &str) {
-    if let Some(Content::Fetch(request)) = &mut document.content {
-        let headers = &mut request.request.headers;
-        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
-        headers.push(("Authorization".into(), authorization.to_string()));
-    }
+    document.version(version)
 }
 
 #[cfg(test)]
@@ -331,35 +298,30 @@ mod tests {
 
     #[test]
     fn versions_change_with_fields_only() {
-        let a = finish(
-            "id:1",
-            Map::from_iter([("name".to_string(), json!("a"))]),
-            None,
-            "r1",
-            Some("2024-01-01T00:00:00Z"),
-            None,
-            None,
-        );
-        let same = finish(
-            "id:1",
-            Map::from_iter([("name".to_string(), json!("a"))]),
-            None,
-            "r1",
-            Some("2024-01-01T00:00:00Z"),
-            None,
-            None,
-        );
-        let renamed = finish(
-            "id:1",
-            Map::from_iter([("name".to_string(), json!("b"))]),
-            None,
-            "r1",
-            Some("2024-01-01T00:00:00Z"),
-            None,
-            None,
-        );
-        assert_eq!(a.timestamp, same.timestamp);
-        assert_ne!(a.timestamp, renamed.timestamp);
-        assert!(a.timestamp.unwrap().starts_with("2024-01-01T00:00:00Z#"));
+        let version = |name: &str| {
+            let document = Document::new("id:1").field("name", name);
+            finish(document, None, "r1", Some("2024-01-01T00:00:00Z"), None)
+                .version_marker()
+                .map(str::to_string)
+        };
+        assert_eq!(version("a"), version("a"));
+        assert_ne!(version("a"), version("b"));
+        assert!(version("a").unwrap().starts_with("2024-01-01T00:00:00Z#"));
+    }
+
+    #[test]
+    fn folder_documents_keep_their_shape_and_version() {
+        let folder: FolderMetadata = serde_json::from_value(json!({
+            "id": "id:f", "name": "Docs", "path_display": "/Docs", "path_lower": "/docs",
+        }))
+        .unwrap();
+        let acl = ["user_id:1".to_string()];
+        let document = folder_document(&folder, Some(&acl)).into_wit();
+        // The version digests the fields as they were serialised before the SDK builder.
+        let fields = r#"{"_allow_access_control":["user_id:1"],"file_path":"/Docs","id":"id:f","name":"Docs","size":0,"type":"Folder"}"#;
+        assert_eq!(document.fields, fields);
+        let digest = hash_hex(format!("{fields}\u{0}\u{0}").as_bytes());
+        assert_eq!(document.timestamp, Some(format!("folder#{digest}")));
+        assert!(document.content.is_none());
     }
 }

@@ -24,13 +24,16 @@
 //!
 //! Host-side downloads carry the access token valid when the document was emitted. When it
 //! expires before the host gets to a download, the checkpoint reports a 401 content failure;
-//! the plugin refreshes the token and upserts those documents again with re-signed requests.
+//! the [`Outbox`] has the session refresh the token and upserts those documents again with
+//! re-signed requests.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tributary_sdk::tributary::connector::index::{self, Content, Document};
+use tributary_sdk::docs::Document;
+use tributary_sdk::outbox::{Outbox, StateEntry};
+use tributary_sdk::tributary::connector::index::ContentFailure;
 use tributary_sdk::tributary::connector::storage;
 use tributary_sdk::{Error, Result, state};
 
@@ -48,8 +51,6 @@ const STATE_KEY: &str = "sync";
 const BATCH: usize = 100;
 /// Storage deletions per checkpoint when clearing stale state.
 const CLEAR_CHUNK: usize = 5000;
-/// Rounds of "refresh the token, re-upsert the documents whose download got 401".
-const REFRESH_ROUNDS: usize = 3;
 /// Received files per page (Dropbox allows at most 300).
 const RECEIVED_PAGE: u64 = 300;
 
@@ -76,96 +77,8 @@ pub enum Mode {
     Rebuild,
 }
 
-/// Documents on their way to the host, and the downloads that may need re-signing.
-#[derive(Default)]
-struct Output {
-    batch: Vec<Document>,
-    /// Documents with a content request since the last checkpoint, by id.
-    pending: HashMap<String, Document>,
-    emitted: u64,
-    deleted: u64,
-}
-
-impl Output {
-    fn emit(&mut self, document: Document) -> Result<()> {
-        if matches!(document.content, Some(Content::Fetch(_))) {
-            self.pending.insert(document.id.clone(), document.clone());
-        } else {
-            self.pending.remove(&document.id);
-        }
-        self.batch.push(document);
-        self.emitted += 1;
-        if self.batch.len() >= BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if !self.batch.is_empty() {
-            index::upsert(&std::mem::take(&mut self.batch))?;
-        }
-        Ok(())
-    }
-
-    fn delete(&mut self, ids: Vec<String>) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        // Upserts queued before the deletion must reach the host first.
-        self.flush()?;
-        for id in &ids {
-            self.pending.remove(id);
-        }
-        self.deleted += ids.len() as u64;
-        index::delete(&ids)?;
-        Ok(())
-    }
-
-    /// Commits everything so far and stores `state`; downloads refused with 401 (the token
-    /// expired while they waited) are re-signed with a fresh token and upserted again.
-    fn checkpoint(
-        &mut self,
-        session: &mut Session,
-        state: Vec<(String, Option<Vec<u8>>)>,
-    ) -> Result<()> {
-        self.flush()?;
-        let mut failures = index::checkpoint(&state)?;
-        for _ in 0..REFRESH_ROUNDS {
-            let expired: Vec<Document> = failures
-                .iter()
-                .filter(|f| f.status == Some(401))
-                .filter_map(|f| self.pending.get(&f.id).cloned())
-                .collect();
-            if expired.is_empty() {
-                break;
-            }
-            tributary_sdk::info!(
-                "{} download(s) were refused with HTTP 401 (access token expired): refreshing \
-                 the token and fetching them again",
-                expired.len()
-            );
-            session.refresh()?;
-            let authorization = session.authorization()?;
-            let retried: HashSet<String> = expired.iter().map(|d| d.id.clone()).collect();
-            failures.retain(|f| !retried.contains(&f.id));
-            report(&failures);
-            let mut again = expired;
-            for document in &mut again {
-                docs::resign(document, &authorization);
-            }
-            for chunk in again.chunks(BATCH) {
-                index::upsert(chunk)?;
-            }
-            failures = index::checkpoint(&[])?;
-        }
-        report(&failures);
-        self.pending.clear();
-        Ok(())
-    }
-}
-
-fn report(failures: &[index::ContentFailure]) {
+/// Logs the content failures a checkpoint left (the first 20).
+fn report(failures: &[ContentFailure]) {
     for failure in failures.iter().take(20) {
         tributary_sdk::warn!(
             "content of {} not indexed (it is fetched again by the next full sync): {}",
@@ -232,7 +145,7 @@ impl Tracked {
 pub struct Job {
     settings: Settings,
     session: Session,
-    out: Output,
+    out: Outbox,
     access: Option<Access>,
     scope: String,
 }
@@ -260,7 +173,7 @@ impl Job {
         Ok(Job {
             settings,
             session,
-            out: Output::default(),
+            out: Outbox::new(BATCH),
             access,
             scope,
         })
@@ -302,12 +215,12 @@ impl Job {
     fn finish_log(&self, what: &str) {
         tributary_sdk::info!(
             "{what}: {} document(s) emitted, {} deleted",
-            self.out.emitted,
-            self.out.deleted
+            self.out.emitted(),
+            self.out.deleted()
         );
     }
 
-    fn state_write(&self, mode: &str, cursor: Option<String>) -> Result<(String, Option<Vec<u8>>)> {
+    fn state_write(&self, mode: &str, cursor: Option<String>) -> Result<StateEntry> {
         let value = SyncState {
             mode: mode.into(),
             scope: self.scope.clone(),
@@ -370,11 +283,11 @@ impl Job {
                     seen_keys.insert(paths::key(path));
                     map.set(path, known(&document, dir));
                 }
-                seen_ids.insert(document.id.clone());
+                seen_ids.insert(document.id().to_string());
                 self.out.emit(document)?;
             }
             let writes = map.take_writes()?;
-            self.out.checkpoint(&mut self.session, writes)?;
+            self.checkpoint(writes)?;
             if !page.has_more {
                 break;
             }
@@ -410,7 +323,7 @@ impl Job {
             }
             vanished.sort();
             vanished.dedup();
-            self.out.delete(vanished)?;
+            self.out.delete(&vanished)?;
         }
         let mut clear = stale;
         clear.extend(storage::list_keys(SEARCH_PREFIX)?);
@@ -420,9 +333,17 @@ impl Job {
         Ok(())
     }
 
+    /// Commits everything so far and stores `state`; downloads refused with 401 (the token
+    /// expired while they waited) are re-signed with a fresh token and sent again.
+    fn checkpoint(&mut self, state: Vec<StateEntry>) -> Result<()> {
+        let failures = self.out.checkpoint_with(&mut self.session, state)?;
+        report(&failures);
+        Ok(())
+    }
+
     /// Deletes storage keys in chunks; the last checkpoint also writes `last`.
-    fn clear_then(&mut self, keys: Vec<String>, last: (String, Option<Vec<u8>>)) -> Result<()> {
-        let mut chunks: Vec<Vec<(String, Option<Vec<u8>>)>> = keys
+    fn clear_then(&mut self, keys: Vec<String>, last: StateEntry) -> Result<()> {
+        let mut chunks: Vec<Vec<StateEntry>> = keys
             .chunks(CLEAR_CHUNK)
             .map(|c| c.iter().map(|k| (k.clone(), None)).collect())
             .collect();
@@ -431,7 +352,7 @@ impl Job {
             None => chunks.push(vec![last]),
         }
         for chunk in chunks {
-            self.out.checkpoint(&mut self.session, chunk)?;
+            self.checkpoint(chunk)?;
         }
         Ok(())
     }
@@ -486,7 +407,7 @@ impl Job {
             self.apply(&page.entries, &mut map)?;
             let mut writes = map.take_writes()?;
             writes.push(self.state_write("listing", Some(page.cursor.clone()))?);
-            self.out.checkpoint(&mut self.session, writes)?;
+            self.checkpoint(writes)?;
             cursor = page.cursor;
             if !page.has_more {
                 break;
@@ -557,7 +478,7 @@ impl Job {
         }
         deleted.sort();
         deleted.dedup();
-        self.out.delete(deleted)?;
+        self.out.delete(&deleted)?;
         for document in documents {
             self.out.emit(document)?;
         }
@@ -614,14 +535,14 @@ impl Job {
                     &link,
                     acl.as_deref(),
                 )?;
-                let version = document.timestamp.clone().unwrap_or_default();
+                let version = document.version_marker().unwrap_or_default().to_string();
                 let changed = tracked.record(&id, &version)?;
                 if changed || mode == Mode::Full {
                     self.out.emit(document)?;
                 }
             }
             let writes = tracked.take_writes();
-            self.out.checkpoint(&mut self.session, writes)?;
+            self.checkpoint(writes)?;
             match page.cursor.take() {
                 Some(cursor) if !cursor.is_empty() => {
                     page = self.session.call(
@@ -642,13 +563,13 @@ impl Job {
             return Ok(());
         }
         if mode != Mode::Full {
-            self.out.delete(stale.clone())?;
+            self.out.delete(&stale)?;
         }
         let writes = stale
             .iter()
             .map(|id| (format!("{}{id}", tracked.prefix), None))
             .collect();
-        self.out.checkpoint(&mut self.session, writes)
+        self.checkpoint(writes)
     }
 
     // ----- search mode ---------------------------------------------------------------------------
@@ -696,17 +617,17 @@ impl Job {
                         }
                         Metadata::Deleted(_) => continue,
                     };
-                    if !done.insert(document.id.clone()) {
+                    if !done.insert(document.id().to_string()) {
                         continue;
                     }
-                    let version = document.timestamp.clone().unwrap_or_default();
-                    let changed = tracked.record(&document.id, &version)?;
+                    let version = document.version_marker().unwrap_or_default().to_string();
+                    let changed = tracked.record(document.id(), &version)?;
                     if changed || mode == Mode::Full {
                         self.out.emit(document)?;
                     }
                 }
                 let writes = tracked.take_writes();
-                self.out.checkpoint(&mut self.session, writes)?;
+                self.checkpoint(writes)?;
                 match (page.has_more, page.cursor.take()) {
                     (true, Some(cursor)) => {
                         page = self
@@ -719,7 +640,7 @@ impl Job {
         }
         let stale = tracked.stale();
         if mode != Mode::Full {
-            self.out.delete(stale.clone())?;
+            self.out.delete(&stale)?;
         }
         let mut clear: Vec<String> = stale
             .iter()
@@ -744,9 +665,9 @@ const SEARCH_PREFIX: &str = "a:";
 
 fn known(document: &Document, dir: bool) -> Known {
     Known {
-        id: document.id.clone(),
+        id: document.id().to_string(),
         dir,
-        version: document.timestamp.clone().unwrap_or_default(),
+        version: document.version_marker().unwrap_or_default().to_string(),
         path: None,
     }
 }
@@ -762,18 +683,11 @@ pub fn access_control(settings: Settings) -> Result<()> {
     }
     let mut session = Session::connect(&settings)?;
     crate::dls::require_team(&session)?;
-    let mut batch: Vec<Document> = Vec::new();
+    let mut out = Outbox::access_control(BATCH);
     let count = crate::dls::access_control_documents(&mut session, settings.page_size, |doc| {
-        batch.push(doc);
-        if batch.len() >= BATCH {
-            index::upsert_access_control(&std::mem::take(&mut batch))?;
-        }
-        Ok(())
+        out.emit(doc)
     })?;
-    if !batch.is_empty() {
-        index::upsert_access_control(&batch)?;
-    }
-    index::checkpoint(&[])?;
+    out.checkpoint(Vec::new())?;
     tributary_sdk::info!("access control: {count} member document(s)");
     Ok(())
 }

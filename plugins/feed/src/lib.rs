@@ -13,9 +13,10 @@
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-use tributary_sdk::checkpoint::Checkpoint;
-use tributary_sdk::docs::{self, Document, Emitter, Fetch};
+use tributary_sdk::checkpoint::{Checkpoint, warn_failures};
+use tributary_sdk::docs::{self, Document, Fetch};
 use tributary_sdk::http::{Client, Request, RetryPolicy, host_of, join_url, url_encode};
+use tributary_sdk::outbox::Outbox;
 use tributary_sdk::page::{self, Page};
 use tributary_sdk::schema::{self, Schema, integer, text};
 use tributary_sdk::{Error, Features, Manifest, Plugin, Result, RuleError, SyncRequest};
@@ -127,7 +128,7 @@ impl Settings {
     /// it is; when the same job runs again after a host crash it continues from there (the host
     /// restores the ids the first run produced, so none of them is deleted as vanished).
     fn sync(&self, since: Option<&str>, job: Option<&str>) -> Result<Option<String>> {
-        let mut emitter = Emitter::default();
+        let mut out = Outbox::new(100);
         let mut deleted = Vec::new();
         let resume = match job {
             Some(job) => RESUME.load()?.filter(|r| r.job == job),
@@ -159,29 +160,27 @@ impl Settings {
             if item.deleted {
                 deleted.push(item.id);
             } else {
-                emitter.emit(self.document(item))?;
+                out.emit(self.document(item))?;
                 // Commit now and then, with the page being read: a run interrupted later (a
                 // host crash) continues from here instead of listing everything again.
-                if emitter.emitted() % COMMIT_EVERY == 0 {
-                    emitter.flush()?;
-                    if let Some(job) = job {
-                        RESUME.save(&Resume {
+                if out.emitted().is_multiple_of(COMMIT_EVERY) {
+                    let state = match job {
+                        Some(job) => vec![RESUME.entry(&Resume {
                             job: job.to_string(),
                             page_token: current.borrow().clone(),
                             cursor: cursor.borrow().clone(),
-                        })?;
-                    } else {
-                        tributary_sdk::state::checkpoint(&[])?;
-                    }
+                        })?],
+                        None => Vec::new(),
+                    };
+                    warn_failures(&out.checkpoint(state)?);
                 }
             }
         }
         let cursor = cursor.into_inner();
-        emitter.flush()?;
-        docs::delete(&deleted)?;
+        out.delete(&deleted)?;
         tributary_sdk::info!(
             "feed: {} document(s) emitted, {} deletion(s)",
-            emitter.emitted(),
+            out.emitted(),
             deleted.len()
         );
         Ok(cursor)

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tributary_sdk::config::Config;
-use tributary_sdk::docs::{Document, Emitter};
+use tributary_sdk::docs::Document;
+use tributary_sdk::outbox::Outbox;
 use tributary_sdk::tributary::connector::{extract, http, index, log, storage};
 use tributary_sdk::{
     ConfigField, Error, Features, FieldKind, Manifest, Plugin, Result, RuleError, SyncRequest,
@@ -119,17 +120,16 @@ fn attack(request: &SyncRequest) -> Result<()> {
     match config.str("attack")? {
         // Well-behaved: `count` documents (the control case).
         "emit" => {
-            let mut emitter = Emitter::new(50);
+            let mut out = Outbox::new(50);
             for i in 0..count {
-                emitter.emit(
+                out.emit(
                     Document::new(format!("doc-{i}"))
                         .timestamp("2024-01-01T00:00:00Z")
                         .field("title", format!("hostile document {i}"))
                         .text(format!("body {i}")),
                 )?;
             }
-            emitter.flush()?;
-            Ok(())
+            out.flush()
         }
         "read-file" => {
             let mut seen = Vec::new();
@@ -485,10 +485,9 @@ impl Plugin for Hostile {
 
     fn access_control_sync(request: SyncRequest) -> Result<()> {
         maybe_panic(&request.config, "access-control-sync");
-        let mut emitter = Emitter::access_control(10);
-        emitter
-            .emit(Document::new("user-1").field("identity", json!({"email": "u@example.com"})))?;
-        emitter.flush()
+        let mut out = Outbox::access_control(10);
+        out.emit(Document::new("user-1").field("identity", json!({"email": "u@example.com"})))?;
+        out.flush()
     }
 
     fn validate_advanced_rules(config: String, _rules: String) -> Result<(), Vec<RuleError>> {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Result;
+use crate::outbox::StateEntry;
 use crate::state;
 use crate::tributary::connector::index::ContentFailure;
 
@@ -131,8 +132,16 @@ impl<T: Serialize + DeserializeOwned> Checkpoint<T> {
         })
     }
 
+    /// The storage write that stores `value`, for [`crate::outbox::Outbox::checkpoint`] (which
+    /// sends the documents it queued first).
+    pub fn entry(&self, value: &T) -> Result<StateEntry> {
+        Ok((self.key.to_string(), Some(self.encode(value)?)))
+    }
+
     /// Commits every document emitted so far, then stores `value`. Content downloads that
-    /// failed since the last checkpoint are logged as warnings and returned.
+    /// failed since the last checkpoint are logged as warnings and returned. Documents still
+    /// queued in an [`crate::outbox::Outbox`] are not sent: checkpoint through the outbox with
+    /// [`Self::entry`] instead.
     pub fn save(&self, value: &T) -> Result<Vec<ContentFailure>> {
         self.save_with(value, &[])
     }
@@ -214,5 +223,11 @@ mod tests {
             }
         );
         assert_eq!(CURSOR.key(), "cursor");
+        let (key, bytes) = CURSOR.entry(&Cursor { since: "7".into() }).unwrap();
+        assert_eq!(key, "cursor");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes.unwrap()).unwrap(),
+            json!({"version": 2, "state": {"since": "7"}})
+        );
     }
 }

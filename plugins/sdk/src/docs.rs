@@ -1,8 +1,9 @@
-//! Building documents and handing them to the host's index in batches.
+//! Building documents: fields, the version marker the host compares, and content (text the
+//! plugin has, or a download the host performs). [`crate::outbox::Outbox`] hands them to the
+//! host's index.
 
 use serde_json::{Map, Value};
 
-use crate::Result;
 use crate::http::Request;
 use crate::tributary::connector::index::{self, Content, ContentRequest};
 
@@ -29,9 +30,37 @@ impl Document {
         }
     }
 
+    /// A document whose fields do not repeat its id (Elastic's access-control documents carry
+    /// it only as the document id).
+    pub fn bare(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            timestamp: None,
+            fields: Map::new(),
+            content: None,
+        }
+    }
+
     /// The document id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The version marker, if any.
+    pub fn version_marker(&self) -> Option<&str> {
+        self.timestamp.as_deref()
+    }
+
+    /// The fields as the JSON object the host receives (e.g. to digest them into a version).
+    pub fn fields_json(&self) -> String {
+        serde_json::to_string(&self.fields).unwrap_or_default()
+    }
+
+    /// The version marker the host compares to skip unchanged documents (downloads included),
+    /// without a `_timestamp` field: for versions that are not a time, e.g. a digest.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.timestamp = Some(version.into());
+        self
     }
 
     /// The version marker, also stored as the `_timestamp` field.
@@ -89,10 +118,15 @@ impl Document {
 /// How the host should treat a content download.
 #[derive(Clone, Debug)]
 pub struct Fetch {
+    /// The file name, which picks the extractor (by extension).
     pub file_name: String,
+    /// The MIME type when the source states one.
     pub mime_type: Option<String>,
+    /// The size the source declares, if any.
     pub size: Option<u64>,
+    /// Downloads above this many bytes are refused.
     pub max_bytes: u64,
+    /// Retries of this download.
     pub retries: u32,
 }
 
@@ -125,79 +159,6 @@ impl Fetch {
             retries: self.retries,
         }
     }
-}
-
-/// Buffers documents and upserts them in batches, so a listing of 100 000 entries costs a few
-/// thousand host calls rather than 100 000.
-#[derive(Debug)]
-pub struct Emitter {
-    batch: Vec<index::Document>,
-    batch_size: usize,
-    emitted: u64,
-    acl: bool,
-}
-
-impl Default for Emitter {
-    fn default() -> Self {
-        Self::new(100)
-    }
-}
-
-impl Emitter {
-    /// An emitter for the connector's index.
-    pub fn new(batch_size: usize) -> Self {
-        Self {
-            batch: Vec::new(),
-            batch_size: batch_size.max(1),
-            emitted: 0,
-            acl: false,
-        }
-    }
-
-    /// An emitter for the connector's access-control index.
-    pub fn access_control(batch_size: usize) -> Self {
-        Self {
-            acl: true,
-            ..Self::new(batch_size)
-        }
-    }
-
-    /// Queues a document, sending the batch when full.
-    pub fn emit(&mut self, document: Document) -> Result<()> {
-        self.batch.push(document.into_wit());
-        self.emitted += 1;
-        if self.batch.len() >= self.batch_size {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Sends what is queued.
-    pub fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.batch);
-        if self.acl {
-            index::upsert_access_control(&batch)?;
-        } else {
-            index::upsert(&batch)?;
-        }
-        Ok(())
-    }
-
-    /// Documents emitted so far.
-    pub fn emitted(&self) -> u64 {
-        self.emitted
-    }
-}
-
-/// Deletes documents by id (flushes nothing; call after the emitter's flush when order matters).
-pub fn delete(ids: &[String]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    Ok(index::delete(ids)?)
 }
 
 /// Sets how many content downloads the host runs at once.

@@ -19,10 +19,15 @@ use crate::{Error, Result};
 /// An outgoing request.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The HTTP method.
     pub method: Method,
+    /// The absolute URL.
     pub url: String,
+    /// Header names and values, in order.
     pub headers: Vec<(String, String)>,
+    /// The body, if any.
     pub body: Option<Vec<u8>>,
+    /// A per-request time limit in milliseconds (the host's default when absent).
     pub timeout_ms: Option<u32>,
 }
 
@@ -106,6 +111,17 @@ impl Request {
         }
     }
 
+    /// A request from its WIT form (e.g. a content request to sign again).
+    pub fn from_wit(request: wit::Request) -> Self {
+        Self {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout_ms: request.timeout_ms,
+        }
+    }
+
     fn describe(&self) -> String {
         format!("{:?} {}", self.method, strip_query(&self.url)).to_uppercase()
     }
@@ -114,8 +130,11 @@ impl Request {
 /// A response with the whole body.
 #[derive(Clone, Debug)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// Header names and values, in order.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 

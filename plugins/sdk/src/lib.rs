@@ -2,9 +2,10 @@
 //!
 //! It owns the generated bindings of the `tributary:connector` world (the only `generate!` on the
 //! guest side) and the pieces every source needs once: typed configuration ([`config`]), an HTTP
-//! client with retries, `Retry-After`, token refresh and JSON helpers ([`http`]), document building
-//! and batched emission ([`docs`]), durable state and checkpoints ([`state`]), and logging
-//! ([`log`]). A plugin implements [`Plugin`] (the exported interface) and registers itself with
+//! client with retries, `Retry-After`, token refresh and JSON helpers ([`http`]), document
+//! building ([`docs`]), batched emission with checkpoints that re-sign expired downloads
+//! ([`outbox`]), durable state ([`state`], [`checkpoint`]), and logging ([`log`]). A plugin
+//! implements [`Plugin`] (the exported interface) and registers itself with
 //! [`export_connector!`]:
 //!
 //! ```ignore
@@ -13,16 +14,10 @@
 //! tributary_sdk::export_connector!(Feed);
 //! ```
 
-#![allow(missing_docs)] // generated bindings carry the WIT docs
+#![warn(missing_docs)]
 
-wit_bindgen::generate!({
-    world: "connector",
-    path: "../../wit",
-    pub_export_macro: true,
-    export_macro_name: "export_connector",
-    default_bindings_module: "tributary_sdk",
-    generate_all,
-});
+pub mod bindings;
+pub use bindings::{export_connector, exports, tributary};
 
 pub mod batch;
 pub mod checkpoint;
@@ -32,6 +27,7 @@ pub mod extract;
 pub mod http;
 pub mod log;
 pub mod oauth;
+pub mod outbox;
 pub mod page;
 pub mod schema;
 pub mod state;

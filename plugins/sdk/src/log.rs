@@ -3,8 +3,15 @@
 pub use crate::tributary::connector::log::Level;
 
 /// Sends one log line to the host.
+#[cfg(target_family = "wasm")]
 pub fn write(level: Level, message: &str) {
     crate::tributary::connector::log::log(level, message);
+}
+
+/// Off wasm there is no host (the SDK's own unit tests run natively): the line goes to stderr.
+#[cfg(not(target_family = "wasm"))]
+pub fn write(level: Level, message: &str) {
+    eprintln!("{level:?}: {message}");
 }
 
 /// Logs at info level with `format!` syntax.

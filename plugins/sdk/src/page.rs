@@ -12,7 +12,7 @@
 //!     let answer: Answer = client.send(&request(token))?.json()?;
 //!     Ok(Page::from_token(answer.items, answer.next_page_token))
 //! }) {
-//!     emitter.emit(document(item?))?;
+//!     out.emit(document(item?))?;
 //! }
 //! ```
 

@@ -5,8 +5,9 @@
 //! sandbox), write a storage value, emit `count` documents, or trap.
 
 use tributary_sdk::config::Config;
-use tributary_sdk::docs::{Document, Emitter};
+use tributary_sdk::docs::Document;
 use tributary_sdk::http::{Client, Request, RetryPolicy};
+use tributary_sdk::outbox::Outbox;
 use tributary_sdk::{
     ConfigField, Error, Features, FieldKind, Manifest, Plugin, Result, RuleError, SelectOption,
     SyncRequest, state,
@@ -85,17 +86,16 @@ impl Plugin for Testbed {
         let config = Config::parse(&request.config)?;
         match config.str("mode")? {
             "emit" => {
-                let mut emitter = Emitter::new(7);
+                let mut out = Outbox::new(7);
                 for i in 0..config.u64_or("count", 3) {
-                    emitter.emit(
+                    out.emit(
                         Document::new(format!("doc-{i}"))
                             .timestamp("2024-01-01T00:00:00Z")
                             .field("title", format!("testbed document {i}"))
                             .text(format!("body of testbed document number {i}")),
                     )?;
                 }
-                emitter.flush()?;
-                state::checkpoint(&[])?;
+                out.checkpoint(Vec::new())?;
                 Ok(())
             }
             "spin" => {
@@ -154,9 +154,9 @@ impl Plugin for Testbed {
                     Ok(text) => Document::new("extracted").text(text),
                     Err(e) => Document::new("extracted").field("error", format!("{e:?}")),
                 };
-                let mut emitter = Emitter::new(1);
-                emitter.emit(doc)?;
-                state::checkpoint(&[])?;
+                let mut out = Outbox::new(1);
+                out.emit(doc)?;
+                out.checkpoint(Vec::new())?;
                 Ok(())
             }
             other => Err(Error::Config(format!("unknown mode `{other}`"))),
