@@ -177,6 +177,7 @@ impl Settings {
             }
         }
         let cursor = cursor.into_inner();
+        out.flush()?;
         out.delete(&deleted)?;
         tributary_sdk::info!(
             "feed: {} document(s) emitted, {} deletion(s)",

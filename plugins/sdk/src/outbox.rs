@@ -8,6 +8,8 @@
 //! - **Batches.** Upserts are sent [`Outbox::batch_size`] at a time: when that many are queued,
 //!   and at every [`Outbox::flush`], deletion and checkpoint. No call carries more (deletions go
 //!   [`DELETE_CHUNK`] ids a call).
+//! - **Nothing is sent on drop.** A run ends with [`Outbox::checkpoint`] (or at least
+//!   [`Outbox::flush`]); documents still queued when the outbox is dropped are lost.
 //! - **Checkpoints.** A checkpoint sends what is queued, then `index.checkpoint(state)`: the
 //!   host writes `state` only after every document queued before it is committed, so a crash
 //!   resumes from state whose documents are safely indexed.

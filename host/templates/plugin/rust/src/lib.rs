@@ -7,8 +7,9 @@
 
 use serde::Deserialize;
 use tributary_sdk::checkpoint::Checkpoint;
-use tributary_sdk::docs::{self, Document, Emitter};
+use tributary_sdk::docs::Document;
 use tributary_sdk::http::{Client, Request, RetryPolicy, host_of, join_url, url_encode};
+use tributary_sdk::outbox::Outbox;
 use tributary_sdk::page::{self, Page};
 use tributary_sdk::schema::{self, Schema, integer, text};
 use tributary_sdk::{Error, Features, Manifest, Plugin, Result, RuleError, SyncRequest};
@@ -86,7 +87,7 @@ impl Source {
 
     /// Emits every item changed since `since` (everything without it); returns the new cursor.
     fn sync(&self, since: Option<&str>) -> Result<Option<String>> {
-        let mut emitter = Emitter::default();
+        let mut out = Outbox::new(100);
         let mut deleted = Vec::new();
         let mut cursor = None;
         for item in page::cursor(|token| {
@@ -98,11 +99,12 @@ impl Source {
             if item.deleted {
                 deleted.push(item.id);
             } else {
-                emitter.emit(document(item))?;
+                out.emit(document(item))?;
             }
         }
-        emitter.flush()?;
-        docs::delete(&deleted)?;
+        // Upserts still queued, then the deletions; the caller's checkpoint commits them.
+        out.flush()?;
+        out.delete(&deleted)?;
         Ok(cursor)
     }
 }
