@@ -255,6 +255,8 @@ fn finish(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use serde_json::Value;
+
     use super::*;
 
     fn settings() -> Settings {

@@ -33,7 +33,7 @@
 //! for entry in page {
 //!     out.emit(document(entry))?;
 //! }
-//! out.delete(vanished)?;
+//! out.delete(&vanished)?;
 //! let failures = out.checkpoint_with(&mut session, vec![cursor_entry])?;
 //! ```
 
@@ -316,6 +316,15 @@ mod tests {
         answers: VecDeque<Vec<ContentFailure>>,
     }
 
+    impl Recorder {
+        fn answering(answers: impl IntoIterator<Item = Vec<ContentFailure>>) -> Self {
+            Self {
+                calls: Vec::new(),
+                answers: answers.into_iter().collect(),
+            }
+        }
+    }
+
     impl Index for Recorder {
         fn upsert(&mut self, acl: bool, documents: &[index::Document]) -> Result<()> {
             let ids = documents
@@ -440,8 +449,7 @@ mod tests {
 
     #[test]
     fn downloads_refused_with_401_are_signed_again_and_sent_once_more() {
-        let mut index = Recorder::default();
-        index.answers = VecDeque::from([
+        let index = Recorder::answering([
             vec![
                 failure("a", Some(401)),
                 failure("b", Some(404)),
@@ -512,10 +520,7 @@ mod tests {
 
     #[test]
     fn retries_stop_after_the_rounds_and_the_last_401_is_returned() {
-        let mut index = Recorder::default();
-        index.answers = (0..=RESIGN_ROUNDS)
-            .map(|_| vec![failure("a", Some(401))])
-            .collect();
+        let index = Recorder::answering((0..=RESIGN_ROUNDS).map(|_| vec![failure("a", Some(401))]));
         let mut out = Outbox::with_index(index, 10);
         out.emit(download("a", "t0")).unwrap();
         let mut tokens = Tokens::default();
@@ -534,8 +539,7 @@ mod tests {
 
     #[test]
     fn a_newer_emission_without_download_is_not_sent_again() {
-        let mut index = Recorder::default();
-        index.answers = VecDeque::from([vec![failure("a", Some(401))]]);
+        let index = Recorder::answering([vec![failure("a", Some(401))]]);
         let mut out = Outbox::with_index(index, 10);
         out.emit(download("a", "t0")).unwrap();
         out.emit(plain("a")).unwrap();
@@ -547,16 +551,14 @@ mod tests {
 
     #[test]
     fn without_a_resigner_or_when_refresh_fails_nothing_is_sent_again() {
-        let mut index = Recorder::default();
-        index.answers = VecDeque::from([vec![failure("a", Some(401))]]);
+        let index = Recorder::answering([vec![failure("a", Some(401))]]);
         let mut out = Outbox::with_index(index, 10);
         out.emit(download("a", "t0")).unwrap();
         let left = out.checkpoint(Vec::new()).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(out.index.calls.len(), 2, "one upsert, one checkpoint");
 
-        let mut index = Recorder::default();
-        index.answers = VecDeque::from([vec![failure("a", Some(401))]]);
+        let index = Recorder::answering([vec![failure("a", Some(401))]]);
         let mut out = Outbox::with_index(index, 10);
         out.emit(download("a", "t0")).unwrap();
         let mut revoked = Tokens {
