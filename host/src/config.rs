@@ -37,13 +37,13 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::capabilities::extract::ExtractConfig;
-use crate::capabilities::http::HttpConfig;
-use crate::capabilities::index::PipelineConfig;
-use crate::capabilities::storage::StorageLimits;
-use crate::limits::Limits;
+use crate::extraction::ExtractConfig;
+use crate::kv::StorageLimits;
+use crate::limits::SandboxLimits;
+use crate::net::HttpConfig;
+use crate::pipeline::PipelineConfig;
+use crate::plugin::runtime::RuntimeConfig;
 use crate::rules::RuleSpec;
-use crate::runtime::RuntimeConfig;
 use crate::sink::elasticsearch::ElasticsearchConfig;
 
 /// The whole configuration.
@@ -62,7 +62,7 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// Per-instance sandbox limits.
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: SandboxLimits,
     /// Engine settings.
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -98,7 +98,7 @@ impl Default for HostConfig {
             data_dir: default_data_dir(),
             plugins_dir: None,
             cache_dir: None,
-            limits: Limits::default(),
+            limits: SandboxLimits::default(),
             runtime: RuntimeConfig::default(),
             http: HttpConfig::default(),
             storage: StorageLimits::default(),

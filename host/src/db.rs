@@ -71,13 +71,6 @@ CREATE TABLE IF NOT EXISTS queue (
     reason TEXT NOT NULL,
     enqueued_at INTEGER NOT NULL
 );
--- Ids a service-run full sync produced, written at each checkpoint: a run of the same job after
--- a crash continues its listing and must not delete these as vanished.
-CREATE TABLE IF NOT EXISTS job_progress (
-    job_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (job_id, id)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS schedule_runs (
     tenant TEXT NOT NULL,
     connector TEXT NOT NULL,

@@ -9,56 +9,31 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::Value;
-use wasmtime::Store;
 
-use crate::bindings::Connector;
 use crate::bindings::plugin::{Features, SyncRequest};
-use crate::bindings::types::Error as PluginError;
-use crate::capabilities::extract::{ExtractCtx, Extraction, Extractors};
-use crate::capabilities::http::{Allowlist, HttpCtx, HttpEngine};
-use crate::capabilities::index::{Counters, IndexCtx, Pipeline, PipelineDeps, SyncKind};
-use crate::capabilities::log::LogCtx;
-use crate::capabilities::storage::{Namespace, StorageCtx, StorageLimits};
+use crate::call_export;
 use crate::config::{ConnectorSpec, HostConfig, SinkKind};
 use crate::db::Db;
-use crate::jobs::{JobError, JobReport, JobStatus, Jobs};
-use crate::limits::Limits;
-use crate::registry::{LoadedPlugin, PluginInfo, Registry, check_manifest, prepare, wasm_files};
+use crate::extraction::Extraction;
+use crate::job::{
+    Counters, JobError, JobErrorKind, JobReport, JobStatus, Jobs, SyncKind, new_job_id,
+};
+use crate::kv::{Namespace, StorageLimits};
+use crate::limits::SandboxLimits;
+use crate::pipeline::{JobScope, Pipeline, PipelineDeps};
+use crate::plugin::instance::plugin_error;
+use crate::plugin::registry::{prepare, wasm_files};
+use crate::plugin::{
+    Engines, Instance, InstanceSetup, LoadedPlugin, PluginInfo, Registry, Runtime,
+};
 use crate::rules::Rules;
-use crate::runtime::{Capabilities, Runtime, StoreState};
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::sink::embedded::EmbeddedIndex;
 use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink};
-
-/// A plugin instantiated in its own store.
-pub struct Instance {
-    /// The store (limits, capabilities).
-    pub store: Store<StoreState>,
-    /// Typed exports.
-    pub bindings: Connector,
-    /// The plugin it runs.
-    pub plugin: Arc<LoadedPlugin>,
-    /// Wall-clock limit per export call.
-    pub wall: Duration,
-}
-
-/// Calls an export of an [`Instance`] under its wall-clock limit and settles the outcome into
-/// `Result<_, JobError>` (traps and limit breaches become typed job errors).
-macro_rules! call_export {
-    ($inst:expr, $name:literal, $method:ident ( $($arg:expr),* )) => {{
-        let inst: &mut Instance = $inst;
-        let outcome = tokio::time::timeout(
-            inst.wall,
-            inst.bindings.tributary_connector_plugin().$method(&mut inst.store $(, $arg)*),
-        )
-        .await;
-        inst.settle($name, outcome)
-    }};
-}
 
 /// Options of one sync run.
 #[derive(Clone, Default)]
@@ -74,7 +49,7 @@ pub struct SyncOptions {
     /// after a restart keeps its id). A fresh id otherwise.
     pub job_id: Option<String>,
     /// Sandbox limits for this job instead of the host's (a tenant's own limits).
-    pub limits: Option<Limits>,
+    pub limits: Option<SandboxLimits>,
     /// Storage quotas for this job's connector instead of the host's.
     pub storage: Option<StorageLimits>,
     /// Receives the plugin version as soon as the job has resolved it.
@@ -90,13 +65,11 @@ pub type PluginHook = Arc<dyn Fn(&LoadedPlugin) + Send + Sync>;
 /// The tributary host.
 pub struct Host {
     config: HostConfig,
-    runtime: Arc<Runtime>,
+    engines: Engines,
     registry: Registry,
     db: Db,
     jobs: Jobs,
     sink: Arc<dyn Sink>,
-    http: Arc<HttpEngine>,
-    extractors: Arc<Extractors>,
 }
 
 impl Host {
@@ -117,17 +90,20 @@ impl Host {
                     .context("configuring the Elasticsearch sink")?,
             ),
         };
-        let http = Arc::new(HttpEngine::new(config.http.clone())?);
-        let extractors = Arc::new(Extractors::new(&config.extract)?);
+        let engines = Engines::new(
+            runtime,
+            &config.http,
+            &config.extract,
+            config.storage.clone(),
+            config.pipeline.download_retry(),
+        )?;
         let host = Self {
             jobs: Jobs::new(db.clone()),
             config,
-            runtime,
+            engines,
             registry: Registry::default(),
             db,
             sink,
-            http,
-            extractors,
         };
         for (name, wasm) in crate::bundled::PLUGINS {
             host.load_plugin(wasm.to_vec(), &format!("bundled:{name}"))
@@ -159,7 +135,12 @@ impl Host {
 
     /// The runtime.
     pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
+        &self.engines.runtime
+    }
+
+    /// The engines plugin instances share.
+    pub fn engines(&self) -> &Engines {
+        &self.engines
     }
 
     /// The sink.
@@ -199,35 +180,8 @@ impl Host {
         source: &str,
         activate: bool,
     ) -> anyhow::Result<Arc<LoadedPlugin>> {
-        let (pre, digest) = prepare(&self.runtime, wasm, source).await?;
-        // Read the manifest in an inert sandbox: no job, no hosts, throwaway storage.
-        let scratch = Db::in_memory()?;
-        let ns = Namespace {
-            tenant: "_inspect".into(),
-            connector: "_inspect".into(),
-        };
-        let mut store = self.runtime.store(
-            self.capabilities(source, ns, Allowlist::default(), false, &scratch, None),
-            self.runtime.limits(),
-        );
-        let bindings = pre.instantiate_async(&mut store).await.map_err(|e| {
-            anyhow::anyhow!(
-                "{source}: instantiation failed: {}",
-                describe_trap(&store, e)
-            )
-        })?;
-        let manifest = tokio::time::timeout(
-            Duration::from_secs(30),
-            bindings
-                .tributary_connector_plugin()
-                .call_manifest(&mut store),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("{source}: `manifest` did not return within 30 s"))?
-        .map_err(|e| {
-            anyhow::anyhow!("{source}: `manifest` failed: {}", describe_trap(&store, e))
-        })?;
-        check_manifest(&manifest).with_context(|| format!("{source}: invalid manifest"))?;
+        let (pre, digest) = prepare(&self.engines.runtime, wasm, source).await?;
+        let manifest = self.engines.inert(&pre, source).await?.manifest().await?;
         let plugin = Arc::new(LoadedPlugin {
             manifest,
             source: source.to_string(),
@@ -249,30 +203,6 @@ impl Host {
         self.registry.get(name)
     }
 
-    fn capabilities(
-        &self,
-        label: &str,
-        ns: Namespace,
-        allowlist: Allowlist,
-        use_service: bool,
-        db: &Db,
-        storage: Option<&StorageLimits>,
-    ) -> Capabilities {
-        let allowlist = Arc::new(allowlist);
-        let storage = storage.unwrap_or(&self.config.storage).clone();
-        Capabilities {
-            log: LogCtx::new(label),
-            http: HttpCtx::new(self.http.clone(), (*allowlist).clone(), label),
-            storage: StorageCtx::new(db.clone(), ns, storage),
-            index: IndexCtx::default(),
-            extract: ExtractCtx::new(
-                Extraction::new(self.extractors.clone(), use_service),
-                self.http.clone(),
-                allowlist,
-            ),
-        }
-    }
-
     /// Instantiates `plugin` for connector `spec`, with the allowlist it derives from `config`.
     pub async fn instantiate(
         &self,
@@ -282,57 +212,23 @@ impl Host {
         use_service: bool,
         options: &SyncOptions,
     ) -> Result<Instance, JobError> {
-        let label = format!("{} {}/{}", plugin.label(), spec.tenant, spec.id);
-        let ns = Namespace {
-            tenant: spec.tenant.clone(),
-            connector: spec.id.clone(),
-        };
-        let caps = self.capabilities(
-            &label,
-            ns,
-            Allowlist::default(),
+        let setup = InstanceSetup {
+            label: format!("{} {}/{}", plugin.label(), spec.tenant, spec.id),
+            namespace: Namespace {
+                tenant: spec.tenant.clone(),
+                connector: spec.id.clone(),
+            },
+            db: &self.db,
             use_service,
-            &self.db,
-            options.storage.as_ref(),
-        );
-        let limits = options.limits.as_ref().unwrap_or(self.runtime.limits());
-        let mut store = self.runtime.store(caps, limits);
-        let bindings = plugin
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| {
-                host_error(
-                    "trap",
-                    format!(
-                        "instantiating {}: {}",
-                        plugin.label(),
-                        describe_trap(&store, e)
-                    ),
-                )
-            })?;
-        let mut instance = Instance {
-            store,
-            bindings,
-            plugin,
-            wall: limits.wall(),
+            storage: options.storage.as_ref(),
+            limits: options.limits.as_ref(),
         };
-        let hosts = call_export!(
-            &mut instance,
-            "allowed-hosts",
-            call_allowed_hosts(&config.to_string())
-        )?
-        .map_err(plugin_error)?;
-        let allowlist = Allowlist::parse(&hosts).map_err(|e| {
-            host_error(
-                "config",
-                format!("the plugin's allowed hosts are invalid: {e}"),
-            )
-        })?;
-        tracing::debug!(plugin = %instance.plugin.label(), hosts = ?allowlist.hosts(), "allowlist installed");
-        let data = instance.store.data_mut();
-        data.extract.set_allowlist(Arc::new(allowlist.clone()));
-        data.http.set_allowlist(allowlist);
+        let mut instance = self
+            .engines
+            .instantiate(&plugin.pre, setup)
+            .await
+            .map_err(|e| JobError::new(JobErrorKind::Trap, format!("{e:#}")))?;
+        instance.allow_hosts(config).await?;
         Ok(instance)
     }
 
@@ -346,7 +242,7 @@ impl Host {
         let plugin = self
             .registry
             .get(&spec.plugin)
-            .map_err(|e| host_error("config", format!("{e:#}")))?;
+            .map_err(|e| host_error(JobErrorKind::Config, format!("{e:#}")))?;
         let config = resolve_config(&plugin, spec)?;
         let mut instance = self
             .instantiate(plugin, spec, &config, false, &SyncOptions::default())
@@ -404,7 +300,7 @@ impl Host {
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => report.status = JobStatus::Succeeded,
-            Err(err) if err.kind == "cancelled" => {
+            Err(err) if err.kind == JobErrorKind::Cancelled => {
                 tracing::info!(connector = %spec.id, kind = %kind, "sync cancelled");
                 report.status = JobStatus::Cancelled;
                 report.error = Some(err);
@@ -429,7 +325,7 @@ impl Host {
         let plugin = self
             .registry
             .get(&spec.plugin)
-            .map_err(|e| host_error("config", format!("{e:#}")))?;
+            .map_err(|e| host_error(JobErrorKind::Config, format!("{e:#}")))?;
         report.plugin_version = plugin.manifest.version.clone();
         if let Some(on_plugin) = &options.on_plugin {
             on_plugin(&plugin);
@@ -441,13 +337,17 @@ impl Host {
         };
         if !plugin.manifest.features.contains(needed) {
             return Err(host_error(
-                "config",
+                JobErrorKind::Config,
                 format!("plugin {} does not support {kind} syncs", plugin.label()),
             ));
         }
         let config = resolve_config(&plugin, spec)?;
-        let rules = Rules::compile(&spec.rules)
-            .map_err(|e| host_error("config", format!("sync rules: {}", e.join("; "))))?;
+        let rules = Rules::compile(&spec.rules).map_err(|e| {
+            host_error(
+                JobErrorKind::Config,
+                format!("sync rules: {}", e.join("; ")),
+            )
+        })?;
         let use_service = serde_json::from_str::<Value>(&config)
             .ok()
             .and_then(|v| {
@@ -455,9 +355,9 @@ impl Host {
                     .and_then(Value::as_bool)
             })
             .unwrap_or(false);
-        if use_service && !self.extractors.has_service() {
+        if use_service && !self.engines.extractors.has_service() {
             return Err(host_error(
-                "config",
+                JobErrorKind::Config,
                 "`use_text_extraction_service` is on, but the host has no `[extract] service_url`"
                     .into(),
             ));
@@ -480,31 +380,35 @@ impl Host {
         .map_err(plugin_error)?;
         let deps = PipelineDeps {
             sink: options.sink.clone().unwrap_or_else(|| self.sink.clone()),
-            http: self.http.clone(),
-            extract: Arc::new(Extraction::new(self.extractors.clone(), use_service)),
+            extract: Arc::new(Extraction::new(
+                self.engines.extractors.clone(),
+                use_service,
+            )),
             config: self.config.pipeline.clone(),
         };
-        let allowlist = instance.store.data().http.allowlist();
-        let storage = instance.store.data().storage.clone();
-        let mut pipeline = Pipeline::start(
-            deps,
+        let scope = JobScope {
             kind,
-            IndexRef::new(spec.tenant.clone(), spec.index_name()),
-            spec.id.clone(),
+            index: IndexRef::new(spec.tenant.clone(), spec.index_name()),
+            connector: spec.id.clone(),
             rules,
-            allowlist,
-            storage,
-            options.cancel.clone(),
-        )
-        .await
-        .map_err(|e| host_error("host", format!("opening the index: {e:#}")))?;
+            cancelled: options.cancel.clone(),
+        };
+        let state = instance.store.data().storage.state().clone();
+        let mut pipeline = Pipeline::start(deps, scope, instance.egress.clone(), state)
+            .await
+            .map_err(|e| host_error(JobErrorKind::Host, format!("opening the index: {e:#}")))?;
         // Service jobs keep a durable record of the ids a full sync produced, so a run of the
         // same job after a crash can continue its listing (see `Pipeline::track_progress`).
         if kind == SyncKind::Full && options.job_id.is_some() {
             let restored = pipeline
                 .track_progress(self.db.clone(), report.id.clone(), options.resume)
                 .await
-                .map_err(|e| host_error("host", format!("reading the job's progress: {e:#}")))?;
+                .map_err(|e| {
+                    host_error(
+                        JobErrorKind::Host,
+                        format!("reading the job's progress: {e:#}"),
+                    )
+                })?;
             if restored > 0 {
                 tracing::info!(job = %report.id, "resumed with {restored} document id(s) from the interrupted run");
             }
@@ -533,24 +437,28 @@ impl Host {
         };
         report.warnings = instance.store.data().log.recent();
         let Some(mut pipeline) = instance.store.data_mut().index.pipeline.take() else {
-            return Err(host_error("host", "the job's pipeline disappeared".into()));
+            return Err(host_error(
+                JobErrorKind::Host,
+                "the job's pipeline disappeared".into(),
+            ));
         };
         let cancelled = options.cancel.load(std::sync::atomic::Ordering::Relaxed);
         match result {
             Ok(Ok(())) if !cancelled => {
-                report.counts = pipeline
-                    .finish()
-                    .await
-                    .map_err(|e| host_error("host", format!("finishing the sync: {e:#}")))?;
+                report.counts = pipeline.finish().await.map_err(|e| {
+                    host_error(JobErrorKind::Host, format!("finishing the sync: {e:#}"))
+                })?;
                 Ok(())
             }
             other => {
-                report.counts = pipeline
-                    .abort()
-                    .await
-                    .map_err(|e| host_error("host", format!("stopping the sync: {e:#}")))?;
+                report.counts = pipeline.abort().await.map_err(|e| {
+                    host_error(JobErrorKind::Host, format!("stopping the sync: {e:#}"))
+                })?;
                 match other {
-                    _ if cancelled => Err(host_error("cancelled", "the job was cancelled".into())),
+                    _ if cancelled => Err(host_error(
+                        JobErrorKind::Cancelled,
+                        "the job was cancelled".into(),
+                    )),
                     Ok(Err(e)) => Err(plugin_error(e)),
                     Err(e) => Err(e),
                     Ok(Ok(())) => Ok(()),
@@ -569,7 +477,7 @@ impl Host {
     ) -> Result<String, JobError> {
         if !plugin.manifest.features.contains(Features::ADVANCED_RULES) {
             return Err(host_error(
-                "config",
+                JobErrorKind::Config,
                 format!("plugin {} has no advanced rules", plugin.label()),
             ));
         }
@@ -593,7 +501,7 @@ impl Host {
                     })
                     .collect();
                 Err(host_error(
-                    "config",
+                    JobErrorKind::Config,
                     format!("advanced rules are invalid: {}", list.join("; ")),
                 ))
             }
@@ -613,49 +521,12 @@ impl Host {
     }
 }
 
-impl Instance {
-    /// Turns the outcome of an export call into a value or a typed job error.
-    pub fn settle<R>(
-        &self,
-        export: &str,
-        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-    ) -> Result<R, JobError> {
-        let label = self.plugin.label();
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(trap)) => {
-                let data = self.store.data();
-                // By type, not by text: the message also carries the plugin's stderr.
-                let kind = if data.memory.breach.is_some() || data.cpu.breach.is_some() {
-                    "limit"
-                } else if trap
-                    .downcast_ref::<crate::service::quota::QuotaExceeded>()
-                    .is_some()
-                {
-                    "quota"
-                } else {
-                    "trap"
-                };
-                let message = describe_trap(&self.store, trap);
-                Err(host_error(kind, format!("{label} `{export}`: {message}")))
-            }
-            Err(_) => Err(host_error(
-                "timeout",
-                format!(
-                    "{label} `{export}` did not finish within {} s",
-                    self.wall.as_secs()
-                ),
-            )),
-        }
-    }
-}
-
 fn resolve_config(plugin: &LoadedPlugin, spec: &ConnectorSpec) -> Result<String, JobError> {
     crate::schema::resolve(&plugin.manifest.config, &spec.config)
         .map(|m| Value::Object(m).to_string())
         .map_err(|errors| {
             host_error(
-                "config",
+                JobErrorKind::Config,
                 format!(
                     "connector `{}` ({}): {}",
                     spec.id,
@@ -666,56 +537,6 @@ fn resolve_config(plugin: &LoadedPlugin, spec: &ConnectorSpec) -> Result<String,
         })
 }
 
-fn host_error(kind: &str, message: String) -> JobError {
-    JobError {
-        kind: kind.into(),
-        message,
-    }
-}
-
-/// A plugin's own typed error as a job error.
-pub fn plugin_error(e: PluginError) -> JobError {
-    let (kind, message) = match e {
-        PluginError::Auth(m) => ("auth", m),
-        PluginError::NotFound(m) => ("not_found", m),
-        PluginError::RateLimited(m) => ("rate_limited", m),
-        PluginError::Config(m) => ("config", m),
-        PluginError::Transient(m) => ("transient", m),
-        PluginError::Protocol(m) => ("protocol", m),
-        PluginError::Host(m) => ("host", m),
-        PluginError::Other(m) => ("other", m),
-    };
-    host_error(kind, message)
-}
-
-/// A trap in words: the limit it breached if any, else the trap and the plugin's last stderr.
-pub fn describe_trap(store: &Store<StoreState>, err: wasmtime::Error) -> String {
-    let data = store.data();
-    if let Some(breach) = data.memory.breach.as_ref().or(data.cpu.breach.as_ref()) {
-        return breach.to_string();
-    }
-    let mut text = format!("{err:#}");
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        text = format!("wasm trap: {trap}");
-    }
-    let stderr = data.stderr_tail();
-    if !stderr.is_empty() {
-        text.push_str(&format!(
-            " (plugin stderr: {})",
-            crate::util::truncate(&stderr, 1000)
-        ));
-    }
-    text
-}
-
-/// A new, unique job id.
-pub fn new_job_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{nanos:x}-{:x}-{n}", std::process::id())
+fn host_error(kind: JobErrorKind, message: String) -> JobError {
+    JobError::new(kind, message)
 }

@@ -25,25 +25,26 @@ pub mod connectors_service;
 pub mod cron;
 pub mod db;
 pub mod demo;
+pub mod extraction;
 pub mod fsutil;
 pub mod host;
-pub mod inspect;
-pub mod jobs;
+pub mod job;
+pub mod kv;
 pub mod limits;
-pub mod registry;
+pub mod net;
+pub mod pipeline;
+pub mod plugin;
 pub mod report;
 pub mod rules;
-pub mod runtime;
 pub mod scaffold;
 pub mod schema;
 pub mod service;
 pub mod sink;
 pub mod util;
 
-pub use capabilities::index::{CountsSnapshot, SyncKind};
 pub use config::{ConnectorSpec, HostConfig};
 pub use host::{Host, SyncOptions};
-pub use jobs::{JobReport, JobStatus};
+pub use job::{CountsSnapshot, JobReport, JobStatus, SyncKind};
 
 /// The version of the `tributary:connector` WIT package this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -16,7 +16,7 @@ use wasmtime::{CallHook, ResourceLimiter};
 /// Limits applied to every plugin instance.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Limits {
+pub struct SandboxLimits {
     /// Largest linear memory one instance may grow to, in MiB.
     pub memory_mib: u64,
     /// Guest compute time per call into the plugin (a whole sync is one call), in seconds.
@@ -25,7 +25,7 @@ pub struct Limits {
     pub wall_seconds: u64,
 }
 
-impl Default for Limits {
+impl Default for SandboxLimits {
     fn default() -> Self {
         Self {
             memory_mib: 256,
@@ -35,7 +35,7 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
+impl SandboxLimits {
     /// Memory limit in bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)

@@ -133,19 +133,19 @@ pub async fn run(command: PluginCommand, host: HostConfig) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Inspects a component file (see [`crate::inspect`]).
+/// Inspects a component file (see [`crate::plugin::check`]).
 pub async fn check(
     host: &HostConfig,
     file: &Path,
     config: Option<&Map<String, Value>>,
-) -> anyhow::Result<crate::inspect::Inspection> {
+) -> anyhow::Result<crate::plugin::check::Inspection> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let runtime = Arc::new(crate::runtime::Runtime::new(
+    let runtime = Arc::new(crate::plugin::Runtime::new(
         host.limits.clone(),
         &host.runtime,
         Some(host.cache_dir()),
     )?);
-    crate::inspect::inspect(&runtime, host, wasm, &file.display().to_string(), config).await
+    crate::plugin::check::inspect(&runtime, host, wasm, &file.display().to_string(), config).await
 }
 
 fn valid_plugin_name(name: &str) -> bool {

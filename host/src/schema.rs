@@ -295,7 +295,7 @@ mod tests {
 
         use super::*;
         use crate::bindings::plugin::{Features, PluginManifest};
-        use crate::registry::check_manifest;
+        use crate::plugin::registry::check_manifest;
 
         fn kind() -> impl Strategy<Value = FieldKind> {
             prop_oneof![

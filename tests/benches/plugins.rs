@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tributary::config::ConnectorSpec;
-use tributary::runtime::Runtime;
+use tributary::plugin::{Engines, InstanceSetup, Runtime};
 use tributary::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::feed::FakeFeed;
 use tributary_fakes::rss::FakeRss;
@@ -93,12 +93,30 @@ async fn runtime_figures(wasm: &[u8], rounds: usize) -> (Duration, Duration, Dur
         cached.push(started.elapsed());
     }
     let pre = runtime.pre(&component).unwrap();
+    let engines = Engines::new(
+        runtime.clone(),
+        &config.http,
+        &config.extract,
+        config.storage.clone(),
+        config.pipeline.download_retry(),
+    )
+    .unwrap();
+    let scratch = tributary::db::Db::in_memory().unwrap();
     let mut times = Vec::new();
     for _ in 0..rounds {
-        let caps = tributary::inspect::inert_capabilities(&config, "bench").unwrap();
+        let setup = InstanceSetup {
+            label: "bench".into(),
+            namespace: tributary::kv::Namespace {
+                tenant: "bench".into(),
+                connector: "bench".into(),
+            },
+            db: &scratch,
+            use_service: false,
+            storage: None,
+            limits: None,
+        };
         let started = Instant::now();
-        let mut store = runtime.store(caps, runtime.limits());
-        pre.instantiate_async(&mut store).await.unwrap();
+        engines.instantiate(&pre, setup).await.unwrap();
         times.push(started.elapsed());
     }
     (cold, median(cached), median(times))

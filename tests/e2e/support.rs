@@ -141,9 +141,9 @@ impl TestHost {
             .connector(None, id)
             .expect("connector")
             .clone();
-        let storage = tributary::capabilities::storage::StorageCtx::new(
+        let storage = tributary::kv::ConnectorState::new(
             self.host.db().clone(),
-            tributary::capabilities::storage::Namespace {
+            tributary::kv::Namespace {
                 tenant: spec.tenant,
                 connector: spec.id,
             },

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tributary::capabilities::storage::{Namespace, StorageCtx, StorageLimits};
 use tributary::config::ConnectorSpec;
-use tributary::jobs::JobError;
+use tributary::job::JobError;
+use tributary::kv::{ConnectorState, Namespace, StorageLimits};
 use tributary::sink::{IndexRef, SearchRequest};
 use tributary::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::feed::FakeFeed;
@@ -287,8 +287,8 @@ impl Arena {
     }
 
     /// Storage of one connector, as the host sees it.
-    pub fn storage(&self, tenant: &str, connector: &str) -> StorageCtx {
-        StorageCtx::new(
+    pub fn storage(&self, tenant: &str, connector: &str) -> ConnectorState {
+        ConnectorState::new(
             self.host.db().clone(),
             Namespace {
                 tenant: tenant.into(),

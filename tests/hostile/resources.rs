@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tributary::limits::Limits;
+use tributary::limits::SandboxLimits;
 use tributary::{SyncKind, SyncOptions};
 
 use crate::arena::{Arena, HOST_CALLS_PER_SECOND, MEMORY_MIB, assert_failed, hostile};
@@ -85,7 +85,7 @@ async fn a_plugin_that_hangs_hits_the_wall_clock_limit() {
     let arena = Arena::new(vec![hostile("hang", json!({"attack": "hang"}))]).await;
     // This tenant's own (tighter) limits.
     let options = SyncOptions {
-        limits: Some(Limits {
+        limits: Some(SandboxLimits {
             wall_seconds: 2,
             ..arena.host.config().limits.clone()
         }),

@@ -1,191 +1,36 @@
-//! `extract`: text extraction by the host, natively (`tributary-extract`: PDF, Office,
-//! OpenDocument, HTML, e-mail, text…) or through an external extraction service speaking
-//! Elastic's `PUT /extract_text/` protocol, for connectors with `use_text_extraction_service`.
+//! `extract`: the guest adapter over [`crate::extraction`] and [`crate::net::download`].
 //!
-//! Extraction runs on dedicated threads with a time limit and a concurrency bound; a failing or
-//! panicking parser yields an error for that one document, never a crashed host.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Guest-controlled sizes are clamped here: a body handed in is at most the extraction input
+//! limit, and a fetched body at most what the host hands to plugins at all.
 
 use bytes::Bytes;
-use serde::Deserialize;
-use tributary_extract::service::ServiceClient;
-use tributary_extract::{ExtractError, Extractor, Limits};
 use wasmtime::component::{HasSelf, Linker};
 
-use super::http::{Allowlist, HttpEngine};
-use super::index::{FetchOutcome, download};
 use crate::bindings::extract::{self, ExtractError as WitExtractError};
 use crate::bindings::index::ContentRequest;
+use crate::extraction::Extraction;
 use crate::limits::HostCalls;
-
-/// Operator settings for extraction.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ExtractConfig {
-    /// Extractions running at once (0 = number of CPUs).
-    pub max_parallel: usize,
-    /// Time limit per file, in seconds.
-    pub timeout_seconds: u64,
-    /// Largest text kept per file, in bytes.
-    pub max_output_bytes: usize,
-    /// Largest body accepted by default, in bytes (a content request can ask for less or more,
-    /// up to the pipeline's download limit).
-    pub max_input_bytes: u64,
-    /// Base URL of an external extraction service (Elastic's data-extraction-service), used by
-    /// connectors that set `use_text_extraction_service`.
-    pub service_url: Option<String>,
-}
-
-impl Default for ExtractConfig {
-    fn default() -> Self {
-        Self {
-            max_parallel: 0,
-            timeout_seconds: 30,
-            max_output_bytes: 4 * 1024 * 1024,
-            max_input_bytes: 10 * 1024 * 1024,
-            service_url: None,
-        }
-    }
-}
-
-/// Why a body produced no text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExtractFailure {
-    /// Not a text-bearing format we read.
-    Unsupported(String),
-    /// Over the size limit (bytes).
-    TooLarge(u64),
-    /// Malformed, truncated, a bomb, a parser panic, a service error.
-    Failed(String),
-    /// Over the time limit.
-    TimedOut,
-}
-
-impl From<ExtractError> for ExtractFailure {
-    fn from(e: ExtractError) -> Self {
-        match e {
-            ExtractError::Unsupported(m) => ExtractFailure::Unsupported(m),
-            ExtractError::TooLarge { limit, .. } => ExtractFailure::TooLarge(limit),
-            ExtractError::Failed(m) => ExtractFailure::Failed(m),
-            ExtractError::TimedOut(_) => ExtractFailure::TimedOut,
-        }
-    }
-}
-
-impl From<ExtractFailure> for WitExtractError {
-    fn from(e: ExtractFailure) -> Self {
-        match e {
-            ExtractFailure::Unsupported(m) => WitExtractError::Unsupported(m),
-            ExtractFailure::TooLarge(l) => WitExtractError::TooLarge(l),
-            ExtractFailure::Failed(m) => WitExtractError::Failed(m),
-            ExtractFailure::TimedOut => WitExtractError::TimedOut,
-        }
-    }
-}
-
-/// The host's extraction engine, shared by every job.
-#[derive(Debug)]
-pub struct Extractors {
-    local: Extractor,
-    service: Option<ServiceClient>,
-}
-
-impl Extractors {
-    /// Builds the engine from operator settings.
-    pub fn new(config: &ExtractConfig) -> anyhow::Result<Self> {
-        let limits = Limits {
-            max_input_bytes: config.max_input_bytes,
-            max_output_bytes: config.max_output_bytes,
-            timeout: Duration::from_secs(config.timeout_seconds.max(1)),
-            ..Limits::default()
-        };
-        let service = match &config.service_url {
-            Some(url) => Some(
-                ServiceClient::new(url)
-                    .map_err(|e| anyhow::anyhow!("extraction service `{url}`: {e}"))?,
-            ),
-            None => None,
-        };
-        Ok(Self {
-            local: Extractor::new(limits, config.max_parallel),
-            service,
-        })
-    }
-
-    /// Whether an external service is configured.
-    pub fn has_service(&self) -> bool {
-        self.service.is_some()
-    }
-}
-
-/// Extraction as one job sees it: local or through the service, with the job's size limit.
-#[derive(Clone, Debug)]
-pub struct Extraction {
-    engines: Arc<Extractors>,
-    use_service: bool,
-}
-
-impl Extraction {
-    /// Extraction for a job; `use_service` routes bodies to the external service.
-    pub fn new(engines: Arc<Extractors>, use_service: bool) -> Self {
-        Self {
-            engines,
-            use_service,
-        }
-    }
-
-    /// Extracts text from `body`.
-    pub async fn extract(
-        &self,
-        body: Bytes,
-        file_name: &str,
-        mime: Option<&str>,
-    ) -> Result<String, ExtractFailure> {
-        let limits = self.engines.local.limits().clone().with_max_input_bytes(
-            (body.len() as u64).max(self.engines.local.limits().max_input_bytes),
-        );
-        let result = match (&self.engines.service, self.use_service) {
-            (Some(service), true) => service.extract(body, file_name, mime, &limits).await,
-            _ => {
-                self.engines
-                    .local
-                    .extract_with(body, file_name, mime, &limits)
-                    .await
-            }
-        };
-        result.map(|e| e.text).map_err(ExtractFailure::from)
-    }
-}
+use crate::net::{DownloadError, Egress, RetryPolicy, download};
 
 /// The `extract` state of a plugin instance.
 #[derive(Clone, Debug)]
 pub struct ExtractCtx {
     extraction: Extraction,
-    http: Arc<HttpEngine>,
-    allowlist: Arc<Allowlist>,
-    max_input_bytes: u64,
+    egress: Egress,
+    retry: RetryPolicy,
     /// Rate of capability calls (installed by the runtime).
     pub calls: HostCalls,
 }
 
 impl ExtractCtx {
-    /// A context extracting with `extraction`, downloading under `allowlist`.
-    pub fn new(extraction: Extraction, http: Arc<HttpEngine>, allowlist: Arc<Allowlist>) -> Self {
-        let max_input_bytes = extraction.engines.local.limits().max_input_bytes;
+    /// A context extracting with `extraction`, downloading through `egress` by `retry`.
+    pub fn new(extraction: Extraction, egress: Egress, retry: RetryPolicy) -> Self {
         Self {
             extraction,
-            http,
-            allowlist,
-            max_input_bytes,
+            egress,
+            retry,
             calls: HostCalls::default(),
         }
-    }
-
-    /// Replaces the allowlist (after `allowed-hosts` answered).
-    pub fn set_allowlist(&mut self, allowlist: Arc<Allowlist>) {
-        self.allowlist = allowlist;
     }
 }
 
@@ -205,8 +50,9 @@ impl extract::Host for ExtractCtx {
         mime_type: Option<String>,
     ) -> wasmtime::Result<Result<String, WitExtractError>> {
         self.calls.charge_or_trap()?;
-        if body.len() as u64 > self.max_input_bytes {
-            return Ok(Err(WitExtractError::TooLarge(self.max_input_bytes)));
+        let max_input = self.extraction.max_input_bytes();
+        if body.len() as u64 > max_input {
+            return Ok(Err(WitExtractError::TooLarge(max_input)));
         }
         Ok(self
             .extraction
@@ -226,24 +72,17 @@ impl extract::Host for ExtractCtx {
         // Guest-controlled: a request may ask for more than the default input size, but never
         // for more than the host hands to plugins at all (the body is held in host memory).
         let ceiling = self
-            .max_input_bytes
-            .max(self.http.config().max_response_bytes);
+            .extraction
+            .max_input_bytes()
+            .max(self.egress.engine().config().max_response_bytes);
         let max = request.max_bytes.min(ceiling);
-        let body = match download(
-            &self.http,
-            &self.allowlist,
-            &request,
-            max,
-            Duration::from_millis(500),
-        )
-        .await
-        {
+        let body = match download(&self.egress, &request, max, &self.retry).await {
             Ok(body) => body,
-            Err(FetchOutcome::Skipped(reason)) => {
+            Err(DownloadError::Skipped(reason)) => {
                 tracing::debug!(file = %request.file_name, "not extracted: {reason}");
                 return Ok(Err(WitExtractError::TooLarge(max)));
             }
-            Err(FetchOutcome::Failed { message, .. }) => {
+            Err(DownloadError::Failed { message, .. }) => {
                 return Ok(Err(WitExtractError::Failed(message)));
             }
         };

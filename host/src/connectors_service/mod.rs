@@ -51,10 +51,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::capabilities::index::{Counters, SyncKind};
-use crate::capabilities::storage::{Namespace, StorageCtx};
 use crate::config::ConnectorSpec;
-use crate::jobs::JobStatus;
+use crate::job::JobStatus;
+use crate::job::{Counters, SyncKind};
+use crate::kv::{ConnectorState, Namespace};
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::{Host, SyncOptions};
 use config::{ConnectorEntry, ServiceConfig};
@@ -479,8 +479,8 @@ struct JobRunner {
 }
 
 impl JobRunner {
-    fn storage(&self) -> StorageCtx {
-        StorageCtx::new(
+    fn storage(&self) -> ConnectorState {
+        ConnectorState::new(
             self.host.db().clone(),
             Namespace {
                 tenant: "default".into(),

@@ -28,7 +28,7 @@ use elasticsearch::http::{Method, StatusCode};
 use elasticsearch::{Elasticsearch, GetParts, SearchParts, UpdateParts};
 use serde_json::{Map, Value, json};
 
-use crate::capabilities::index::SyncKind;
+use crate::job::SyncKind;
 use crate::rules::{Condition, Policy, RuleSpec};
 use crate::sink::elasticsearch::read_json;
 

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Service, TenantQuotas, new_token, token_hash};
-use crate::capabilities::index::SyncKind;
 use crate::config::{ConnectorSpec, Schedule, valid_name};
-use crate::jobs::{JobError, JobStatus};
+use crate::job::SyncKind;
+use crate::job::{JobError, JobStatus};
 use crate::rules::RuleSpec;
 use crate::sink::SearchRequest;
 
@@ -532,9 +532,8 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
 }
 
 fn validation_error(e: JobError) -> ApiError {
-    let status = match e.kind.as_str() {
-        "config" => StatusCode::BAD_REQUEST,
-        "auth" | "not_found" | "transient" | "rate_limited" => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = match e.kind {
+        crate::job::JobErrorKind::Config => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError(status, format!("{e}"))

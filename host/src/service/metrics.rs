@@ -8,9 +8,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::capabilities::index::CountsSnapshot;
-use crate::jobs::JobStatus;
-use crate::registry::PluginInfo;
+use crate::job::CountsSnapshot;
+use crate::job::JobStatus;
+use crate::plugin::PluginInfo;
 
 /// Counters since the service started.
 #[derive(Default)]

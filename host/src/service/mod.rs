@@ -34,11 +34,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
-use crate::capabilities::index::{Counters, CountsSnapshot, SyncKind};
 use crate::config::{ConnectorSpec, Timing};
-use crate::jobs::{JobReport, JobStatus};
-use crate::limits::Limits;
-use crate::registry::LoadedPlugin;
+use crate::job::{Counters, CountsSnapshot, SyncKind};
+use crate::job::{JobReport, JobStatus};
+use crate::limits::SandboxLimits;
+use crate::plugin::LoadedPlugin;
 use crate::sink::{IndexRef, Sink};
 use crate::util::unix_now;
 use crate::{Host, SyncOptions};
@@ -300,7 +300,7 @@ impl Service {
         reason: &str,
     ) -> anyhow::Result<JobReport> {
         let report = JobReport {
-            id: crate::host::new_job_id(),
+            id: crate::job::new_job_id(),
             tenant: spec.tenant.clone(),
             connector: spec.id.clone(),
             kind,
@@ -360,10 +360,10 @@ impl Service {
         if self.store.dequeue_if_queued(id).await? {
             report.status = JobStatus::Cancelled;
             report.finished_at = Some(unix_now());
-            report.error = Some(crate::jobs::JobError {
-                kind: "cancelled".into(),
-                message: "cancelled before it started".into(),
-            });
+            report.error = Some(crate::job::JobError::new(
+                crate::job::JobErrorKind::Cancelled,
+                "cancelled before it started",
+            ));
             self.host.jobs().save(&report).await?;
             self.metrics
                 .job_finished(JobStatus::Cancelled, &report.counts);
@@ -522,10 +522,10 @@ impl Service {
             if let Some(mut report) = self.host.jobs().get(&job.tenant, &job.job_id).await? {
                 report.status = JobStatus::Failed;
                 report.finished_at = Some(unix_now());
-                report.error = Some(crate::jobs::JobError {
-                    kind: "config".into(),
-                    message: format!("connector `{}` was deleted", job.connector),
-                });
+                report.error = Some(crate::job::JobError::new(
+                    crate::job::JobErrorKind::Config,
+                    format!("connector `{}` was deleted", job.connector),
+                ));
                 self.host.jobs().save(&report).await?;
             }
             return Ok(());
@@ -579,9 +579,9 @@ impl Service {
 
     /// The sandbox limits of a tenant's jobs: its own where set, never above the host's (the
     /// pooling allocator's slots are sized by the host's).
-    fn limits(&self, q: &TenantQuotas) -> Limits {
+    fn limits(&self, q: &TenantQuotas) -> SandboxLimits {
         let host = self.host.runtime().limits();
-        Limits {
+        SandboxLimits {
             memory_mib: q
                 .memory_mib
                 .map_or(host.memory_mib, |m| m.min(host.memory_mib)),
@@ -596,7 +596,7 @@ impl Service {
         &self,
         spec: &ConnectorSpec,
         q: &TenantQuotas,
-    ) -> anyhow::Result<crate::capabilities::storage::StorageLimits> {
+    ) -> anyhow::Result<crate::kv::StorageLimits> {
         let mut limits = self.host.config().storage.clone();
         if let Some(max) = q.max_storage_bytes {
             let others: u64 = self
@@ -837,7 +837,7 @@ impl Service {
 }
 
 fn snapshot(dir: &std::path::Path) -> HashMap<PathBuf, (Option<SystemTime>, u64)> {
-    crate::registry::wasm_files(dir)
+    crate::plugin::registry::wasm_files(dir)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|p| {

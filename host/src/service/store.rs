@@ -7,9 +7,9 @@
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::index::SyncKind;
 use crate::config::ConnectorSpec;
 use crate::db::Db;
+use crate::job::SyncKind;
 use crate::util::unix_now;
 
 /// Per-tenant limits; unset fields take the service's `[service.tenant_defaults]`.
@@ -551,10 +551,11 @@ impl Store {
                     [],
                 )?;
                 // Progress records of jobs that will never run again (ended, or CLI jobs).
-                c.execute(
-                    "DELETE FROM job_progress WHERE job_id NOT IN (SELECT job_id FROM queue)",
-                    [],
-                )?;
+                let live = c
+                    .prepare("SELECT job_id FROM queue")?
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                crate::pipeline::ledger::forget_progress_except(c, &live)?;
                 Ok(())
             })
             .await?;

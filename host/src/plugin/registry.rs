@@ -14,9 +14,9 @@ use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::runtime::{Runtime, StoreState};
 use crate::bindings::ConnectorPre;
 use crate::bindings::plugin::{FieldKind, PluginManifest};
-use crate::runtime::{Runtime, StoreState};
 
 /// A plugin ready to instantiate.
 pub struct LoadedPlugin {

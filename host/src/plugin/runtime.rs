@@ -27,7 +27,7 @@ use crate::capabilities::http::HttpCtx;
 use crate::capabilities::index::IndexCtx;
 use crate::capabilities::log::LogCtx;
 use crate::capabilities::storage::StorageCtx;
-use crate::limits::{CpuMeter, HostCalls, Limits, MemoryLimiter};
+use crate::limits::{CpuMeter, HostCalls, MemoryLimiter, SandboxLimits};
 
 /// How often the epoch advances; also the granularity of CPU checks and cooperative yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -117,12 +117,12 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreState>,
     cache_dir: Option<PathBuf>,
-    limits: Limits,
+    limits: SandboxLimits,
     pooling: bool,
     max_host_calls_per_second: u64,
 }
 
-fn engine_config(limits: &Limits, pool: Option<&RuntimeConfig>) -> Config {
+fn engine_config(limits: &SandboxLimits, pool: Option<&RuntimeConfig>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -145,7 +145,7 @@ impl Runtime {
     /// Creates the engine (pooling when possible), links every capability and starts the epoch
     /// ticker.
     pub fn new(
-        limits: Limits,
+        limits: SandboxLimits,
         config: &RuntimeConfig,
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
@@ -201,7 +201,7 @@ impl Runtime {
     }
 
     /// The default limits.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &SandboxLimits {
         &self.limits
     }
 
@@ -262,7 +262,7 @@ impl Runtime {
     }
 
     /// A sandboxed store with these capabilities and limits.
-    pub fn store(&self, mut caps: Capabilities, limits: &Limits) -> Store<StoreState> {
+    pub fn store(&self, mut caps: Capabilities, limits: &SandboxLimits) -> Store<StoreState> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())

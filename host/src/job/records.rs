@@ -1,96 +1,10 @@
-//! Sync job records: what ran, on which plugin version, how it ended, with its counts.
+//! Job records in the host database: what ran, on which plugin version, how it ended, with its
+//! counts. A record is written when a job is queued or starts and replaced when it ends.
 
 use rusqlite::OptionalExtension;
-use serde::{Deserialize, Serialize};
 
-use crate::capabilities::index::{CountsSnapshot, SyncKind};
+use super::{JobReport, JobStatus, SyncKind};
 use crate::db::Db;
-
-/// How a job ended (or that it has not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting for a free slot (the service's queue).
-    Queued,
-    /// Running now.
-    Running,
-    /// The plugin finished and everything was committed.
-    Succeeded,
-    /// The plugin or the host failed; nothing was deleted.
-    Failed,
-    /// Stopped on request; nothing was deleted.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "queued" => JobStatus::Queued,
-            "cancelled" => JobStatus::Cancelled,
-            "succeeded" => JobStatus::Succeeded,
-            "running" => JobStatus::Running,
-            _ => JobStatus::Failed,
-        }
-    }
-}
-
-/// A typed failure: `kind` is the plugin's error case (`auth`, `config`, `transient`, …) or a
-/// host verdict (`limit`, `trap`, `timeout`, `host`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    /// Category.
-    pub kind: String,
-    /// What happened, in words.
-    pub message: String,
-}
-
-impl std::fmt::Display for JobError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} error: {}", self.kind, self.message)
-    }
-}
-
-/// The record of one job.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct JobReport {
-    /// Job id.
-    pub id: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Connector.
-    pub connector: String,
-    /// Sync kind.
-    pub kind: SyncKind,
-    /// Plugin name.
-    pub plugin: String,
-    /// Plugin version it ran on.
-    pub plugin_version: String,
-    /// Outcome.
-    pub status: JobStatus,
-    /// Counts.
-    pub counts: CountsSnapshot,
-    /// Why it failed.
-    pub error: Option<JobError>,
-    /// Warnings the plugin logged.
-    pub warnings: Vec<String>,
-    /// Start, Unix seconds.
-    pub started_at: i64,
-    /// End, Unix seconds.
-    pub finished_at: Option<i64>,
-    /// Duration in milliseconds.
-    pub duration_ms: u64,
-}
 
 /// Job records in the host database.
 #[derive(Clone, Debug)]
@@ -246,6 +160,7 @@ impl Jobs {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::job::CountsSnapshot;
 
     fn report(id: &str, kind: SyncKind, status: JobStatus) -> JobReport {
         JobReport {

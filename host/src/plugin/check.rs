@@ -4,22 +4,23 @@
 //! from the component's type, and refuses — before anything runs — a component built for another
 //! `tributary:connector` version (naming both versions) or one that imports something this host
 //! does not offer (naming the import). A component that passes is linked exactly as
-//! [`crate::Host::load_plugin`] links it, instantiated in an inert sandbox (no hosts allowed,
-//! throwaway storage, no job), and asked for its manifest, which is checked; then `allowed-hosts`
-//! is called with the configuration the schema's defaults make (or one supplied by the caller).
+//! [`crate::Host::load_plugin`] links it, instantiated the same way in an inert sandbox
+//! ([`Engines::inert`]: no hosts allowed, throwaway storage, no job), and asked for its manifest,
+//! which is checked; then `allowed-hosts` is called with the configuration the schema's defaults
+//! make (or one supplied by the caller).
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use std::sync::Arc;
 //! use tributary::HostConfig;
 //! let config = HostConfig::default();
-//! let runtime = Arc::new(tributary::runtime::Runtime::new(
+//! let runtime = Arc::new(tributary::plugin::Runtime::new(
 //!     config.limits.clone(),
 //!     &config.runtime,
 //!     Some(config.cache_dir()),
 //! )?);
 //! let wasm = std::fs::read("plugin.wasm")?;
-//! let report = tributary::inspect::inspect(&runtime, &config, wasm, "plugin.wasm", None).await?;
+//! let report = tributary::plugin::check::inspect(&runtime, &config, wasm, "plugin.wasm", None).await?;
 //! println!("{}", report.render());
 //! # Ok(()) }
 //! ```
@@ -32,16 +33,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use crate::bindings::Connector;
+use super::instance::{Engines, describe_trap, plugin_error};
+use super::runtime::Runtime;
 use crate::bindings::plugin::{FieldKind, PluginManifest};
-use crate::capabilities::extract::{ExtractCtx, Extraction, Extractors};
-use crate::capabilities::http::{Allowlist, HttpCtx, HttpEngine};
-use crate::capabilities::index::IndexCtx;
-use crate::capabilities::log::LogCtx;
-use crate::capabilities::storage::{Namespace, StorageCtx};
 use crate::config::HostConfig;
-use crate::db::Db;
-use crate::runtime::{Capabilities, Runtime};
+use crate::net::Allowlist;
 
 /// The package every plugin targets.
 pub const PACKAGE: &str = "tributary:connector";
@@ -280,30 +276,6 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// Capabilities of an inert sandbox: no allowed hosts, throwaway in-memory storage, no job.
-pub fn inert_capabilities(host: &HostConfig, label: &str) -> anyhow::Result<Capabilities> {
-    let http = Arc::new(HttpEngine::new(host.http.clone())?);
-    let extractors = Arc::new(Extractors::new(&host.extract)?);
-    Ok(Capabilities {
-        log: LogCtx::new(label),
-        http: HttpCtx::new(http.clone(), Allowlist::default(), label),
-        storage: StorageCtx::new(
-            Db::in_memory()?,
-            Namespace {
-                tenant: "_inspect".into(),
-                connector: "_inspect".into(),
-            },
-            host.storage.clone(),
-        ),
-        index: IndexCtx::default(),
-        extract: ExtractCtx::new(
-            Extraction::new(extractors, false),
-            http,
-            Arc::new(Allowlist::default()),
-        ),
-    })
-}
-
 /// Inspects `wasm` (see the module docs). `config` is the connector configuration to ask
 /// `allowed-hosts` with; without it, the schema's defaults are used when they are complete.
 pub async fn inspect(
@@ -328,28 +300,17 @@ pub async fn inspect(
         .pre(&component)
         .map_err(|e| anyhow!("{source} cannot be linked against this host: {e:#}"))?;
 
-    let caps = inert_capabilities(host, source)?;
+    let engines = Engines::new(
+        runtime.clone(),
+        &host.http,
+        &host.extract,
+        host.storage.clone(),
+        host.pipeline.download_retry(),
+    )?;
     let started = std::time::Instant::now();
-    let mut store = runtime.store(caps, runtime.limits());
-    let bindings: Connector = pre.instantiate_async(&mut store).await.map_err(|e| {
-        anyhow!(
-            "{source}: instantiation failed: {}",
-            crate::host::describe_trap(&store, e)
-        )
-    })?;
+    let mut instance = engines.inert(&pre, source).await?;
     let instantiated = started.elapsed();
-    let calls = bindings.tributary_connector_plugin();
-    let manifest = tokio::time::timeout(Duration::from_secs(30), calls.call_manifest(&mut store))
-        .await
-        .map_err(|_| anyhow!("{source}: `manifest` did not return within 30 s"))?
-        .map_err(|e| {
-            anyhow!(
-                "{source}: `manifest` failed: {}",
-                crate::host::describe_trap(&store, e)
-            )
-        })?;
-    crate::registry::check_manifest(&manifest)
-        .with_context(|| format!("{source}: invalid manifest"))?;
+    let manifest = instance.manifest().await?;
 
     let empty = Map::new();
     let (config, hosts) = match crate::schema::resolve(&manifest.config, config.unwrap_or(&empty)) {
@@ -367,20 +328,21 @@ pub async fn inspect(
         ),
         Ok(resolved) => {
             let json = Value::Object(resolved.clone()).to_string();
+            let calls = instance.bindings.tributary_connector_plugin();
             let answer = tokio::time::timeout(
                 Duration::from_secs(30),
-                calls.call_allowed_hosts(&mut store, &json),
+                calls.call_allowed_hosts(&mut instance.store, &json),
             )
             .await;
             let hosts = match answer {
                 Err(_) => Err("`allowed-hosts` did not return within 30 s".to_string()),
                 Ok(Err(trap)) => Err(format!(
                     "`allowed-hosts` trapped: {}",
-                    crate::host::describe_trap(&store, trap)
+                    describe_trap(&instance.store, trap)
                 )),
                 Ok(Ok(Err(e))) => Err(format!(
                     "`allowed-hosts` refused the configuration: {}",
-                    crate::host::plugin_error(e)
+                    plugin_error(e)
                 )),
                 Ok(Ok(Ok(hosts))) => match Allowlist::parse(&hosts) {
                     Ok(_) => Ok(hosts),

@@ -1,0 +1,161 @@
+//! Text extraction by the host, natively (`tributary-extract`: PDF, Office, OpenDocument, HTML,
+//! e-mail, text…) or through an external extraction service speaking Elastic's
+//! `PUT /extract_text/` protocol, for connectors with `use_text_extraction_service`.
+//!
+//! Invariants: extraction runs on dedicated threads with a time limit and a concurrency bound; a
+//! failing or panicking parser yields an error for that one document, never a crashed host.
+//! Used by the pipeline's downloads and by the `extract` capability.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tributary_extract::service::ServiceClient;
+use tributary_extract::{ExtractError, Extractor, Limits as ExtractLimits};
+
+use crate::bindings::extract::ExtractError as WitExtractError;
+
+/// Operator settings for extraction.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractConfig {
+    /// Extractions running at once (0 = number of CPUs).
+    pub max_parallel: usize,
+    /// Time limit per file, in seconds.
+    pub timeout_seconds: u64,
+    /// Largest text kept per file, in bytes.
+    pub max_output_bytes: usize,
+    /// Largest body accepted by default, in bytes (a content request can ask for less or more,
+    /// up to the pipeline's download limit).
+    pub max_input_bytes: u64,
+    /// Base URL of an external extraction service (Elastic's data-extraction-service), used by
+    /// connectors that set `use_text_extraction_service`.
+    pub service_url: Option<String>,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        Self {
+            max_parallel: 0,
+            timeout_seconds: 30,
+            max_output_bytes: 4 * 1024 * 1024,
+            max_input_bytes: 10 * 1024 * 1024,
+            service_url: None,
+        }
+    }
+}
+
+/// Why a body produced no text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtractFailure {
+    /// Not a text-bearing format we read.
+    Unsupported(String),
+    /// Over the size limit (bytes).
+    TooLarge(u64),
+    /// Malformed, truncated, a bomb, a parser panic, a service error.
+    Failed(String),
+    /// Over the time limit.
+    TimedOut,
+}
+
+impl From<ExtractError> for ExtractFailure {
+    fn from(e: ExtractError) -> Self {
+        match e {
+            ExtractError::Unsupported(m) => ExtractFailure::Unsupported(m),
+            ExtractError::TooLarge { limit, .. } => ExtractFailure::TooLarge(limit),
+            ExtractError::Failed(m) => ExtractFailure::Failed(m),
+            ExtractError::TimedOut(_) => ExtractFailure::TimedOut,
+        }
+    }
+}
+
+impl From<ExtractFailure> for WitExtractError {
+    fn from(e: ExtractFailure) -> Self {
+        match e {
+            ExtractFailure::Unsupported(m) => WitExtractError::Unsupported(m),
+            ExtractFailure::TooLarge(l) => WitExtractError::TooLarge(l),
+            ExtractFailure::Failed(m) => WitExtractError::Failed(m),
+            ExtractFailure::TimedOut => WitExtractError::TimedOut,
+        }
+    }
+}
+
+/// The host's extraction engine, shared by every job.
+#[derive(Debug)]
+pub struct Extractors {
+    local: Extractor,
+    service: Option<ServiceClient>,
+}
+
+impl Extractors {
+    /// Builds the engine from operator settings.
+    pub fn new(config: &ExtractConfig) -> anyhow::Result<Self> {
+        let limits = ExtractLimits {
+            max_input_bytes: config.max_input_bytes,
+            max_output_bytes: config.max_output_bytes,
+            timeout: Duration::from_secs(config.timeout_seconds.max(1)),
+            ..ExtractLimits::default()
+        };
+        let service = match &config.service_url {
+            Some(url) => Some(
+                ServiceClient::new(url)
+                    .map_err(|e| anyhow::anyhow!("extraction service `{url}`: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            local: Extractor::new(limits, config.max_parallel),
+            service,
+        })
+    }
+
+    /// Whether an external service is configured.
+    pub fn has_service(&self) -> bool {
+        self.service.is_some()
+    }
+}
+
+/// Extraction as one job sees it: local or through the service, with the job's size limit.
+#[derive(Clone, Debug)]
+pub struct Extraction {
+    engines: Arc<Extractors>,
+    use_service: bool,
+}
+
+impl Extraction {
+    /// Extraction for a job; `use_service` routes bodies to the external service.
+    pub fn new(engines: Arc<Extractors>, use_service: bool) -> Self {
+        Self {
+            engines,
+            use_service,
+        }
+    }
+
+    /// The largest body extracted by default, in bytes.
+    pub fn max_input_bytes(&self) -> u64 {
+        self.engines.local.limits().max_input_bytes
+    }
+
+    /// Extracts text from `body`.
+    pub async fn extract(
+        &self,
+        body: Bytes,
+        file_name: &str,
+        mime: Option<&str>,
+    ) -> Result<String, ExtractFailure> {
+        let limits = self.engines.local.limits().clone().with_max_input_bytes(
+            (body.len() as u64).max(self.engines.local.limits().max_input_bytes),
+        );
+        let result = match (&self.engines.service, self.use_service) {
+            (Some(service), true) => service.extract(body, file_name, mime, &limits).await,
+            _ => {
+                self.engines
+                    .local
+                    .extract_with(body, file_name, mime, &limits)
+                    .await
+            }
+        };
+        result.map(|e| e.text).map_err(ExtractFailure::from)
+    }
+}

@@ -1,0 +1,255 @@
+//! The shared HTTP client: behind every plugin's `http` calls and the host's content downloads.
+//!
+//! Invariants: every hop of a redirect chain is checked against the caller's allowlist (and
+//! credentials are dropped when the origin changes); bodies are streamed under a size limit and
+//! every exchange, redirects and slow bodies included, is bounded in time.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use serde::Deserialize;
+use url::Url;
+
+use super::allowlist::{Allowlist, GuardedResolver, PRIVATE_MARKER};
+use crate::bindings::http::{HttpError, Method, Request};
+
+/// Operator settings for outbound HTTP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest response body handed to a plugin, in bytes.
+    pub max_response_bytes: u64,
+    /// Time limit when the plugin sets none, in seconds.
+    pub default_timeout_seconds: u64,
+    /// Upper bound on any per-request time limit, in seconds.
+    pub max_timeout_seconds: u64,
+    /// Most requests in flight for one `send-all` call.
+    pub max_concurrency: u32,
+    /// Most requests in one `send-all` call.
+    pub max_batch: usize,
+    /// Redirect hops followed.
+    pub max_redirects: u32,
+    /// Let allowlisted host names resolve to private/loopback addresses.
+    pub allow_private_networks: bool,
+    /// Host names answered without DNS, like `/etc/hosts` (split-horizon or air-gapped set-ups,
+    /// tests). Their addresses are screened exactly like DNS answers.
+    pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_response_bytes: 32 * 1024 * 1024,
+            default_timeout_seconds: 60,
+            max_timeout_seconds: 600,
+            max_concurrency: 128,
+            max_batch: 1000,
+            max_redirects: 5,
+            allow_private_networks: false,
+            static_hosts: BTreeMap::new(),
+        }
+    }
+}
+
+/// A complete response held by the host.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Final status (after redirects).
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The shared HTTP client behind every plugin's `http` and the host's content downloads.
+#[derive(Debug)]
+pub struct HttpEngine {
+    client: reqwest::Client,
+    config: HttpConfig,
+}
+
+impl HttpEngine {
+    /// Builds the client (rustls, no automatic redirects, guarded DNS).
+    pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: config.allow_private_networks,
+                static_hosts: config
+                    .static_hosts
+                    .iter()
+                    .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
+                    .collect(),
+            }))
+            .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self { client, config })
+    }
+
+    /// The operator settings.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// Sends `request` under `allowlist`, following allowlisted redirects, reading at most
+    /// `max_body` bytes of the final body.
+    pub async fn execute(
+        &self,
+        allowlist: &Allowlist,
+        request: &Request,
+        max_body: u64,
+    ) -> Result<Fetched, HttpError> {
+        let mut url = Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL `{}`: {e}", request.url)))?;
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms.unwrap_or(u32::MAX))).min(
+            Duration::from_secs(if request.timeout_ms.is_some() {
+                self.config.max_timeout_seconds
+            } else {
+                self.config.default_timeout_seconds
+            }),
+        );
+        let mut method = to_reqwest_method(request.method);
+        let mut body = request.body.clone();
+        let mut headers = request.headers.clone();
+        let work = async {
+            for _hop in 0..=self.config.max_redirects {
+                allowlist.check(&url).map_err(HttpError::Denied)?;
+                let response = self
+                    .send_once(&url, &method, &headers, body.as_ref(), timeout)
+                    .await?;
+                let status = response.status().as_u16();
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok());
+                let (true, Some(location)) =
+                    (matches!(status, 301 | 302 | 303 | 307 | 308), location)
+                else {
+                    return read_body(response, max_body).await;
+                };
+                let next = url.join(location).map_err(|e| {
+                    HttpError::Connection(format!("bad redirect location `{location}`: {e}"))
+                })?;
+                if next.host_str() != url.host_str()
+                    || next.port_or_known_default() != url.port_or_known_default()
+                {
+                    // Never forward credentials to another origin.
+                    headers.retain(|(n, _)| {
+                        !n.eq_ignore_ascii_case("authorization")
+                            && !n.eq_ignore_ascii_case("cookie")
+                    });
+                }
+                if status == 303
+                    || ((status == 301 || status == 302) && method == reqwest::Method::POST)
+                {
+                    method = reqwest::Method::GET;
+                    body = None;
+                }
+                url = next;
+            }
+            Err(HttpError::Connection(format!(
+                "more than {} redirects",
+                self.config.max_redirects
+            )))
+        };
+        // The reqwest timeout covers one exchange; this one bounds redirects and slow bodies too.
+        match tokio::time::timeout(timeout + Duration::from_secs(1), work).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::Timeout(format!(
+                "no complete answer from {} within {timeout:?}",
+                url.host_str().unwrap_or_default()
+            ))),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        url: &Url,
+        method: &reqwest::Method,
+        headers: &[(String, String)],
+        body: Option<&Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, HttpError> {
+        let mut builder = self
+            .client
+            .request(method.clone(), url.clone())
+            .timeout(timeout);
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| HttpError::InvalidRequest(format!("bad value for header `{name}`")))?;
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = body {
+            builder = builder.body(body.clone());
+        }
+        builder.send().await.map_err(|e| classify(url, &e))
+    }
+}
+
+async fn read_body(response: reqwest::Response, max_body: u64) -> Result<Fetched, HttpError> {
+    let status = response.status().as_u16();
+    if response.content_length().is_some_and(|len| len > max_body) {
+        return Err(HttpError::TooLarge(max_body));
+    }
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let url = response.url().clone();
+    let mut stream = response.bytes_stream();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| classify(&url, &e))?;
+        if (body.len() + chunk.len()) as u64 > max_body {
+            return Err(HttpError::TooLarge(max_body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+fn classify(url: &Url, err: &reqwest::Error) -> HttpError {
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    let host = url.host_str().unwrap_or_default();
+    if chain.contains(PRIVATE_MARKER) {
+        HttpError::Denied(chain)
+    } else if err.is_timeout() {
+        HttpError::Timeout(format!("{host}: {chain}"))
+    } else if err.is_builder() || err.is_request() && !err.is_connect() && chain.contains("builder")
+    {
+        HttpError::InvalidRequest(chain)
+    } else {
+        HttpError::Connection(format!("{host}: {chain}"))
+    }
+}
+
+fn to_reqwest_method(method: Method) -> reqwest::Method {
+    match method {
+        Method::Get => reqwest::Method::GET,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
