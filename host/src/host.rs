@@ -23,12 +23,13 @@ use crate::capabilities::http::{Allowlist, HttpCtx, HttpEngine};
 use crate::capabilities::index::{Counters, IndexCtx, Pipeline, PipelineDeps, SyncKind};
 use crate::capabilities::log::LogCtx;
 use crate::capabilities::storage::{Namespace, StorageCtx, StorageLimits};
-use crate::config::{ConnectorSpec, HostConfig, SinkKind};
+use crate::config::{HostConfig, SinkKind};
+use crate::connector::ConnectorSpec;
+use crate::connector::rules::Rules;
 use crate::db::Db;
 use crate::jobs::{JobError, JobReport, JobStatus, Jobs};
 use crate::limits::Limits;
 use crate::registry::{LoadedPlugin, PluginInfo, Registry, check_manifest, prepare, wasm_files};
-use crate::rules::Rules;
 use crate::runtime::{Capabilities, Runtime, StoreState};
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::sink::embedded::EmbeddedIndex;
@@ -395,12 +396,12 @@ impl Host {
             counts: Default::default(),
             error: None,
             warnings: Vec::new(),
-            started_at: crate::util::unix_now(),
+            started_at: crate::clock::unix_now(),
             finished_at: None,
             duration_ms: 0,
         };
         let outcome = self.run_job(spec, kind, &options, &mut report).await;
-        report.finished_at = Some(crate::util::unix_now());
+        report.finished_at = Some(crate::clock::unix_now());
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => report.status = JobStatus::Succeeded,
@@ -629,7 +630,7 @@ impl Instance {
                 let kind = if data.memory.breach.is_some() || data.cpu.breach.is_some() {
                     "limit"
                 } else if trap
-                    .downcast_ref::<crate::service::quota::QuotaExceeded>()
+                    .downcast_ref::<crate::sink::quota::QuotaExceeded>()
                     .is_some()
                 {
                     "quota"
@@ -651,7 +652,7 @@ impl Instance {
 }
 
 fn resolve_config(plugin: &LoadedPlugin, spec: &ConnectorSpec) -> Result<String, JobError> {
-    crate::schema::resolve(&plugin.manifest.config, &spec.config)
+    crate::connector::schema::resolve(&plugin.manifest.config, &spec.config)
         .map(|m| Value::Object(m).to_string())
         .map_err(|errors| {
             host_error(
@@ -702,7 +703,7 @@ pub fn describe_trap(store: &Store<StoreState>, err: wasmtime::Error) -> String 
     if !stderr.is_empty() {
         text.push_str(&format!(
             " (plugin stderr: {})",
-            crate::util::truncate(&stderr, 1000)
+            crate::text::truncate(&stderr, 1000)
         ));
     }
     text

@@ -92,6 +92,49 @@ pub struct JobReport {
     pub duration_ms: u64,
 }
 
+/// A short human summary: kind, connector, outcome, duration and plugin version on the first
+/// line; the counts on the second; then the error and at most five warnings, one per line.
+impl std::fmt::Display for JobReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counts;
+        let status = match self.status {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Running => "running",
+            JobStatus::Queued => "queued",
+            JobStatus::Cancelled => "cancelled",
+        };
+        write!(
+            f,
+            "{} sync of {}/{} {status} in {:.1}s ({}@{})\n  received {}, indexed {}, unchanged {}, filtered {}, deleted {}; content: {} extracted, {} skipped, {} failed",
+            self.kind,
+            self.tenant,
+            self.connector,
+            self.duration_ms as f64 / 1000.0,
+            self.plugin,
+            self.plugin_version,
+            c.received,
+            c.indexed,
+            c.unchanged,
+            c.filtered,
+            c.deleted,
+            c.content_extracted,
+            c.content_skipped,
+            c.content_failed,
+        )?;
+        if c.access_control > 0 {
+            write!(f, "; {} access-control documents", c.access_control)?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, "\n  error: {e}")?;
+        }
+        for w in self.warnings.iter().take(5) {
+            write!(f, "\n  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Job records in the host database.
 #[derive(Clone, Debug)]
 pub struct Jobs {
@@ -263,6 +306,34 @@ mod tests {
             finished_at: None,
             duration_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_report_displays_as_a_summary() {
+        let mut r = report("j1", SyncKind::Full, JobStatus::Failed);
+        r.plugin_version = "0.1.0".into();
+        r.duration_ms = 1500;
+        r.counts.received = 3;
+        r.counts.indexed = 2;
+        r.counts.access_control = 4;
+        r.warnings = (0..7).map(|i| format!("w{i}")).collect();
+        let text = r.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "full sync of t/c FAILED in 1.5s (feed@0.1.0)");
+        assert_eq!(
+            lines[1],
+            "  received 3, indexed 2, unchanged 0, filtered 0, deleted 0; content: 0 extracted, 0 skipped, 0 failed; 4 access-control documents"
+        );
+        assert_eq!(
+            &lines[2..],
+            [
+                "  warning: w0",
+                "  warning: w1",
+                "  warning: w2",
+                "  warning: w3",
+                "  warning: w4"
+            ]
+        );
     }
 
     #[tokio::test]

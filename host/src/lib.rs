@@ -1,5 +1,5 @@
-//! tributary: a WebAssembly plugin host that syncs content sources (Dropbox, Box, anything a
-//! plugin can list) into a search index.
+//! tributary-host: the engine of tributary, a WebAssembly plugin host that syncs content sources
+//! (Dropbox, Box, anything a plugin can list) into a search index.
 //!
 //! Every source is a wasm component implementing the `tributary:connector` WIT world (`wit/`).
 //! The host loads components at runtime, runs each call in a sandboxed store with memory and CPU
@@ -7,9 +7,12 @@
 //! state, an index pipeline that downloads and extracts content in the host, and logging.
 //! Documents land in a [`sink`]: the embedded tantivy index by default.
 //!
+//! This crate is a library only: the `tributary` binary (command line, progress line, demo,
+//! plugin scaffolding) is the `tributary` package in `cli/`.
+//!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use tributary::{Host, HostConfig, SyncKind, SyncOptions};
+//! use tributary_host::{Host, HostConfig, SyncKind, SyncOptions};
 //! let config = HostConfig::load(std::path::Path::new("tributary.toml"))?;
 //! let host = Host::open(config).await?;
 //! let report = host.sync(None, "team-dropbox", SyncKind::Full, SyncOptions::default()).await?;
@@ -17,32 +20,31 @@
 //! # Ok(()) }
 //! ```
 
+pub mod atomic_file;
 pub mod bindings;
 pub mod bundled;
 pub mod capabilities;
+pub mod clock;
 pub mod config;
-pub mod connectors_service;
-pub mod cron;
+pub mod connector;
 pub mod db;
-pub mod demo;
-pub mod fsutil;
+pub mod elastic_compat;
 pub mod host;
 pub mod inspect;
+pub mod job;
 pub mod jobs;
 pub mod limits;
 pub mod registry;
-pub mod report;
-pub mod rules;
 pub mod runtime;
-pub mod scaffold;
-pub mod schema;
-pub mod service;
+pub mod serve;
 pub mod sink;
-pub mod util;
+pub mod text;
 
-pub use capabilities::index::{CountsSnapshot, SyncKind};
-pub use config::{ConnectorSpec, HostConfig};
+pub use capabilities::index::CountsSnapshot;
+pub use config::HostConfig;
+pub use connector::ConnectorSpec;
 pub use host::{Host, SyncOptions};
+pub use job::SyncKind;
 pub use jobs::{JobReport, JobStatus};
 
 /// The version of the `tributary:connector` WIT package this host implements.

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tributary::config::ConnectorSpec;
-use tributary::runtime::Runtime;
-use tributary::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::feed::FakeFeed;
 use tributary_fakes::rss::FakeRss;
+use tributary_host::ConnectorSpec;
+use tributary_host::runtime::Runtime;
+use tributary_host::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 
 struct Row {
     lang: &'static str,
@@ -95,7 +95,7 @@ async fn runtime_figures(wasm: &[u8], rounds: usize) -> (Duration, Duration, Dur
     let pre = runtime.pre(&component).unwrap();
     let mut times = Vec::new();
     for _ in 0..rounds {
-        let caps = tributary::inspect::inert_capabilities(&config, "bench").unwrap();
+        let caps = tributary_host::inspect::inert_capabilities(&config, "bench").unwrap();
         let started = Instant::now();
         let mut store = runtime.store(caps, runtime.limits());
         pre.instantiate_async(&mut store).await.unwrap();
@@ -153,7 +153,7 @@ async fn main() {
     }
     let feed_config = json!({"base_url": api.base_url(), "page_size": 500});
 
-    let rust = tributary::bundled::PLUGINS
+    let rust = tributary_host::bundled::PLUGINS
         .iter()
         .find(|(n, _)| *n == "feed")
         .map(|(_, w)| w.to_vec())

@@ -482,7 +482,7 @@ impl HttpCtx {
             )
             .await;
         if let Err(HttpError::Denied(reason)) = &result {
-            tracing::warn!(plugin = %self.label, url = %crate::util::truncate(&request.url, 300), "outbound request refused: {reason}");
+            tracing::warn!(plugin = %self.label, url = %crate::text::truncate(&request.url, 300), "outbound request refused: {reason}");
         }
         result.map(|f| Response {
             status: f.status,

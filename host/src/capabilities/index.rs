@@ -25,31 +25,11 @@ use super::http::{Allowlist, HttpEngine};
 use super::storage::StorageCtx;
 use crate::bindings::http::HttpError;
 use crate::bindings::index::{self, Content, ContentFailure, ContentRequest, Document, IndexError};
+use crate::connector::rules::Rules;
 use crate::limits::HostCalls;
-use crate::rules::Rules;
 use crate::sink::{IndexRef, Sink, SinkDocument};
 
-/// What kind of sync a job runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncKind {
-    /// Everything; vanished documents are deleted at the end.
-    Full,
-    /// Changes since the last checkpoint.
-    Incremental,
-    /// Access-control documents.
-    AccessControl,
-}
-
-impl std::fmt::Display for SyncKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SyncKind::Full => "full",
-            SyncKind::Incremental => "incremental",
-            SyncKind::AccessControl => "access_control",
-        })
-    }
-}
+pub use crate::job::SyncKind;
 
 /// Operator limits for the pipeline.
 #[derive(Clone, Debug, Deserialize)]
@@ -404,7 +384,7 @@ impl Pipeline {
         let bad = |m: String| {
             IndexError::InvalidDocument(format!(
                 "document {position} ({:?}): {m}",
-                crate::util::truncate(&doc.id, 80)
+                crate::text::truncate(&doc.id, 80)
             ))
         };
         if let Err(m) = check_id(&doc.id) {
@@ -481,7 +461,7 @@ impl Pipeline {
                 None => self.batch.push(sink_doc),
                 Some(Content::Text(text)) => {
                     sink_doc.body = Some(
-                        crate::util::truncate(&text, self.deps.config.max_body_bytes).to_string(),
+                        crate::text::truncate(&text, self.deps.config.max_body_bytes).to_string(),
                     );
                     self.batch.push(sink_doc);
                 }
@@ -529,7 +509,7 @@ impl Pipeline {
                     .await;
             let (failure, skipped) = match outcome {
                 Ok(text) => {
-                    doc.body = Some(crate::util::truncate(&text, max_body).to_string());
+                    doc.body = Some(crate::text::truncate(&text, max_body).to_string());
                     (None, false)
                 }
                 Err(FetchOutcome::Skipped(reason)) => {
@@ -815,7 +795,7 @@ fn check_ids(ids: &[String]) -> Result<(), IndexError> {
         if let Err(m) = check_id(id) {
             return Err(IndexError::InvalidDocument(format!(
                 "invalid id to delete ({m}): {:?}",
-                crate::util::truncate(id, 80)
+                crate::text::truncate(id, 80)
             )));
         }
     }
@@ -985,7 +965,7 @@ impl IndexCtx {
 
 /// Sink failures trap: the job cannot continue and the host reports the cause. The cause stays
 /// attached (not just its text), so the host can tell a typed refusal such as
-/// [`crate::service::quota::QuotaExceeded`] from a fault.
+/// [`crate::sink::quota::QuotaExceeded`] from a fault.
 fn host_fault(err: anyhow::Error) -> wasmtime::Error {
     wasmtime::Error::from_anyhow(err.context("index sink failed"))
 }

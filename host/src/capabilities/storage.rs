@@ -135,7 +135,7 @@ impl StorageCtx {
             {
                 return Err(StorageError::TooLarge(format!(
                     "value for `{}` is {} bytes; the limit is {}",
-                    crate::util::truncate(key, 80),
+                    crate::text::truncate(key, 80),
                     value.len(),
                     self.limits.max_value_bytes
                 )));
@@ -146,7 +146,7 @@ impl StorageCtx {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                let now = crate::util::unix_now();
+                let now = crate::clock::unix_now();
                 let (mut keys, mut bytes) = usage(&tx, &ns)?;
                 for (key, value) in &writes {
                     let old: Option<i64> = tx
