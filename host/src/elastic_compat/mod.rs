@@ -1,6 +1,11 @@
 //! Elastic connectors compatibility: `tributary connectors-service --config config.yml` does
 //! the job of Elastic's Python connectors service for the connectors it lists — the plugins run
 //! the sync jobs that Kibana and the `_connector` APIs create in Elasticsearch.
+//! A top layer, like `serve`: nothing else in the crate imports it.
+//!
+//! Files: `config.rs` (Elastic's `config.yml`, [`CompatConfig`]), `protocol.rs` (the documents
+//! and conditional writes of Elastic's indices), this file (polling, heartbeats, claiming),
+//! `runner.rs` (one claimed job, run to its end).
 //!
 //! Each round (every `service.idling` seconds): heartbeat the connectors (`last_seen`, every
 //! `service.heartbeat`), fail jobs nobody has heartbeated for 5 minutes (every

@@ -166,6 +166,8 @@ impl Service {
     }
 }
 
+/// The `.wasm` files of `dir` with their modification time and size: what the watcher compares
+/// from one look to the next.
 pub(super) fn snapshot(dir: &std::path::Path) -> HashMap<PathBuf, (Option<SystemTime>, u64)> {
     crate::registry::wasm_files(dir)
         .unwrap_or_default()
@@ -177,6 +179,8 @@ pub(super) fn snapshot(dir: &std::path::Path) -> HashMap<PathBuf, (Option<System
         .collect()
 }
 
+/// `s` with every character but ASCII letters, digits, `.` and `-` replaced by `_`, for a file
+/// name.
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
