@@ -10,10 +10,10 @@
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tributary::sink::elasticsearch::{ElasticsearchConfig, ElasticsearchSink};
-use tributary::sink::embedded::EmbeddedIndex;
-use tributary::sink::{IndexRef, Sink, SinkDocument};
 use tributary_fakes::elasticsearch::FakeElasticsearch;
+use tributary_host::sink::elasticsearch::{ElasticsearchConfig, ElasticsearchSink};
+use tributary_host::sink::embedded::EmbeddedIndex;
+use tributary_host::sink::{IndexRef, Sink, SinkDocument};
 
 fn docs(n: usize) -> Vec<SinkDocument> {
     let body = "The quarterly report shows revenue growth across every region. ".repeat(16);

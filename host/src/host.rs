@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::bindings::plugin::{Features, SyncRequest};
 use crate::call_export;
-use crate::config::{ConnectorSpec, HostConfig, SinkKind};
+use crate::config::{HostConfig, SinkKind};
+use crate::connector::ConnectorSpec;
+use crate::connector::rules::Rules;
 use crate::db::Db;
 use crate::extraction::Extraction;
 use crate::job::{
@@ -30,7 +32,6 @@ use crate::plugin::registry::{prepare, wasm_files};
 use crate::plugin::{
     Engines, Instance, InstanceSetup, LoadedPlugin, PluginInfo, Registry, Runtime,
 };
-use crate::rules::Rules;
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::sink::embedded::EmbeddedIndex;
 use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink};
@@ -291,12 +292,12 @@ impl Host {
             counts: Default::default(),
             error: None,
             warnings: Vec::new(),
-            started_at: crate::util::unix_now(),
+            started_at: crate::clock::unix_now(),
             finished_at: None,
             duration_ms: 0,
         };
         let outcome = self.run_job(spec, kind, &options, &mut report).await;
-        report.finished_at = Some(crate::util::unix_now());
+        report.finished_at = Some(crate::clock::unix_now());
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok(()) => report.status = JobStatus::Succeeded,
@@ -522,7 +523,7 @@ impl Host {
 }
 
 fn resolve_config(plugin: &LoadedPlugin, spec: &ConnectorSpec) -> Result<String, JobError> {
-    crate::schema::resolve(&plugin.manifest.config, &spec.config)
+    crate::connector::schema::resolve(&plugin.manifest.config, &spec.config)
         .map(|m| Value::Object(m).to_string())
         .map_err(|errors| {
             host_error(

@@ -128,7 +128,7 @@ impl ConnectorState {
             {
                 return Err(StorageError::TooLarge(format!(
                     "value for `{}` is {} bytes; the limit is {}",
-                    crate::util::truncate(key, 80),
+                    crate::text::truncate(key, 80),
                     value.len(),
                     self.limits.max_value_bytes
                 )));
@@ -139,7 +139,7 @@ impl ConnectorState {
         self.db
             .call(move |conn| {
                 let tx = conn.transaction()?;
-                let now = crate::util::unix_now();
+                let now = crate::clock::unix_now();
                 let (mut keys, mut bytes) = usage(&tx, &ns)?;
                 for (key, value) in &writes {
                     let old: Option<i64> = tx

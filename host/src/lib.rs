@@ -1,5 +1,5 @@
-//! tributary: a WebAssembly plugin host that syncs content sources (Dropbox, Box, anything a
-//! plugin can list) into a search index.
+//! tributary-host: the engine of tributary, a WebAssembly plugin host that syncs content sources
+//! (Dropbox, Box, anything a plugin can list) into a search index.
 //!
 //! Every source is a wasm component implementing the `tributary:connector` WIT world (`wit/`).
 //! The host loads components at runtime, runs each call in a sandboxed store with memory and CPU
@@ -7,9 +7,12 @@
 //! state, an index pipeline that downloads and extracts content in the host, and logging.
 //! Documents land in a [`sink`]: the embedded tantivy index by default.
 //!
+//! This crate is a library only: the `tributary` binary (command line, progress line, demo,
+//! plugin scaffolding) is the `tributary` package in `cli/`.
+//!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use tributary::{Host, HostConfig, SyncKind, SyncOptions};
+//! use tributary_host::{Host, HostConfig, SyncKind, SyncOptions};
 //! let config = HostConfig::load(std::path::Path::new("tributary.toml"))?;
 //! let host = Host::open(config).await?;
 //! let report = host.sync(None, "team-dropbox", SyncKind::Full, SyncOptions::default()).await?;
@@ -17,16 +20,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod atomic_file;
 pub mod bindings;
 pub mod bundled;
 pub mod capabilities;
+pub mod clock;
 pub mod config;
-pub mod connectors_service;
-pub mod cron;
+pub mod connector;
 pub mod db;
-pub mod demo;
+pub mod elastic_compat;
 pub mod extraction;
-pub mod fsutil;
 pub mod host;
 pub mod job;
 pub mod kv;
@@ -34,15 +37,12 @@ pub mod limits;
 pub mod net;
 pub mod pipeline;
 pub mod plugin;
-pub mod report;
-pub mod rules;
-pub mod scaffold;
-pub mod schema;
-pub mod service;
+pub mod serve;
 pub mod sink;
-pub mod util;
+pub mod text;
 
-pub use config::{ConnectorSpec, HostConfig};
+pub use config::HostConfig;
+pub use connector::ConnectorSpec;
 pub use host::{Host, SyncOptions};
 pub use job::{CountsSnapshot, JobReport, JobStatus, SyncKind};
 

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tributary::config::ConnectorSpec;
-use tributary::plugin::{Engines, InstanceSetup, Runtime};
-use tributary::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::feed::FakeFeed;
 use tributary_fakes::rss::FakeRss;
+use tributary_host::ConnectorSpec;
+use tributary_host::plugin::{Engines, InstanceSetup, Runtime};
+use tributary_host::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 
 struct Row {
     lang: &'static str,
@@ -101,12 +101,12 @@ async fn runtime_figures(wasm: &[u8], rounds: usize) -> (Duration, Duration, Dur
         config.pipeline.download_retry(),
     )
     .unwrap();
-    let scratch = tributary::db::Db::in_memory().unwrap();
+    let scratch = tributary_host::db::Db::in_memory().unwrap();
     let mut times = Vec::new();
     for _ in 0..rounds {
         let setup = InstanceSetup {
             label: "bench".into(),
-            namespace: tributary::kv::Namespace {
+            namespace: tributary_host::kv::Namespace {
                 tenant: "bench".into(),
                 connector: "bench".into(),
             },
@@ -171,7 +171,7 @@ async fn main() {
     }
     let feed_config = json!({"base_url": api.base_url(), "page_size": 500});
 
-    let rust = tributary::bundled::PLUGINS
+    let rust = tributary_host::bundled::PLUGINS
         .iter()
         .find(|(n, _)| *n == "feed")
         .map(|(_, w)| w.to_vec())

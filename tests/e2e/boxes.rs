@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tributary::sink::SinkDocument;
-use tributary::{ConnectorSpec, JobStatus, SyncKind};
 use tributary_fakes::Fault;
 use tributary_fakes::boxapi::{
     BoxItem, Collaborator, FakeBox, ItemKind, Tree, rate_limited, server_error,
 };
+use tributary_host::sink::SinkDocument;
+use tributary_host::{ConnectorSpec, JobStatus, SyncKind};
 
 use crate::support::{connector, host_with};
 

@@ -12,18 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tributary::config::SinkKind;
-use tributary::connectors_service::ConnectorsService;
-use tributary::connectors_service::config::ServiceConfig;
-use tributary::connectors_service::protocol::iso_now;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::Fault;
 use tributary_fakes::elasticsearch::FakeElasticsearch;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::config::SinkKind;
+use tributary_host::elastic_compat::CompatConfig;
+use tributary_host::elastic_compat::ConnectorsService;
+use tributary_host::elastic_compat::protocol::iso_now;
+use tributary_host::{JobStatus, SyncKind};
 
 use crate::support::{TestHost, connector, host_with};
 
-async fn es_host(es: &FakeElasticsearch, connectors: Vec<tributary::ConnectorSpec>) -> TestHost {
+async fn es_host(
+    es: &FakeElasticsearch,
+    connectors: Vec<tributary_host::ConnectorSpec>,
+) -> TestHost {
     let url = es.url();
     host_with(connectors, move |c| {
         c.sink.kind = SinkKind::Elasticsearch;
@@ -33,7 +36,7 @@ async fn es_host(es: &FakeElasticsearch, connectors: Vec<tributary::ConnectorSpe
     .await
 }
 
-fn feed_spec(feed: &FakeFeed, index: &str) -> tributary::ConnectorSpec {
+fn feed_spec(feed: &FakeFeed, index: &str) -> tributary_host::ConnectorSpec {
     let mut spec = connector(
         "news",
         "feed",
@@ -106,7 +109,7 @@ async fn a_feed_syncs_into_elasticsearch_and_vanished_documents_are_deleted() {
         .search(
             "default",
             "news-index",
-            tributary::sink::SearchRequest {
+            tributary_host::sink::SearchRequest {
                 query: "revenue".into(),
                 limit: 10,
                 ..Default::default()
@@ -248,7 +251,7 @@ fn feed_configuration(feed: &FakeFeed, token: &str) -> Value {
     })
 }
 
-fn service_config(es: &FakeElasticsearch, connectors: &[(&str, &str)]) -> ServiceConfig {
+fn service_config(es: &FakeElasticsearch, connectors: &[(&str, &str)]) -> CompatConfig {
     let mut yml = format!(
         "elasticsearch.host: {}\nelasticsearch.api_key: c2VydmljZTprZXk=\nelasticsearch.bulk.retry_interval: 0.01\nservice.idling: 0.1\nservice.heartbeat: 300\nconnectors:\n",
         es.url()
@@ -258,7 +261,7 @@ fn service_config(es: &FakeElasticsearch, connectors: &[(&str, &str)]) -> Servic
             "  - connector_id: {id}\n    service_type: {st}\n    api_key: Y29ubmVjdG9yOmtleQ==\n"
         ));
     }
-    ServiceConfig::parse(&yml, &|_| None).unwrap()
+    CompatConfig::parse(&yml, &|_| None).unwrap()
 }
 
 async fn service(
@@ -268,7 +271,7 @@ async fn service(
 ) -> (TestHost, ConnectorsService) {
     let t = es_host(es, vec![]).await;
     let host = Arc::new(
-        tributary::Host::open(t.host.config().clone())
+        tributary_host::Host::open(t.host.config().clone())
             .await
             .unwrap(),
     );
@@ -610,7 +613,7 @@ async fn real_cluster_when_es_url_is_set() {
         .search(
             "default",
             &index,
-            tributary::sink::SearchRequest {
+            tributary_host::sink::SearchRequest {
                 query: "quarterly".into(),
                 limit: 5,
                 ..Default::default()
@@ -648,16 +651,16 @@ async fn es_documents(
     es: &FakeElasticsearch,
     index: &str,
     connector: &str,
-) -> std::collections::BTreeMap<String, tributary::sink::SinkDocument> {
-    use tributary::sink::Sink;
-    let sink = tributary::sink::elasticsearch::ElasticsearchSink::new(
-        &tributary::sink::elasticsearch::ElasticsearchConfig {
+) -> std::collections::BTreeMap<String, tributary_host::sink::SinkDocument> {
+    use tributary_host::sink::Sink;
+    let sink = tributary_host::sink::elasticsearch::ElasticsearchSink::new(
+        &tributary_host::sink::elasticsearch::ElasticsearchConfig {
             host: es.url(),
             ..Default::default()
         },
     )
     .unwrap();
-    let ix = tributary::sink::IndexRef::new("default", index);
+    let ix = tributary_host::sink::IndexRef::new("default", index);
     let ids: Vec<String> = sink
         .versions(ix.clone(), connector.into())
         .await
@@ -672,7 +675,7 @@ async fn es_documents(
         .collect()
 }
 
-async fn run_one(svc: &ConnectorsService) -> tributary::connectors_service::JobOutcome {
+async fn run_one(svc: &ConnectorsService) -> tributary_host::elastic_compat::JobOutcome {
     let mut started = svc.poll_once().await.unwrap();
     assert_eq!(started.len(), 1, "one job started");
     started.remove(0).await.unwrap()
@@ -822,7 +825,7 @@ async fn box_jobs_index_what_the_embedded_index_holds() {
     for task in started {
         assert_eq!(task.await.unwrap().status.as_deref(), Some("completed"));
     }
-    let strip = |docs: std::collections::BTreeMap<String, tributary::sink::SinkDocument>| -> Vec<(String, Value, Option<String>, Option<String>)> {
+    let strip = |docs: std::collections::BTreeMap<String, tributary_host::sink::SinkDocument>| -> Vec<(String, Value, Option<String>, Option<String>)> {
         docs.into_values().map(|d| (d.id, Value::Object(d.fields), d.body, d.version)).collect()
     };
     assert_eq!(

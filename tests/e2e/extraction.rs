@@ -3,18 +3,18 @@
 
 use axum::routing::{get, put};
 use serde_json::json;
-use tributary::SyncKind;
 use tributary_fakes::FakeServer;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::SyncKind;
 
 use crate::support::{connector, host_with};
 
 async fn with_testbed(
-    specs: Vec<tributary::ConnectorSpec>,
-    tweak: impl FnOnce(&mut tributary::HostConfig),
+    specs: Vec<tributary_host::ConnectorSpec>,
+    tweak: impl FnOnce(&mut tributary_host::HostConfig),
 ) -> crate::support::TestHost {
     let t = host_with(specs, tweak).await;
-    let path = tributary::bundled::test_plugin("testbed").unwrap();
+    let path = tributary_e2e::TESTBED;
     t.host
         .load_plugin(std::fs::read(path).unwrap(), path)
         .await

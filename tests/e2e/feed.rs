@@ -2,13 +2,13 @@
 //! content downloaded and extracted by the host, and failures that delete nothing.
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::Fault;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::{JobStatus, SyncKind};
 
 use crate::support::{connector, host_with};
 
-fn feed_connector(feed: &FakeFeed) -> tributary::ConnectorSpec {
+fn feed_connector(feed: &FakeFeed) -> tributary_host::ConnectorSpec {
     connector(
         "news",
         "feed",
@@ -56,7 +56,7 @@ async fn full_then_incremental_sync_uses_the_stored_cursor() {
         .search(
             "default",
             "news",
-            tributary::sink::SearchRequest {
+            tributary_host::sink::SearchRequest {
                 query: "revenue".into(),
                 limit: 10,
                 ..Default::default()

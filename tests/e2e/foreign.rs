@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::Fault;
 use tributary_fakes::feed::FakeFeed;
 use tributary_fakes::rss::FakeRss;
+use tributary_host::{JobStatus, SyncKind};
 
 use crate::support::{TestHost, connector, host_with};
 
@@ -63,7 +63,7 @@ pub fn component(name: &str) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
-async fn host_with_foreign(name: &str, specs: Vec<tributary::ConnectorSpec>) -> TestHost {
+async fn host_with_foreign(name: &str, specs: Vec<tributary_host::ConnectorSpec>) -> TestHost {
     let (path, wasm) = component(name);
     let t = host_with(specs, |_| {}).await;
     t.host
@@ -73,7 +73,7 @@ async fn host_with_foreign(name: &str, specs: Vec<tributary::ConnectorSpec>) -> 
     t
 }
 
-fn fields(doc: &tributary::sink::SinkDocument) -> Value {
+fn fields(doc: &tributary_host::sink::SinkDocument) -> Value {
     Value::Object(doc.fields.clone())
 }
 

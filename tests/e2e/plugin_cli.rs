@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
-use tributary::scaffold::{BuildOptions, Lang};
-use tributary::{HostConfig, SyncKind};
+use tributary_cli::scaffold::{BuildOptions, Lang};
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::{HostConfig, SyncKind};
 
 use crate::foreign::{build_foreign, repo_root};
 use crate::support::{connector, host_with, shared_cache};
@@ -36,13 +36,13 @@ async fn scaffold_round_trip(lang: Lang, name: &str) {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(name);
-    tributary::scaffold::new_plugin(name, lang, &dir, None).unwrap();
+    tributary_cli::scaffold::new_plugin(name, lang, &dir, None).unwrap();
     let options = BuildOptions {
         // Rust skeletons share one warm target directory across test runs.
         target_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target")),
         tools_dir: None,
     };
-    let wasm = tributary::scaffold::build(&dir, &options)
+    let wasm = tributary_cli::scaffold::build(&dir, &options)
         .unwrap_or_else(|e| panic!("building the {lang:?} skeleton: {e:#}"));
     assert_eq!(
         wasm,
@@ -53,10 +53,10 @@ async fn scaffold_round_trip(lang: Lang, name: &str) {
 
     let api = FakeFeed::start(None).await.unwrap();
     let config = object(json!({"base_url": api.base_url(), "page_size": 2}));
-    let checked = tributary::scaffold::check(&host_config(), &wasm, Some(&config))
+    let checked = tributary_cli::scaffold::check(&host_config(), &wasm, Some(&config))
         .await
         .unwrap_or_else(|e| panic!("checking the {lang:?} skeleton: {e:#}"));
-    assert_eq!(checked.version, tributary::WIT_VERSION);
+    assert_eq!(checked.version, tributary_host::WIT_VERSION);
     assert_eq!(checked.manifest.name, name);
     let keys: Vec<&str> = checked
         .manifest
@@ -85,7 +85,7 @@ async fn scaffold_round_trip(lang: Lang, name: &str) {
     );
     assert!(report.contains("base_url"), "{report}");
     // Without a configuration the hosts cannot be known, and check says why.
-    let unconfigured = tributary::scaffold::check(&host_config(), &wasm, None)
+    let unconfigured = tributary_cli::scaffold::check(&host_config(), &wasm, None)
         .await
         .unwrap();
     let why = unconfigured.hosts.unwrap_err();
@@ -191,7 +191,7 @@ async fn a_plugin_built_for_another_wit_version_is_refused_naming_both_versions(
     );
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &wasm).unwrap();
-    let error = tributary::scaffold::check(&host_config(), file.path(), None)
+    let error = tributary_cli::scaffold::check(&host_config(), file.path(), None)
         .await
         .err()
         .expect("refused")
@@ -224,7 +224,7 @@ async fn a_plugin_built_for_another_wit_version_is_refused_naming_both_versions(
         "connector",
     );
     std::fs::write(file.path(), &wasm).unwrap();
-    let refused = tributary::scaffold::check(&host_config(), file.path(), None)
+    let refused = tributary_cli::scaffold::check(&host_config(), file.path(), None)
         .await
         .err()
         .map(|e| e.to_string())
@@ -249,7 +249,7 @@ async fn an_import_the_host_does_not_offer_is_refused_by_name() {
     );
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &wasm).unwrap();
-    let error = tributary::scaffold::check(&host_config(), file.path(), None)
+    let error = tributary_cli::scaffold::check(&host_config(), file.path(), None)
         .await
         .err()
         .expect("refused")

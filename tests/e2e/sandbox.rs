@@ -2,21 +2,21 @@
 //! isolation — each failing only its own job, with a clear error, while the host keeps serving.
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::{JobStatus, SyncKind};
 
 use crate::support::{connector, host_with};
 
-fn testbed(id: &str, config: serde_json::Value) -> tributary::ConnectorSpec {
+fn testbed(id: &str, config: serde_json::Value) -> tributary_host::ConnectorSpec {
     connector(id, "testbed", config)
 }
 
 async fn testbed_host(
-    extra: Vec<tributary::ConnectorSpec>,
-    tweak: impl FnOnce(&mut tributary::HostConfig),
+    extra: Vec<tributary_host::ConnectorSpec>,
+    tweak: impl FnOnce(&mut tributary_host::HostConfig),
 ) -> crate::support::TestHost {
     let t = host_with(extra, tweak).await;
-    let path = tributary::bundled::test_plugin("testbed").expect("testbed guest is built");
+    let path = tributary_e2e::TESTBED;
     t.host
         .load_plugin(std::fs::read(path).unwrap(), path)
         .await

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use tributary::HostConfig;
-use tributary::service::{Service, serve};
 use tributary_fakes::faults::Fault;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::HostConfig;
+use tributary_host::serve::{Service, serve};
 
 use crate::support::shared_cache;
 
@@ -34,11 +34,13 @@ async fn start(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostConfig)) -> S
         ..HostConfig::default()
     };
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    config.service.admin_token = Some(ADMIN.into());
-    config.service.tick_ms = 50;
-    config.service.plugin_watch_seconds = 1;
+    config.service.insert("admin_token".into(), ADMIN.into());
+    config.service.insert("tick_ms".into(), 50.into());
+    config
+        .service
+        .insert("plugin_watch_seconds".into(), 1.into());
     tweak(&mut config);
-    let host = Arc::new(tributary::Host::open(config).await.unwrap());
+    let host = Arc::new(tributary_host::Host::open(config).await.unwrap());
     let service = Service::open(host, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -407,15 +409,18 @@ async fn a_plugin_swap_under_a_stream_of_jobs_loses_none_and_each_reports_its_ve
     feed.faults()
         .add("/items", 1000, Fault::Delay(Duration::from_millis(60)));
     let svc = start(tempfile::tempdir().unwrap(), |c| {
-        c.service.max_concurrent_syncs = 3;
-        c.service.tenant_defaults.max_concurrent_syncs = Some(3);
+        c.service.insert("max_concurrent_syncs".into(), 3.into());
+        c.service.insert(
+            "tenant_defaults".into(),
+            toml::Table::from_iter([("max_concurrent_syncs".to_string(), 3.into())]).into(),
+        );
     })
     .await;
     let token = svc.tenant("t", json!({})).await;
     for c in ["c0", "c1", "c2"] {
         svc.feed_connector("t", &token, c, &feed).await;
     }
-    let next = std::fs::read(tributary::bundled::test_plugin("feed-next").unwrap()).unwrap();
+    let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
 
     // A broken upload is refused with the reason; the service keeps serving the old version.
     let (status, body) = svc.upload(b"\0asm not really".to_vec()).await;
@@ -542,7 +547,7 @@ async fn a_plugin_dropped_into_the_plugins_directory_is_checked_then_activated()
     let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
     let plugins_dir = svc.dir.path().join("plugins");
     std::fs::write(plugins_dir.join("broken.wasm"), b"not wasm at all").unwrap();
-    let next = std::fs::read(tributary::bundled::test_plugin("feed-next").unwrap()).unwrap();
+    let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
     std::fs::write(plugins_dir.join("feed-next.wasm"), next).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -577,7 +582,7 @@ async fn a_restart_resumes_the_running_job_from_its_commits_and_runs_the_pending
     feed.faults()
         .add("/items", 10_000, Fault::Delay(Duration::from_millis(150)));
     let svc = start(tempfile::tempdir().unwrap(), |c| {
-        c.service.max_concurrent_syncs = 1;
+        c.service.insert("max_concurrent_syncs".into(), 1.into());
     })
     .await;
     let token = svc.tenant("t", json!({})).await;
@@ -607,7 +612,7 @@ async fn a_restart_resumes_the_running_job_from_its_commits_and_runs_the_pending
     feed.faults().clear();
 
     let svc = start(dir, |c| {
-        c.service.max_concurrent_syncs = 1;
+        c.service.insert("max_concurrent_syncs".into(), 1.into());
     })
     .await;
     let first = svc.wait("t", &token, &jobs[0]).await;
@@ -655,8 +660,11 @@ async fn a_tenant_with_many_queued_jobs_does_not_starve_another() {
     feed.faults()
         .add("/items", 10_000, Fault::Delay(Duration::from_millis(300)));
     let svc = start(tempfile::tempdir().unwrap(), |c| {
-        c.service.max_concurrent_syncs = 2;
-        c.service.tenant_defaults.max_concurrent_syncs = Some(2);
+        c.service.insert("max_concurrent_syncs".into(), 2.into());
+        c.service.insert(
+            "tenant_defaults".into(),
+            toml::Table::from_iter([("max_concurrent_syncs".to_string(), 2.into())]).into(),
+        );
     })
     .await;
     let big = svc.tenant("big", json!({})).await;
@@ -786,7 +794,7 @@ async fn schedules_run_jobs_and_queued_jobs_can_be_cancelled() {
     let feed = FakeFeed::start(None).await.unwrap();
     items(&feed, "s", 2, "scheduled");
     let svc = start(tempfile::tempdir().unwrap(), |c| {
-        c.service.max_concurrent_syncs = 1;
+        c.service.insert("max_concurrent_syncs".into(), 1.into());
     })
     .await;
     let token = svc.tenant("t", json!({})).await;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
-use tributary::config::ConnectorSpec;
-use tributary::sink::{IndexRef, SinkDocument};
-use tributary::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
+use tributary_host::ConnectorSpec;
+use tributary_host::sink::{IndexRef, SinkDocument};
+use tributary_host::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 
 /// A host on its own temporary data directory.
 pub struct TestHost {
@@ -141,9 +141,9 @@ impl TestHost {
             .connector(None, id)
             .expect("connector")
             .clone();
-        let storage = tributary::kv::ConnectorState::new(
+        let storage = tributary_host::kv::ConnectorState::new(
             self.host.db().clone(),
-            tributary::kv::Namespace {
+            tributary_host::kv::Namespace {
                 tenant: spec.tenant,
                 connector: spec.id,
             },

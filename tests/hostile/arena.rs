@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tributary::config::ConnectorSpec;
-use tributary::job::JobError;
-use tributary::kv::{ConnectorState, Namespace, StorageLimits};
-use tributary::sink::{IndexRef, SearchRequest};
-use tributary::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::ConnectorSpec;
+use tributary_host::kv::{ConnectorState, Namespace, StorageLimits};
+use tributary_host::job::JobError;
+use tributary_host::sink::{IndexRef, SearchRequest};
+use tributary_host::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 
 /// The victim's documents: id → (title, body).
 pub const VICTIM_DOCS: [(&str, &str, &str); 3] = [
@@ -58,7 +58,7 @@ pub fn spec(tenant: &str, id: &str, plugin: &str, config: Value) -> ConnectorSpe
 
 /// The hostile component's bytes, with its manifest mode rewritten (see `plugins/hostile`).
 pub fn hostile_wasm(manifest_mode: &str) -> Vec<u8> {
-    let path = tributary::bundled::test_plugin("hostile").expect("hostile guest is built");
+    let path = tributary_e2e::HOSTILE;
     let mut wasm = std::fs::read(path).unwrap();
     if manifest_mode == "valid" {
         return wasm;

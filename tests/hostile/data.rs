@@ -2,8 +2,8 @@
 //! other tenants and connectors, invalid UTF-8, oversized and pathological fields.
 
 use serde_json::json;
-use tributary::sink::IndexRef;
-use tributary::{JobStatus, SyncKind, SyncOptions};
+use tributary_host::sink::IndexRef;
+use tributary_host::{JobStatus, SyncKind, SyncOptions};
 
 use crate::arena::{
     Arena, MAX_BYTES, MAX_DOCUMENTS, MAX_FIELDS_BYTES, MAX_KEYS, MAX_VALUE_BYTES, assert_failed,

@@ -1,7 +1,7 @@
 //! Malformed manifests, and a panic (an abort, in a release-built guest) in every export.
 
 use serde_json::json;
-use tributary::{SyncKind, SyncOptions};
+use tributary_host::{SyncKind, SyncOptions};
 
 use crate::arena::{Arena, assert_failed, hostile, hostile_wasm};
 
@@ -113,7 +113,7 @@ async fn panicking(export: &str, kind: SyncKind) {
         .unwrap();
     assert_eq!(
         report.status,
-        tributary::JobStatus::Succeeded,
+        tributary_host::JobStatus::Succeeded,
         "{:?}",
         report.error
     );

@@ -12,10 +12,10 @@ use axum::routing::get;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value, json};
-use tributary::sink::IndexRef;
-use tributary::{JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::FakeServer;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::sink::IndexRef;
+use tributary_host::{JobStatus, SyncKind, SyncOptions};
 
 use crate::arena::{Arena, spec};
 
@@ -305,7 +305,11 @@ fn dropbox_advanced_rules_are_validated_without_trapping() {
     });
     let connector = spec("props", "dropbox", "dropbox", raw.clone());
     let config = Value::Object(
-        tributary::schema::resolve(&plugin.manifest.config, raw.as_object().unwrap()).unwrap(),
+        tributary_host::connector::schema::resolve(
+            &plugin.manifest.config,
+            raw.as_object().unwrap(),
+        )
+        .unwrap(),
     )
     .to_string();
     let mut runner = TestRunner::new(Config::with_cases(128));

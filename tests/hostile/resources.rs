@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tributary::limits::SandboxLimits;
-use tributary::{SyncKind, SyncOptions};
+use tributary_host::limits::SandboxLimits;
+use tributary_host::{SyncKind, SyncOptions};
 
 use crate::arena::{Arena, HOST_CALLS_PER_SECOND, MEMORY_MIB, assert_failed, hostile};
 

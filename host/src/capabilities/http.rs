@@ -34,7 +34,7 @@ impl HttpCtx {
         let max = self.egress.engine().config().max_response_bytes;
         let result = self.egress.send(request, max).await;
         if let Err(HttpError::Denied(reason)) = &result {
-            tracing::warn!(plugin = %self.label, url = %crate::util::truncate(&request.url, 300), "outbound request refused: {reason}");
+            tracing::warn!(plugin = %self.label, url = %crate::text::truncate(&request.url, 300), "outbound request refused: {reason}");
         }
         result.map(|f| Response {
             status: f.status,

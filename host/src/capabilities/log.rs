@@ -51,7 +51,7 @@ pub fn add_to_linker<T: Send + 'static>(
 impl log::Host for LogCtx {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         self.calls.charge_or_trap()?;
-        let message = crate::util::truncate(&message, MAX_MESSAGE);
+        let message = crate::text::truncate(&message, MAX_MESSAGE);
         let plugin = self.label.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "plugin", %plugin, "{message}"),

@@ -147,7 +147,7 @@ impl Fetcher {
     async fn fetch(&self, mut doc: SinkDocument, request: ContentRequest) -> Downloaded {
         let outcome = match self.fetch_text(&request).await {
             Ok(text) => {
-                doc.body = Some(crate::util::truncate(&text, self.max_body_bytes).to_string());
+                doc.body = Some(crate::text::truncate(&text, self.max_body_bytes).to_string());
                 Outcome::Extracted
             }
             Err(Failure::Skipped(reason)) => {

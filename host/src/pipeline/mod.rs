@@ -39,7 +39,7 @@ use crate::extraction::Extraction;
 use crate::job::{Counters, CountsSnapshot, SyncKind};
 use crate::kv::ConnectorState;
 use crate::net::Egress;
-use crate::rules::Rules;
+use crate::connector::rules::Rules;
 use crate::sink::{IndexRef, Sink, SinkDocument};
 
 /// What every job's pipeline gets from the host.
@@ -238,7 +238,7 @@ impl Pipeline {
                 None => self.batches.push(sink_doc),
                 Some(Content::Text(text)) => {
                     sink_doc.body =
-                        Some(crate::util::truncate(&text, self.max_body_bytes).to_string());
+                        Some(crate::text::truncate(&text, self.max_body_bytes).to_string());
                     self.batches.push(sink_doc);
                 }
                 Some(Content::Fetch(request)) => {

@@ -24,7 +24,7 @@ pub(crate) fn check_ids(ids: &[String]) -> Result<(), IndexError> {
         if let Err(m) = check_id(id) {
             return Err(IndexError::InvalidDocument(format!(
                 "invalid id to delete ({m}): {:?}",
-                crate::util::truncate(id, 80)
+                crate::text::truncate(id, 80)
             )));
         }
     }
@@ -40,7 +40,7 @@ pub(crate) fn document(
     let bad = |m: String| {
         IndexError::InvalidDocument(format!(
             "document {position} ({:?}): {m}",
-            crate::util::truncate(&doc.id, 80)
+            crate::text::truncate(&doc.id, 80)
         ))
     };
     if let Err(m) = check_id(&doc.id) {

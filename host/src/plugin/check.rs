@@ -12,15 +12,15 @@
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use std::sync::Arc;
-//! use tributary::HostConfig;
+//! use tributary_host::HostConfig;
 //! let config = HostConfig::default();
-//! let runtime = Arc::new(tributary::plugin::Runtime::new(
+//! let runtime = Arc::new(tributary_host::plugin::Runtime::new(
 //!     config.limits.clone(),
 //!     &config.runtime,
 //!     Some(config.cache_dir()),
 //! )?);
 //! let wasm = std::fs::read("plugin.wasm")?;
-//! let report = tributary::plugin::check::inspect(&runtime, &config, wasm, "plugin.wasm", None).await?;
+//! let report = tributary_host::plugin::check::inspect(&runtime, &config, wasm, "plugin.wasm", None).await?;
 //! println!("{}", report.render());
 //! # Ok(()) }
 //! ```
@@ -313,7 +313,10 @@ pub async fn inspect(
     let manifest = instance.manifest().await?;
 
     let empty = Map::new();
-    let (config, hosts) = match crate::schema::resolve(&manifest.config, config.unwrap_or(&empty)) {
+    let (config, hosts) = match crate::connector::schema::resolve(
+        &manifest.config,
+        config.unwrap_or(&empty),
+    ) {
         Err(errors) => (
             None,
             Err(format!(
@@ -350,7 +353,10 @@ pub async fn inspect(
                 },
             };
             (
-                Some(crate::schema::redact(&manifest.config, &resolved)),
+                Some(crate::connector::schema::redact(
+                    &manifest.config,
+                    &resolved,
+                )),
                 hosts,
             )
         }

@@ -236,7 +236,7 @@ impl Instance {
                 let kind = if data.memory.breach.is_some() || data.cpu.breach.is_some() {
                     JobErrorKind::Limit
                 } else if trap
-                    .downcast_ref::<crate::service::quota::QuotaExceeded>()
+                    .downcast_ref::<crate::sink::quota::QuotaExceeded>()
                     .is_some()
                 {
                     JobErrorKind::Quota
@@ -289,7 +289,7 @@ pub fn describe_trap(store: &Store<StoreState>, err: wasmtime::Error) -> String 
     if !stderr.is_empty() {
         text.push_str(&format!(
             " (plugin stderr: {})",
-            crate::util::truncate(&stderr, 1000)
+            crate::text::truncate(&stderr, 1000)
         ));
     }
     text

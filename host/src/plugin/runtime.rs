@@ -224,7 +224,7 @@ impl Runtime {
         let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
         match component.serialize() {
             Ok(bytes) => {
-                if let Err(err) = crate::fsutil::write_atomic(&path, &bytes) {
+                if let Err(err) = crate::atomic_file::write_atomic(&path, &bytes) {
                     tracing::warn!("could not write compile cache {}: {err:#}", path.display());
                 }
             }

@@ -710,7 +710,7 @@ fn error_reason(body: &Value) -> String {
     ) {
         (Some(t), Some(r)) => format!("{t}: {r}"),
         (Some(t), None) => t.to_string(),
-        _ => crate::util::truncate(&body.to_string(), 300).to_string(),
+        _ => crate::text::truncate(&body.to_string(), 300).to_string(),
     }
 }
 

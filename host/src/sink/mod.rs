@@ -5,6 +5,7 @@
 //! the same trait. The sink is also the
 //! source of truth for what is indexed: a full sync asks it for the ids and versions it holds, so
 //! unchanged documents are skipped and vanished ones deleted, whatever the backend.
+//! [`quota::QuotaSink`] wraps a sink to enforce a tenant's document quota (`tributary serve`).
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 
 pub mod elasticsearch;
 pub mod embedded;
+pub mod quota;
 
 /// An index of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::dropbox::{Access, FakeDropbox, Member, Tree};
+use tributary_host::{JobStatus, SyncKind};
 
 use super::{Want, assert_docs, host, identity, spec, want_all};
 

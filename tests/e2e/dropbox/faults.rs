@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::Fault;
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
+use tributary_host::{JobStatus, SyncKind};
 
 use super::{assert_docs, host, spec, want_all};
 

@@ -13,10 +13,10 @@ mod sync;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tributary::ConnectorSpec;
-use tributary::sink::SinkDocument;
 use tributary_extract::{Limits, extract};
 use tributary_fakes::dropbox::{Entry, FakeDropbox, Member, Principal, ReceivedFile};
+use tributary_host::ConnectorSpec;
+use tributary_host::sink::SinkDocument;
 
 use crate::support::{TestHost, connector, host_with};
 

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
+use tributary_host::{JobStatus, SyncKind};
 
 use super::{Want, assert_docs, host, spec, want_entry};
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
-use tributary::{JobStatus, SyncKind};
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
+use tributary_host::{JobStatus, SyncKind};
 
 use super::{assert_docs, expected_fetches, fetches, host, plan, spec, want_all};
 
@@ -66,7 +66,7 @@ async fn full_sync_indexes_every_entry_and_shared_file_exactly_then_skips_unchan
 }
 
 fn versions(
-    docs: &BTreeMap<String, tributary::sink::SinkDocument>,
+    docs: &BTreeMap<String, tributary_host::sink::SinkDocument>,
 ) -> BTreeMap<String, Option<String>> {
     docs.iter()
         .map(|(id, d)| (id.clone(), d.version.clone()))

@@ -382,7 +382,7 @@ async fn sigkill_during_storage_writes_leaves_a_consistent_database() {
 async fn sigkill_during_a_plugin_upload_leaves_one_working_version() {
     let feed = FakeFeed::start(None).await.unwrap();
     feed.upsert("x", "swap survivor", Some("body"));
-    let next = std::fs::read(tributary::bundled::test_plugin("feed-next").unwrap()).unwrap();
+    let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for delay_ms in [5u64, 150, 600] {
         let server = Server::start(dir.path());

@@ -5,7 +5,7 @@
 //! week is 0-7 with both 0 and 7 meaning Sunday. As in Vixie cron, when both day fields are
 //! restricted a day matches if either does.
 
-use crate::util::civil_from_days as civil;
+use crate::clock::civil_from_days as civil;
 
 /// A parsed cron expression.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value};
 
-use crate::config::HostConfig;
+use tributary_host::HostConfig;
 
 /// The WIT contract, embedded so skeletons outside a checkout get an exact copy.
 pub const WIT_FILES: &[(&str, &str)] = &[
@@ -133,19 +133,20 @@ pub async fn run(command: PluginCommand, host: HostConfig) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Inspects a component file (see [`crate::plugin::check`]).
+/// Inspects a component file (see [`tributary_host::plugin::check`]).
 pub async fn check(
     host: &HostConfig,
     file: &Path,
     config: Option<&Map<String, Value>>,
-) -> anyhow::Result<crate::plugin::check::Inspection> {
+) -> anyhow::Result<tributary_host::plugin::check::Inspection> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let runtime = Arc::new(crate::plugin::Runtime::new(
+    let runtime = Arc::new(tributary_host::plugin::Runtime::new(
         host.limits.clone(),
         &host.runtime,
         Some(host.cache_dir()),
     )?);
-    crate::plugin::check::inspect(&runtime, host, wasm, &file.display().to_string(), config).await
+    tributary_host::plugin::check::inspect(&runtime, host, wasm, &file.display().to_string(), config)
+        .await
 }
 
 fn valid_plugin_name(name: &str) -> bool {
@@ -496,7 +497,7 @@ mod tests {
         assert_eq!(files, embedded, "update scaffold::WIT_FILES");
         assert!(WIT_FILES.iter().any(|(_, t)| t.contains(&format!(
             "package tributary:connector@{};",
-            crate::WIT_VERSION
+            tributary_host::WIT_VERSION
         ))));
     }
 

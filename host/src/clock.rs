@@ -1,16 +1,5 @@
-//! Small helpers shared by host modules.
-
-/// `s` cut to at most `max` bytes at a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+//! Wall-clock time without a calendar crate: seconds since the Unix epoch, and the UTC civil
+//! date of a day count (cron schedules, Elastic's timestamps).
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -33,16 +22,4 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncates_at_char_boundary() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("abc", 10), "abc");
-    }
 }

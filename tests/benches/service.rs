@@ -11,18 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tributary::config::ConnectorSpec;
-use tributary::service::{Service, TenantQuotas};
-use tributary::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 use tributary_fakes::faults::Fault;
 use tributary_fakes::feed::FakeFeed;
+use tributary_host::ConnectorSpec;
+use tributary_host::serve::{Service, TenantQuotas};
+use tributary_host::{Host, HostConfig, JobStatus, SyncKind, SyncOptions};
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn rss() -> u64 {
-    tributary::service::resident_bytes().unwrap_or(0)
+    tributary_host::serve::resident_bytes().unwrap_or(0)
 }
 
 fn feed_spec(tenant: &str, id: &str, base_url: &str) -> ConnectorSpec {
@@ -48,8 +48,9 @@ fn config(dir: &std::path::Path, pooling: bool, pool: u32) -> HostConfig {
     };
     c.runtime.pooling = pooling;
     c.runtime.pool_instances = pool;
-    c.service.admin_token = Some("bench-admin-token-0123456789".into());
-    c.service.tick_ms = 20;
+    c.service
+        .insert("admin_token".into(), "bench-admin-token-0123456789".into());
+    c.service.insert("tick_ms".into(), 20.into());
     c
 }
 
@@ -82,7 +83,7 @@ async fn instance_start(pooling: bool, base_url: &str) {
     );
 }
 
-async fn wait(service: &Service, tenant: &str, id: &str) -> tributary::JobReport {
+async fn wait(service: &Service, tenant: &str, id: &str) -> tributary_host::JobReport {
     loop {
         let job = service.job(tenant, id).await.unwrap().unwrap();
         if matches!(
@@ -112,7 +113,7 @@ async fn hot_swap(base_url: &str) {
         .await
         .unwrap();
     wait(&service, "t", &first.id).await;
-    let next = std::fs::read(tributary::bundled::test_plugin("feed-next").unwrap()).unwrap();
+    let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
     let t = Instant::now();
     service.upload_plugin(next, true).await.unwrap();
     let uploaded = t.elapsed();
@@ -136,7 +137,8 @@ async fn many_tenants(tenants: usize, concurrent: usize, base_url: &str, feed: &
     let dir = tempfile::tempdir().unwrap();
     let before = rss();
     let mut c = config(dir.path(), true, concurrent as u32 + 8);
-    c.service.max_concurrent_syncs = concurrent as u32;
+    c.service
+        .insert("max_concurrent_syncs".into(), (concurrent as i64).into());
     let host = Arc::new(Host::open(c).await.unwrap());
     let service = Service::open(host, None).await.unwrap();
     let opened = rss();

@@ -1,11 +1,12 @@
-//! Presenting jobs to people: a live progress line for interactive syncs and a summary.
+//! Presenting jobs to people: a live progress line for interactive syncs (the only user of
+//! indicatif) and the job summary.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{Host, JobReport, JobStatus, SyncKind, SyncOptions};
+use tributary_host::{Host, JobReport, SyncKind, SyncOptions};
 
 /// Runs a sync, drawing a live progress line when stderr is a terminal.
 pub async fn sync_with_progress(
@@ -50,46 +51,7 @@ pub async fn sync_with_progress(
     report
 }
 
-/// A short human summary of a job.
-pub fn summary(r: &JobReport) -> String {
-    let c = &r.counts;
-    let status = match r.status {
-        JobStatus::Succeeded => "succeeded",
-        JobStatus::Failed => "FAILED",
-        JobStatus::Running => "running",
-        JobStatus::Queued => "queued",
-        JobStatus::Cancelled => "cancelled",
-    };
-    let mut out = format!(
-        "{} sync of {}/{} {status} in {:.1}s ({}@{})\n  received {}, indexed {}, unchanged {}, filtered {}, deleted {}; content: {} extracted, {} skipped, {} failed",
-        r.kind,
-        r.tenant,
-        r.connector,
-        r.duration_ms as f64 / 1000.0,
-        r.plugin,
-        r.plugin_version,
-        c.received,
-        c.indexed,
-        c.unchanged,
-        c.filtered,
-        c.deleted,
-        c.content_extracted,
-        c.content_skipped,
-        c.content_failed,
-    );
-    if c.access_control > 0 {
-        out.push_str(&format!("; {} access-control documents", c.access_control));
-    }
-    if let Some(e) = &r.error {
-        out.push_str(&format!("\n  error: {e}"));
-    }
-    for w in r.warnings.iter().take(5) {
-        out.push_str(&format!("\n  warning: {w}"));
-    }
-    out
-}
-
-/// Prints [`summary`].
+/// Prints a job's summary (its `Display`).
 pub fn print_report(r: &JobReport) {
-    println!("{}", summary(r));
+    println!("{r}");
 }

@@ -73,7 +73,7 @@ impl Default for ServiceSettings {
 
 /// A parsed `config.yml`.
 #[derive(Clone, Debug)]
-pub struct ServiceConfig {
+pub struct CompatConfig {
     /// The cluster (service-wide credentials) and bulk limits.
     pub elasticsearch: ElasticsearchConfig,
     /// Connectors this service runs jobs for.
@@ -318,7 +318,7 @@ fn boolean(v: &Value, key: &str) -> anyhow::Result<bool> {
         .ok_or_else(|| anyhow!("`{key}` must be true or false, not {v}"))
 }
 
-impl ServiceConfig {
+impl CompatConfig {
     /// Reads and checks a `config.yml`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let yaml =
@@ -607,7 +607,7 @@ sources:
   dropbox: connectors.sources.dropbox:DropboxDataSource
 "#;
         let env = |name: &str| (name == "ES_KEY").then(|| "secret".to_string());
-        let c = ServiceConfig::parse(yml, &env).unwrap();
+        let c = CompatConfig::parse(yml, &env).unwrap();
         assert_eq!(c.elasticsearch.host, "http://127.0.0.1:9200");
         assert_eq!(c.elasticsearch.api_key.as_deref(), Some("secret"));
         assert_eq!(c.elasticsearch.username, None);
@@ -634,26 +634,24 @@ sources:
         let sink = c.sink_config(&c.connectors[0]);
         assert_eq!(sink.api_key.as_deref(), Some("fallback"));
 
-        let err = ServiceConfig::parse(
+        let err = CompatConfig::parse(
             "elasticsearch.hots: x\nconnectors: [{connector_id: a}]\n",
             &env,
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("elasticsearch.hots"), "{err}");
-        let err = ServiceConfig::parse("connectors: [{connector_id: a, service: box}]\n", &env)
+        let err = CompatConfig::parse("connectors: [{connector_id: a, service: box}]\n", &env)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`service`"), "{err}");
-        let c = ServiceConfig::parse("connector_id: a\nservice_type: box\n", &env).unwrap();
+        let c = CompatConfig::parse("connector_id: a\nservice_type: box\n", &env).unwrap();
         assert_eq!(c.connectors[0].service_type.as_deref(), Some("box"));
         assert_eq!(
             c.elasticsearch.username.as_deref(),
             Some("elastic"),
             "Elastic's default"
         );
-        assert!(
-            ServiceConfig::parse("service.worker_mode: true\nconnector_id: a\n", &env).is_err()
-        );
+        assert!(CompatConfig::parse("service.worker_mode: true\nconnector_id: a\n", &env).is_err());
     }
 }

@@ -14,10 +14,11 @@ use serde_json::{Map, Value, json};
 use tributary_fakes::boxapi::{self, FakeBox};
 use tributary_fakes::dropbox::{self, FakeDropbox};
 
-use crate::config::{ConnectorSpec, HostConfig};
-use crate::report::{summary, sync_with_progress};
-use crate::sink::SearchRequest;
-use crate::{Host, JobStatus, SyncKind};
+use tributary_host::sink::SearchRequest;
+use tributary_host::text::truncate;
+use tributary_host::{ConnectorSpec, Host, HostConfig, JobStatus, SyncKind};
+
+use crate::report::sync_with_progress;
 
 /// A word that appears only in the files the demo adds, to show incremental syncs at work.
 const NEW_WORD: &str = "marzipan";
@@ -40,7 +41,7 @@ fn spec(id: &str, plugin: &str, config: Value) -> ConnectorSpec {
 }
 
 /// The connector configurations pointing the real plugins at the fakes.
-pub fn demo_connectors(dropbox: &FakeDropbox, boxes: &FakeBox) -> Vec<ConnectorSpec> {
+fn demo_connectors(dropbox: &FakeDropbox, boxes: &FakeBox) -> Vec<ConnectorSpec> {
     vec![
         spec(
             "dropbox",
@@ -178,7 +179,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
                         .replace("<b>", "«")
                         .replace("</b>", "»")
                         .replace('\n', " ");
-                    println!("           │     {}", crate::util::truncate(&plain, 110));
+                    println!("           │     {}", truncate(&plain, 110));
                 }
             }
         }
@@ -196,7 +197,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
 
 async fn sync_and_print(host: &Host, id: &str, kind: SyncKind) -> anyhow::Result<()> {
     let report = sync_with_progress(host, None, id, kind).await?;
-    for line in summary(&report).lines() {
+    for line in report.to_string().lines() {
         println!("   {line}");
     }
     anyhow::ensure!(

@@ -28,8 +28,8 @@ use elasticsearch::http::{Method, StatusCode};
 use elasticsearch::{Elasticsearch, GetParts, SearchParts, UpdateParts};
 use serde_json::{Map, Value, json};
 
+use crate::connector::rules::{Condition, Policy, RuleSpec};
 use crate::job::SyncKind;
-use crate::rules::{Condition, Policy, RuleSpec};
 use crate::sink::elasticsearch::read_json;
 
 /// The connectors index (an alias in Elasticsearch).
@@ -383,7 +383,7 @@ pub fn iso_now() -> String {
 pub fn iso(secs: i64, micros: u32) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::util::civil_from_days(days);
+    let (y, m, d) = crate::clock::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00",
         rem / 3600,
@@ -398,7 +398,7 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     if s.len() < 19 {
         return None;
     }
-    let base = crate::rules::timestamp_key(&format!("{}Z", s.get(..19)?))?;
+    let base = crate::connector::rules::timestamp_key(&format!("{}Z", s.get(..19)?))?;
     let rest = s.get(19..)?;
     let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     let offset = match rest {

@@ -7,10 +7,10 @@
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConnectorSpec;
+use crate::clock::unix_now;
+use crate::connector::ConnectorSpec;
 use crate::db::Db;
 use crate::job::SyncKind;
-use crate::util::unix_now;
 
 /// Per-tenant limits; unset fields take the service's `[service.tenant_defaults]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,189 +1,16 @@
-//! The `tributary` command line.
+//! The commands: each opens the host it needs, runs, and prints its result for people (or JSON
+//! with `search --json`).
 
-use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tributary::config::SinkKind;
-use tributary::report::{print_report, sync_with_progress};
-use tributary::sink::SearchRequest;
-use tributary::{Host, HostConfig, JobStatus, SyncKind};
 
-/// Sync content sources into a search index through sandboxed WebAssembly plugins.
-#[derive(Parser)]
-#[command(name = "tributary", version, about)]
-struct Cli {
-    /// Configuration file (default: ./tributary.toml when it exists).
-    #[arg(long, short, global = true, env = "TRIBUTARY_CONFIG")]
-    config: Option<PathBuf>,
-    /// Data directory (overrides the configuration file).
-    #[arg(long, global = true, env = "TRIBUTARY_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Where documents go; overrides `[sink] kind` of the configuration file.
-    #[arg(long, global = true, value_enum, env = "TRIBUTARY_SINK")]
-    sink: Option<SinkArg>,
-    /// Log filter, e.g. `info`, `debug`, `tributary=debug,plugin=trace`.
-    #[arg(long, global = true, env = "TRIBUTARY_LOG", default_value = "warn")]
-    log: String,
-    #[command(subcommand)]
-    command: Command,
-}
+use tributary_host::config::SinkKind;
+use tributary_host::serve::{Service, serve};
+use tributary_host::sink::SearchRequest;
+use tributary_host::{Host, HostConfig, JobStatus};
 
-#[derive(Subcommand)]
-enum Command {
-    /// Start bundled fake Dropbox and Box servers, sync both through the real plugins into the
-    /// embedded index, apply changes, sync incrementally and search. Needs no credentials.
-    Demo,
-    /// List loaded plugins and their versions.
-    Plugins,
-    /// List configured connectors and check each configuration with its plugin.
-    Connectors {
-        /// Also call each source with the configured credentials (the plugin's `ping`).
-        #[arg(long)]
-        ping: bool,
-    },
-    /// Run a sync job.
-    Sync {
-        /// Connector id.
-        connector: String,
-        /// Kind of sync.
-        #[arg(long, short, value_enum, default_value = "full")]
-        kind: Kind,
-        /// Tenant of the connector (when ids repeat across tenants).
-        #[arg(long)]
-        tenant: Option<String>,
-    },
-    /// Search an index.
-    Search {
-        /// Query: terms, "phrases", AND / OR / NOT, field:value.
-        query: String,
-        /// Index (default: every index of the tenant's connectors).
-        #[arg(long)]
-        index: Option<String>,
-        /// Tenant.
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// Most hits.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-        /// Only documents this identity may see (document-level security), e.g. `email:ann@example.com`.
-        #[arg(long = "as")]
-        identities: Vec<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show the recent jobs of a connector.
-    Jobs {
-        /// Connector id.
-        connector: String,
-        /// Tenant.
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// How many.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-    },
-    /// Act as Elastic's connectors service: `--config` names its config.yml; the pending sync
-    /// jobs of the connectors it lists are claimed from Elasticsearch and run by the plugins.
-    ConnectorsService {
-        /// A tributary.toml for host settings (data_dir, limits); optional.
-        #[arg(long)]
-        host_config: Option<PathBuf>,
-        /// Run one polling round, wait for the jobs it started, and exit.
-        #[arg(long)]
-        once: bool,
-    },
-    /// Write, build and check plugins (`plugin new|build|check`).
-    Plugin {
-        #[command(subcommand)]
-        command: tributary::scaffold::PluginCommand,
-    },
-    /// Run the multi-tenant service: admin and tenant HTTP API (/v1/openapi.json describes
-    /// it), job queue, schedules, plugin hot swap, /metrics.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7700")]
-        listen: String,
-        /// Admin API token (default: `[service] admin_token`, else one generated into
-        /// <data_dir>/admin-token).
-        #[arg(long, env = "TRIBUTARY_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SinkArg {
-    Embedded,
-    Elasticsearch,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Kind {
-    Full,
-    Incremental,
-    AccessControl,
-}
-
-impl From<Kind> for SyncKind {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Full => SyncKind::Full,
-            Kind::Incremental => SyncKind::Incremental,
-            Kind::AccessControl => SyncKind::AccessControl,
-        }
-    }
-}
-
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
-    let mut config = match &cli.config {
-        Some(path) => HostConfig::load(path)?,
-        None if PathBuf::from("tributary.toml").exists() => {
-            HostConfig::load(&PathBuf::from("tributary.toml"))?
-        }
-        None => HostConfig::default(),
-    };
-    if let Some(dir) = &cli.data_dir {
-        config.data_dir = dir.clone();
-    }
-    if let Some(sink) = cli.sink {
-        config.sink.kind = match sink {
-            SinkArg::Embedded => SinkKind::Embedded,
-            SinkArg::Elasticsearch => SinkKind::Elasticsearch,
-        };
-    }
-    Ok(config)
-}
+use crate::report::{print_report, sync_with_progress};
+use crate::{Cli, Command, load_config};
 
 /// `tributary connectors-service --config config.yml`: the global `--config` names Elastic's
 /// config.yml here, so host settings come from `--host-config` (or defaults).
@@ -192,12 +19,12 @@ async fn connectors_service(
     host_config: Option<&PathBuf>,
     once: bool,
 ) -> anyhow::Result<()> {
-    use tributary::connectors_service::{ConnectorsService, config::ServiceConfig};
+    use tributary_host::elastic_compat::{CompatConfig, ConnectorsService};
     let path = cli
         .config
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("pass Elastic's config.yml with --config"))?;
-    let service_config = ServiceConfig::load(path)?;
+    let service_config = CompatConfig::load(path)?;
     let mut config = match host_config {
         Some(p) => HostConfig::load(p)?,
         None => HostConfig::default(),
@@ -233,15 +60,21 @@ async fn connectors_service(
         .await
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+/// Runs the command `cli` names; the exit code reports failed syncs and invalid connectors.
+pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     if let Command::ConnectorsService { host_config, once } = &cli.command {
         connectors_service(&cli, host_config.as_ref(), *once).await?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let config = load_config(&cli)?;
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo => {
-            tributary::demo::run(&config.data_dir).await?;
+            crate::demo::run(&config.data_dir).await?;
+        }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo => {
+            anyhow::bail!("this tributary was built without the `demo` feature");
         }
         Command::Plugins => {
             let host = Host::open(config).await?;
@@ -387,20 +220,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::ConnectorsService { .. } => {}
         Command::Plugin { command } => {
-            tributary::scaffold::run(command, config).await?;
+            tributary_cli::scaffold::run(command, config).await?;
         }
         Command::Serve {
             listen,
             admin_token,
         } => {
             let host = Arc::new(Host::open(config).await?);
-            let service = tributary::service::Service::open(host, admin_token).await?;
+            let service = Service::open(host, admin_token).await?;
+            if let Some(path) = service.generated_admin_token() {
+                eprintln!("admin token written to {}", path.display());
+            }
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
             // Printed (and flushed) before serving: tests and scripts read the address here.
             eprintln!("tributary serving on http://{}", listener.local_addr()?);
-            tributary::service::serve(service, listener, async {
+            serve(service, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;

@@ -1,0 +1,342 @@
+//! Tenant routes for connectors: create, read, replace, delete, trigger a sync, plugin state.
+//! Secrets are write-only here: responses say which are set, never their values.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, ok, query, tenant_scope};
+use crate::connector::rules::RuleSpec;
+use crate::connector::schedule::Schedule;
+use crate::connector::{ConnectorSpec, valid_name};
+use crate::job::SyncKind;
+use crate::job::JobError;
+
+/// The connector routes.
+pub(super) fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route(
+            "/v1/tenants/{tenant}/connectors",
+            get(list_connectors).post(create_connector),
+        )
+        .route(
+            "/v1/tenants/{tenant}/connectors/{connector}",
+            get(get_connector)
+                .put(replace_connector)
+                .delete(delete_connector),
+        )
+        .route(
+            "/v1/tenants/{tenant}/connectors/{connector}/sync",
+            post(trigger_sync),
+        )
+        .route(
+            "/v1/tenants/{tenant}/connectors/{connector}/state",
+            get(get_state).delete(clear_state),
+        )
+}
+
+/// A connector as the API takes it (the tenant comes from the path).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorBody {
+    #[serde(default)]
+    id: Option<String>,
+    plugin: String,
+    #[serde(default)]
+    index: Option<String>,
+    #[serde(default)]
+    config: Map<String, Value>,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+    #[serde(default)]
+    advanced_rules: Option<Value>,
+    #[serde(default)]
+    schedule: Schedule,
+}
+
+#[derive(Deserialize)]
+struct PingQuery {
+    #[serde(default)]
+    ping: bool,
+}
+
+/// Keys of the plugin's `sensitive` config fields.
+fn secret_keys(app: &App, plugin: &str) -> Vec<String> {
+    app.host
+        .plugin(plugin)
+        .map(|p| {
+            p.manifest
+                .config
+                .iter()
+                .filter(|f| f.sensitive)
+                .map(|f| f.key.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A connector for responses: secrets replaced by the list of those that are set.
+fn redact(app: &App, spec: &ConnectorSpec) -> Value {
+    let secrets = secret_keys(app, &spec.plugin);
+    let mut config = spec.config.clone();
+    let mut set = Vec::new();
+    for key in &secrets {
+        if config.remove(key).is_some_and(|v| !v.is_null()) {
+            set.push(key.clone());
+        }
+    }
+    json!({
+        "id": spec.id,
+        "plugin": spec.plugin,
+        "index": spec.index_name(),
+        "config": config,
+        "secrets_set": set,
+        "rules": spec.rules,
+        "advanced_rules": spec.advanced_rules,
+        "schedule": spec.schedule,
+    })
+}
+
+async fn list_connectors(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    let list: Vec<Value> = app
+        .store
+        .connectors(&tenant)
+        .await?
+        .iter()
+        .map(|c| redact(&app, c))
+        .collect();
+    ok(json!({"connectors": list}))
+}
+
+/// Checks a connector the way a job would, without running one: names, schedule, sync rules,
+/// the plugin's schema and `validate-config`, and with `ping` its `ping`.
+async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<(), ApiError> {
+    for (what, value) in [
+        ("connector id", &spec.id),
+        ("index", &spec.index_name().to_string()),
+    ] {
+        if !valid_name(value) {
+            return Err(bad(format!(
+                "{what} `{value}` must be 1-64 letters, digits, `-`, `_` or `.`, not starting with `.`"
+            )));
+        }
+    }
+    spec.schedule.check().map_err(|e| bad(format!("{e:#}")))?;
+    crate::connector::rules::Rules::compile(&spec.rules)
+        .map_err(|e| bad(format!("sync rules: {}", e.join("; "))))?;
+    if let Err(e) = app.host.validate_connector(spec, ping).await {
+        return Err(validation_error(e));
+    }
+    Ok(())
+}
+
+fn validation_error(e: JobError) -> ApiError {
+    let status = match e.kind {
+        crate::job::JobErrorKind::Config => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError(status, format!("{e}"))
+}
+
+async fn create_connector(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    q: QueryArg<PingQuery>,
+    body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
+    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let Some(id) = body.id.clone() else {
+        return Err(bad("`id` is required"));
+    };
+    if app.store.connector(&tenant, &id).await?.is_some() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("connector `{id}` exists; PUT replaces it"),
+        ));
+    }
+    let spec = spec_from(body, &tenant, &id);
+    check_connector(&app, &spec, q.ping).await?;
+    let quotas = app.quotas(&tenant).await?;
+    app.store
+        .put_connector(&spec, quotas.max_connectors)
+        .await
+        .map_err(|e| ApiError(StatusCode::FORBIDDEN, format!("{e:#}")))?;
+    tracing::info!(%tenant, connector = %id, plugin = %spec.plugin, "connector created");
+    Ok((StatusCode::CREATED, Json(redact(&app, &spec))).into_response())
+}
+
+fn spec_from(body: ConnectorBody, tenant: &str, id: &str) -> ConnectorSpec {
+    ConnectorSpec {
+        id: id.to_string(),
+        plugin: body.plugin,
+        tenant: tenant.to_string(),
+        index: body.index,
+        config: body.config,
+        rules: body.rules,
+        advanced_rules: body.advanced_rules,
+        schedule: body.schedule,
+    }
+}
+
+async fn get_connector(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    match app.store.connector(&tenant, &connector).await? {
+        Some(spec) => ok(redact(&app, &spec)),
+        None => Err(not_found()),
+    }
+}
+
+/// Replaces a connector. Secrets left out of `config` keep their stored values (they are never
+/// sent back, so a client cannot echo them); `null` clears one.
+async fn replace_connector(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+    q: QueryArg<PingQuery>,
+    body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    let q = query(q)?;
+    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    if body.id.as_deref().is_some_and(|id| id != connector) {
+        return Err(bad("`id` in the body differs from the path"));
+    }
+    let Some(old) = app.store.connector(&tenant, &connector).await? else {
+        return Err(not_found());
+    };
+    let mut spec = spec_from(body, &tenant, &connector);
+    if spec.plugin == old.plugin {
+        for key in secret_keys(&app, &spec.plugin) {
+            match spec.config.get(&key) {
+                None => {
+                    if let Some(v) = old.config.get(&key) {
+                        spec.config.insert(key, v.clone());
+                    }
+                }
+                Some(Value::Null) => {
+                    spec.config.remove(&key);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    check_connector(&app, &spec, q.ping).await?;
+    app.store.put_connector(&spec, None).await?;
+    tracing::info!(%tenant, %connector, "connector updated");
+    ok(redact(&app, &spec))
+}
+
+/// Deletes a connector, its queued jobs, its plugin state and its documents.
+async fn delete_connector(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    let Some(spec) = app.store.connector(&tenant, &connector).await? else {
+        return Err(not_found());
+    };
+    if app
+        .running()
+        .iter()
+        .any(|(_, t, c, _)| *t == tenant && *c == connector)
+    {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("connector `{connector}` has a running job; cancel it first"),
+        ));
+    }
+    app.store.delete_connector(&tenant, &connector).await?;
+    let index = crate::sink::IndexRef::new(tenant.clone(), spec.index_name());
+    let sink = app.host.sink();
+    for target in [index.clone(), index.acl()] {
+        let ids: Vec<String> = sink
+            .versions(target.clone(), connector.clone())
+            .await?
+            .into_keys()
+            .collect();
+        for chunk in ids.chunks(1000) {
+            sink.delete(target.clone(), connector.clone(), chunk.to_vec())
+                .await?;
+        }
+        sink.commit(target).await?;
+    }
+    tracing::info!(%tenant, %connector, "connector deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    #[serde(default)]
+    kind: Option<SyncKind>,
+}
+
+async fn trigger_sync(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+    body: Option<Json<SyncBody>>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    let Some(spec) = app.store.connector(&tenant, &connector).await? else {
+        return Err(not_found());
+    };
+    let kind = body.and_then(|Json(b)| b.kind).unwrap_or(SyncKind::Full);
+    let report = app.enqueue(&spec, kind, "api").await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(report))).into_response())
+}
+
+async fn get_state(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    if app.store.connector(&tenant, &connector).await?.is_none() {
+        return Err(not_found());
+    }
+    let keys = app.store.storage_keys(&tenant, &connector, 1000).await?;
+    let usage = app
+        .store
+        .storage_usage(&tenant)
+        .await?
+        .into_iter()
+        .find(|(c, _, _)| *c == connector)
+        .map(|(_, k, b)| json!({"keys": k, "bytes": b}))
+        .unwrap_or(json!({"keys": 0, "bytes": 0}));
+    let keys: Vec<Value> = keys
+        .into_iter()
+        .map(|(k, n)| json!({"key": k, "bytes": n}))
+        .collect();
+    ok(json!({"usage": usage, "keys": keys}))
+}
+
+async fn clear_state(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> ApiResult {
+    tenant_scope(&app, &headers, &tenant).await?;
+    if app.store.connector(&tenant, &connector).await?.is_none() {
+        return Err(not_found());
+    }
+    let removed = app.store.clear_storage(&tenant, &connector).await?;
+    ok(json!({"removed_keys": removed}))
+}

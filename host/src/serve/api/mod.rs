@@ -1,0 +1,181 @@
+//! The service's HTTP API: admin routes (tenants, plugins, metrics) and tenant routes
+//! (connectors, jobs, plugin state, search), JSON in and out, described by `/v1/openapi.json`.
+//!
+//! Authentication is `Authorization: Bearer <token>`: the admin token reaches everything; a
+//! tenant token reaches only `/v1/tenants/{its id}/…`. A tenant asking for another tenant's
+//! anything gets the same `404` as for a tenant that does not exist, so nothing leaks — not even
+//! whether the other tenant exists. Secrets (config fields the plugin marks `sensitive`) are
+//! write-only: responses list which are set, never their values, and they are never logged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{Service, token_hash};
+
+mod admin;
+mod connectors;
+mod jobs;
+
+type App = Arc<Service>;
+
+/// The API's routes.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    let upload_limit = usize::try_from(service.config.max_upload_mib.saturating_mul(1 << 20))
+        .unwrap_or(usize::MAX);
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(admin::routes())
+        .merge(connectors::routes())
+        .merge(jobs::routes())
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .with_state(service)
+}
+
+/// An API error: status and message, as `{"error": "…"}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!("API request failed: {e:#}");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not found".into())
+}
+
+/// A query string, judged only after the caller is authenticated (so a request without a valid
+/// token learns nothing but 401).
+type QueryArg<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(q: QueryArg<T>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| bad(e.body_text()))
+}
+
+fn ok(value: Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+/// Who is calling.
+#[derive(Debug, PartialEq, Eq)]
+enum Caller {
+    Admin,
+    Tenant(String),
+}
+
+async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    app.metrics.request();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        app.metrics.denied();
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>`".into(),
+        ));
+    };
+    let hash = token_hash(token);
+    if hash == app.admin_hash {
+        return Ok(Caller::Admin);
+    }
+    match app.store.tenant_by_token(&hash).await? {
+        Some(tenant) => Ok(Caller::Tenant(tenant)),
+        None => {
+            app.metrics.denied();
+            Err(ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
+        }
+    }
+}
+
+async fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    match caller(app, headers).await? {
+        Caller::Admin => Ok(()),
+        Caller::Tenant(_) => {
+            app.metrics.denied();
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "this needs the admin token".into(),
+            ))
+        }
+    }
+}
+
+/// The caller may act on `tenant`, and `tenant` exists; otherwise the same 404 either way.
+async fn tenant_scope(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Caller, ApiError> {
+    let who = caller(app, headers).await?;
+    let allowed = match &who {
+        Caller::Admin => true,
+        Caller::Tenant(own) => own == tenant,
+    };
+    if !allowed {
+        app.metrics.denied();
+        return Err(not_found());
+    }
+    if app.store.tenant(tenant).await?.is_none() {
+        return Err(not_found());
+    }
+    Ok(who)
+}
+
+// ---- health, metrics, description ----
+
+async fn health(State(app): State<App>) -> ApiResult {
+    let (running, queued) = app.load(None).await?;
+    ok(json!({
+        "status": "ok",
+        "plugins": app.host.plugins().len(),
+        "pooling": app.host.runtime().pooling(),
+        "jobs": {"running": running, "queued": queued},
+    }))
+}
+
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
+    admin(&app, &headers).await?;
+    let tenants = app.store.tenants().await?.len();
+    let connectors = app.store.all_connectors().await?.len();
+    let (running, queued) = app.load(None).await?;
+    let text = app.metrics.render(&super::metrics::Gauges {
+        tenants,
+        connectors,
+        running,
+        queued,
+        plugins: app.host.plugins(),
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn openapi() -> ApiResult {
+    ok(super::openapi::document())
+}

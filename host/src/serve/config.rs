@@ -1,0 +1,85 @@
+//! `[service]` of `tributary.toml`: what `tributary serve` reads for itself. The host keeps the
+//! section raw ([`HostConfig::service`]); [`ServeConfig::from_host`] parses it, refusing
+//! unknown keys by name.
+
+use serde::{Deserialize, Serialize};
+
+use super::TenantQuotas;
+use crate::config::HostConfig;
+
+/// `[service]` in `tributary.toml`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The admin API token. Without one (here or in `TRIBUTARY_ADMIN_TOKEN`), the service makes
+    /// one and writes it to `<data_dir>/admin-token` (mode 0600).
+    #[serde(skip_serializing)]
+    pub admin_token: Option<String>,
+    /// Syncs running at once, over all tenants.
+    pub max_concurrent_syncs: u32,
+    /// How often the dispatcher and the scheduler look for work when nothing wakes them, ms.
+    pub tick_ms: u64,
+    /// How often the plugins directory is checked for new or changed `.wasm` files, seconds
+    /// (0: never).
+    pub plugin_watch_seconds: u64,
+    /// Largest plugin upload, MiB.
+    pub max_upload_mib: u64,
+    /// Quotas of tenants that set none of their own.
+    pub tenant_defaults: TenantQuotas,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            max_concurrent_syncs: 8,
+            tick_ms: 1000,
+            plugin_watch_seconds: 2,
+            max_upload_mib: 64,
+            tenant_defaults: TenantQuotas {
+                max_connectors: Some(100),
+                max_concurrent_syncs: Some(2),
+                ..TenantQuotas::default()
+            },
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Parses the host configuration's `[service]` section (defaults for what it leaves out).
+    pub fn from_host(config: &HostConfig) -> anyhow::Result<Self> {
+        toml::Value::Table(config.service.clone())
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("[service]: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reads_its_section_and_names_unknown_keys() {
+        let config: HostConfig = toml::from_str(
+            "[service]\ntick_ms = 50\n[service.tenant_defaults]\nmax_documents = 10\n",
+        )
+        .unwrap();
+        let serve = ServeConfig::from_host(&config).unwrap();
+        assert_eq!(serve.tick_ms, 50);
+        assert_eq!(
+            serve.max_concurrent_syncs,
+            ServeConfig::default().max_concurrent_syncs
+        );
+        assert_eq!(serve.tenant_defaults.max_documents, Some(10));
+        let empty = ServeConfig::from_host(&HostConfig::default()).unwrap();
+        assert_eq!(empty.tick_ms, ServeConfig::default().tick_ms);
+
+        let bad: HostConfig = toml::from_str("[service]\ntick_msec = 5\n").unwrap();
+        let err = ServeConfig::from_host(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("[service]") && err.contains("tick_msec"),
+            "{err}"
+        );
+    }
+}
