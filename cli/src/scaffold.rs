@@ -20,7 +20,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value};
@@ -140,12 +139,8 @@ pub async fn check(
     config: Option<&Map<String, Value>>,
 ) -> anyhow::Result<tributary_host::plugin::check::Inspection> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let runtime = Arc::new(tributary_host::plugin::Runtime::new(
-        host.limits.clone(),
-        &host.runtime,
-        Some(host.cache_dir()),
-    )?);
-    tributary_host::plugin::check::inspect(&runtime, host, wasm, &file.display().to_string(), config)
+    let engines = host.engines()?;
+    tributary_host::plugin::check::inspect(&engines, wasm, &file.display().to_string(), config)
         .await
 }
 

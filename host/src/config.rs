@@ -204,6 +204,23 @@ impl HostConfig {
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }
 
+    /// The engines plugin instances share — runtime (with the compile cache), HTTP client,
+    /// extraction — built from these settings.
+    pub fn engines(&self) -> anyhow::Result<crate::plugin::Engines> {
+        let runtime = std::sync::Arc::new(crate::plugin::Runtime::new(
+            self.limits.clone(),
+            &self.runtime,
+            Some(self.cache_dir()),
+        )?);
+        crate::plugin::Engines::new(
+            runtime,
+            &self.http,
+            &self.extract,
+            self.storage.clone(),
+            self.pipeline.download_retry(),
+        )
+    }
+
     /// A connector by id (any tenant when `tenant` is `None`).
     pub fn connector(&self, tenant: Option<&str>, id: &str) -> anyhow::Result<&ConnectorSpec> {
         let found: Vec<&ConnectorSpec> = self

@@ -78,11 +78,6 @@ impl Host {
     pub async fn open(config: HostConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let runtime = Arc::new(Runtime::new(
-            config.limits.clone(),
-            &config.runtime,
-            Some(config.cache_dir()),
-        )?);
         let db = Db::open(&config.data_dir.join("tributary.db"))?;
         let sink: Arc<dyn Sink> = match config.sink.kind {
             SinkKind::Embedded => Arc::new(EmbeddedIndex::new(config.data_dir.join("index"))),
@@ -91,13 +86,7 @@ impl Host {
                     .context("configuring the Elasticsearch sink")?,
             ),
         };
-        let engines = Engines::new(
-            runtime,
-            &config.http,
-            &config.extract,
-            config.storage.clone(),
-            config.pipeline.download_retry(),
-        )?;
+        let engines = config.engines()?;
         let host = Self {
             jobs: Jobs::new(db.clone()),
             config,

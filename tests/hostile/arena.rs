@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_fakes::feed::FakeFeed;
 use tributary_host::ConnectorSpec;
-use tributary_host::kv::{ConnectorState, Namespace, StorageLimits};
 use tributary_host::job::JobError;
+use tributary_host::kv::{ConnectorState, Namespace, StorageLimits};
 use tributary_host::sink::{IndexRef, SearchRequest};
 use tributary_host::{Host, HostConfig, JobReport, JobStatus, SyncKind, SyncOptions};
 

@@ -14,11 +14,11 @@ use tokio::task::JoinHandle;
 use super::config::ConnectorEntry;
 use super::protocol::{self, JOBS_INDEX, Protocol, Versioned, iso_now};
 use super::{JobOutcome, STOP_CANCELED, STOP_GONE, STOP_NONE, STOP_SUSPEND, connector_done};
-use crate::job::Counters;
-use crate::kv::{ConnectorState, Namespace};
 use crate::connector::ConnectorSpec;
-use crate::job::SyncKind;
+use crate::job::Counters;
 use crate::job::JobStatus;
+use crate::job::SyncKind;
+use crate::kv::{ConnectorState, Namespace};
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::{Host, SyncOptions};
 

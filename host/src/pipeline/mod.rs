@@ -35,11 +35,11 @@ use ledger::Ledger;
 use quota::JobQuota;
 
 use crate::bindings::index::{Content, ContentFailure, Document, IndexError};
+use crate::connector::rules::Rules;
 use crate::extraction::Extraction;
 use crate::job::{Counters, CountsSnapshot, SyncKind};
 use crate::kv::ConnectorState;
 use crate::net::Egress;
-use crate::connector::rules::Rules;
 use crate::sink::{IndexRef, Sink, SinkDocument};
 
 /// What every job's pipeline gets from the host.

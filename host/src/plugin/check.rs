@@ -11,21 +11,14 @@
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use std::sync::Arc;
 //! use tributary_host::HostConfig;
-//! let config = HostConfig::default();
-//! let runtime = Arc::new(tributary_host::plugin::Runtime::new(
-//!     config.limits.clone(),
-//!     &config.runtime,
-//!     Some(config.cache_dir()),
-//! )?);
+//! let engines = HostConfig::default().engines()?;
 //! let wasm = std::fs::read("plugin.wasm")?;
-//! let report = tributary_host::plugin::check::inspect(&runtime, &config, wasm, "plugin.wasm", None).await?;
+//! let report = tributary_host::plugin::check::inspect(&engines, wasm, "plugin.wasm", None).await?;
 //! println!("{}", report.render());
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -34,9 +27,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::instance::{Engines, describe_trap, plugin_error};
-use super::runtime::Runtime;
 use crate::bindings::plugin::{FieldKind, PluginManifest};
-use crate::config::HostConfig;
 use crate::net::Allowlist;
 
 /// The package every plugin targets.
@@ -279,8 +270,7 @@ fn list(items: &[String]) -> String {
 /// Inspects `wasm` (see the module docs). `config` is the connector configuration to ask
 /// `allowed-hosts` with; without it, the schema's defaults are used when they are complete.
 pub async fn inspect(
-    runtime: &Arc<Runtime>,
-    host: &HostConfig,
+    engines: &Engines,
     wasm: Vec<u8>,
     source: &str,
     config: Option<&Map<String, Value>>,
@@ -288,6 +278,7 @@ pub async fn inspect(
     let digest = hex::encode(Sha256::digest(&wasm));
     let size = wasm.len();
     let started = std::time::Instant::now();
+    let runtime = &engines.runtime;
     let rt = runtime.clone();
     let component = tokio::task::spawn_blocking(move || rt.compile(&wasm))
         .await
@@ -300,13 +291,6 @@ pub async fn inspect(
         .pre(&component)
         .map_err(|e| anyhow!("{source} cannot be linked against this host: {e:#}"))?;
 
-    let engines = Engines::new(
-        runtime.clone(),
-        &host.http,
-        &host.extract,
-        host.storage.clone(),
-        host.pipeline.download_retry(),
-    )?;
     let started = std::time::Instant::now();
     let mut instance = engines.inert(&pre, source).await?;
     let instantiated = started.elapsed();

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use super::{Running, Service, lock, store};
 use crate::SyncOptions;
-use crate::job::{Counters, CountsSnapshot};
 use crate::clock::unix_now;
 use crate::connector::ConnectorSpec;
 use crate::job::SyncKind;
+use crate::job::{Counters, CountsSnapshot};
 use crate::job::{JobReport, JobStatus};
 use crate::plugin::LoadedPlugin;
 

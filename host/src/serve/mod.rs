@@ -46,8 +46,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::Host;
 use crate::job::Counters;
-use crate::job::SyncKind;
 use crate::job::JobStatus;
+use crate::job::SyncKind;
 
 pub use config::ServeConfig;
 pub use metrics::{Metrics, resident_bytes};

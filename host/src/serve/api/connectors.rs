@@ -13,8 +13,8 @@ use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, ok, query, tenan
 use crate::connector::rules::RuleSpec;
 use crate::connector::schedule::Schedule;
 use crate::connector::{ConnectorSpec, valid_name};
-use crate::job::SyncKind;
 use crate::job::JobError;
+use crate::job::SyncKind;
 
 /// The connector routes.
 pub(super) fn routes() -> axum::Router<App> {
