@@ -188,7 +188,8 @@ async fn a_document_elasticsearch_refuses_fails_the_job_with_its_id_and_reason()
         "{error}"
     );
     assert!(
-        es.documents("tributary-default-refusing").contains_key("good"),
+        es.documents("tributary-default-refusing")
+            .contains_key("good"),
         "the rest was written"
     );
 }
@@ -884,7 +885,11 @@ async fn box_jobs_index_what_the_embedded_index_holds() {
 async fn assert_templates_select_exactly(es: &FakeElasticsearch, content: &str) {
     use std::collections::BTreeSet;
     // A document without an access list: public, for everyone.
-    es.put(content, "public-note", json!({"id": "public-note", "name": "Public note"}));
+    es.put(
+        content,
+        "public-note",
+        json!({"id": "public-note", "name": "Public note"}),
+    );
     let docs = es.documents(content);
     let acl = es.documents(&format!(".search-acl-filter-{content}"));
     assert!(!acl.is_empty(), "no access-control documents");
@@ -1034,8 +1039,7 @@ async fn two_tenants_with_the_same_index_name_never_cross() {
                 )
                 .await
                 .unwrap();
-            let mut titles: Vec<String> =
-                found.hits.into_iter().filter_map(|h| h.title).collect();
+            let mut titles: Vec<String> = found.hits.into_iter().filter_map(|h| h.title).collect();
             titles.sort();
             titles
         }

@@ -352,6 +352,29 @@ async fn fields_resolve_through_mappings_and_search_templates_are_evaluated() {
         search(json!({"query": {"bool": {"must_not": {"exists": {"field": "acl"}}}}})).await,
         vec!["public", "stored"]
     );
+    // A plain keyword mapping has no `.keyword` sub-field: a template querying it matches
+    // nothing (tributary's sink mapping before it agreed with Elastic's template).
+    call(
+        reqwest::Method::PUT,
+        format!("{url}/plain"),
+        Some(json!({"mappings": {"properties": {"acl": {"type": "keyword"}}}}).to_string()),
+    )
+    .await;
+    es.put("plain", "ann", json!({"acl": ["group:g1"]}));
+    let (_, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/plain/_search"),
+        Some(json!({"query": {"terms": {"acl.keyword": ["group:g1"]}}}).to_string()),
+    )
+    .await;
+    assert!(hit_ids(&found).is_empty());
+    let (_, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/plain/_search"),
+        Some(json!({"query": {"terms": {"acl": ["group:g1"]}}}).to_string()),
+    )
+    .await;
+    assert_eq!(hit_ids(&found), vec!["ann"]);
     // An index without explicit mappings: `x.keyword` is the dynamic mapping's sub-field.
     es.put("dynamic", "d", json!({"tag": "a:b"}));
     let (_, found) = call(
