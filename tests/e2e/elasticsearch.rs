@@ -625,7 +625,7 @@ async fn real_cluster_when_es_url_is_set() {
     let report = t.sync_ok("news", SyncKind::Full).await;
     assert_eq!(report.counts.deleted, 1);
     assert_eq!(t.documents("news").await.keys().collect::<Vec<_>>(), ["b"]);
-    println!("ran against {url}: index {index} (left in place for inspection)");
+    println!("ran against {url}: index tributary-default-{index} (left in place for inspection)");
 }
 
 // ---------------------------------------------------------------------------------------------
