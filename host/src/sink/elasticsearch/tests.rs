@@ -704,3 +704,96 @@ async fn index_patterns_are_validated_and_names_that_collide_are_refused() {
     );
     assert_eq!(es.documents("tributary-a-b-c").len(), 1);
 }
+
+/// What a sink shows of a scenario: per tenant and connector, the ids `versions` lists, the ids
+/// a connector-filtered search finds, and the ids an unfiltered search of the tenant finds.
+async fn contract_scenario(
+    sink: &dyn Sink,
+) -> Vec<(String, Vec<String>, Vec<String>, Vec<String>)> {
+    // Two tenants, same index name; in each, two connectors with distinct ids, and the same
+    // ids again in the other tenant.
+    for tenant in ["acme", "globex"] {
+        let ix = IndexRef::new(tenant, "docs");
+        let docs = vec![
+            doc("a", "1", "v1", "one", "alpha"),
+            doc("a", "2", "v1", "two", "alpha"),
+            doc("b", "3", "v1", "three", "alpha"),
+            doc("b", "4", "v1", "four", "alpha"),
+        ];
+        sink.upsert(ix.clone(), docs).await.unwrap();
+        sink.commit(ix).await.unwrap();
+    }
+    // Acme's connector a: a full sync that saw only `1`, then a stray delete of b's `3`.
+    let acme = IndexRef::new("acme", "docs");
+    let known = sink.versions(acme.clone(), "a".into()).await.unwrap();
+    let vanished: Vec<String> = known.into_keys().filter(|id| id != "1").collect();
+    sink.delete(acme.clone(), "a".into(), vanished)
+        .await
+        .unwrap();
+    sink.delete(acme.clone(), "a".into(), vec!["3".into()])
+        .await
+        .unwrap();
+    sink.commit(acme).await.unwrap();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let mut out = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let ix = IndexRef::new(tenant, "docs");
+        for connector in ["a", "b"] {
+            let listed = sorted(
+                sink.versions(ix.clone(), connector.into())
+                    .await
+                    .unwrap()
+                    .into_keys()
+                    .collect(),
+            );
+            let request = SearchRequest {
+                connector: Some(connector.into()),
+                ..search("alpha")
+            };
+            let found = sink.search(ix.clone(), request).await.unwrap();
+            let found = sorted(found.hits.into_iter().map(|h| h.id).collect());
+            let all = sink.search(ix.clone(), search("alpha")).await.unwrap();
+            let all = sorted(all.hits.into_iter().map(|h| h.id).collect());
+            out.push((format!("{tenant}/{connector}"), listed, found, all));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_sink_contract_holds_as_in_the_embedded_index() {
+    let es = fake().await;
+    let elasticsearch = sink_for(&es, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = crate::sink::embedded::EmbeddedIndex::new(dir.path());
+    let want = contract_scenario(&embedded).await;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        want,
+        vec![
+            ("acme/a".into(), s(&["1"]), s(&["1"]), s(&["1", "3", "4"])),
+            (
+                "acme/b".into(),
+                s(&["3", "4"]),
+                s(&["3", "4"]),
+                s(&["1", "3", "4"])
+            ),
+            (
+                "globex/a".into(),
+                s(&["1", "2"]),
+                s(&["1", "2"]),
+                s(&["1", "2", "3", "4"])
+            ),
+            (
+                "globex/b".into(),
+                s(&["3", "4"]),
+                s(&["3", "4"]),
+                s(&["1", "2", "3", "4"])
+            ),
+        ]
+    );
+    assert_eq!(contract_scenario(&elasticsearch).await, want);
+}
