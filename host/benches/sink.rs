@@ -83,6 +83,22 @@ async fn main() {
             "elasticsearch (test server)  bulk_max_docs {bulk_docs:>5}  concurrency {concurrency}  {rate:>9.0} docs/s  ({} bulk requests, at most {} at once)",
             stats.requests, stats.max_concurrent
         );
+        // A full sync that finds everything vanished: owner-checked deletes (`_mget`, then
+        // conditional bulk deletes).
+        let ix = IndexRef::new("bench", index.as_str());
+        let ids: Vec<String> = all.iter().map(|d| d.id.clone()).collect();
+        let started = Instant::now();
+        for chunk in ids.chunks(bulk_docs.max(500)) {
+            sink.delete(ix.clone(), "bench".into(), chunk.to_vec())
+                .await
+                .unwrap();
+        }
+        sink.commit(ix).await.unwrap();
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        es.reset_bulk_stats();
+        println!(
+            "elasticsearch (test server)  bulk_max_docs {bulk_docs:>5}  concurrency {concurrency}  {rate:>9.0} deletes/s"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let embedded = EmbeddedIndex::new(dir.path());

@@ -50,7 +50,8 @@ fn feed_spec(feed: &FakeFeed, index: &str) -> tributary_host::ConnectorSpec {
 fn stored(id: &str, title: &str, ts: &str, body: &str) -> Value {
     json!({
         "id": id, "title": title, "type": "item", "_timestamp": ts,
-        "body": body, "_tributary_connector": "news", "_tributary_version": ts,
+        "body": body, "_tributary_connector": "news", "_tributary_tenant": "default",
+        "_tributary_version": ts,
     })
 }
 
@@ -75,7 +76,7 @@ async fn a_feed_syncs_into_elasticsearch_and_vanished_documents_are_deleted() {
         (report.counts.indexed, report.counts.content_extracted),
         (3, 1)
     );
-    let docs = es.documents("news-index");
+    let docs = es.documents("tributary-default-news-index");
     assert_eq!(docs.len(), 3);
     assert_eq!(
         docs["a"],
@@ -99,7 +100,7 @@ async fn a_feed_syncs_into_elasticsearch_and_vanished_documents_are_deleted() {
     gamma["attachment"] = json!("minutes.html");
     assert_eq!(docs["c"], gamma);
     assert_eq!(
-        es.auto_created("news-index"),
+        es.auto_created("tributary-default-news-index"),
         Some(false),
         "created with mappings"
     );
@@ -143,7 +144,7 @@ async fn a_feed_syncs_into_elasticsearch_and_vanished_documents_are_deleted() {
         ),
         (1, 1, 1)
     );
-    let docs = es.documents("news-index");
+    let docs = es.documents("tributary-default-news-index");
     assert_eq!(docs.keys().collect::<Vec<_>>(), ["b", "c"]);
     assert_eq!(docs["b"]["body"], "holiday schedule, revised");
     assert_eq!(es.bulk_stats().items, 2, "one index and one delete");
@@ -162,7 +163,7 @@ async fn rejected_bulk_items_are_retried_and_nothing_is_lost() {
     es.faults().add("/_bulk", 1, Fault::server_error(503));
     let report = t.sync_ok("news", SyncKind::Full).await;
     assert_eq!(report.counts.indexed, 40);
-    assert_eq!(es.documents("retried").len(), 40);
+    assert_eq!(es.documents("tributary-default-retried").len(), 40);
     assert_eq!(t.documents("news").await.len(), 40);
 }
 
@@ -190,7 +191,8 @@ async fn a_document_elasticsearch_refuses_fails_the_job_with_its_id_and_reason()
         "{error}"
     );
     assert!(
-        es.documents("refusing").contains_key("good"),
+        es.documents("tributary-default-refusing")
+            .contains_key("good"),
         "the rest was written"
     );
 }
@@ -626,7 +628,7 @@ async fn real_cluster_when_es_url_is_set() {
     let report = t.sync_ok("news", SyncKind::Full).await;
     assert_eq!(report.counts.deleted, 1);
     assert_eq!(t.documents("news").await.keys().collect::<Vec<_>>(), ["b"]);
-    println!("ran against {url}: index {index} (left in place for inspection)");
+    println!("ran against {url}: index tributary-default-{index} (left in place for inspection)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -656,6 +658,9 @@ async fn es_documents(
     let sink = tributary_host::sink::elasticsearch::ElasticsearchSink::new(
         &tributary_host::sink::elasticsearch::ElasticsearchConfig {
             host: es.url(),
+            // Elastic's index names, as the compatibility mode writes them.
+            index_pattern: "{index}".into(),
+            single_tenant: true,
             ..Default::default()
         },
     )
@@ -870,5 +875,192 @@ async fn box_jobs_index_what_the_embedded_index_holds() {
             connector["last_access_control_sync_status"].as_str()
         ),
         (Some("completed"), Some("completed"))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Document-level security: the access-control query templates, evaluated
+
+/// Renders every access-control document's query template for its identity, as Elastic's
+/// document-level security does, runs it against the content index `content` of the fake
+/// cluster, and checks that each identity sees exactly the documents whose
+/// `_allow_access_control` holds one of its identities, plus those without a list.
+async fn assert_templates_select_exactly(es: &FakeElasticsearch, content: &str) {
+    use std::collections::BTreeSet;
+    // A document without an access list: public, for everyone.
+    es.put(
+        content,
+        "public-note",
+        json!({"id": "public-note", "name": "Public note"}),
+    );
+    let docs = es.documents(content);
+    let acl = es.documents(&format!(".search-acl-filter-{content}"));
+    assert!(!acl.is_empty(), "no access-control documents");
+    let client = reqwest::Client::new();
+    let (mut restricted, mut granted) = (false, false);
+    for (who, acl_doc) in &acl {
+        let template = &acl_doc["query"]["template"];
+        let identities: BTreeSet<&str> = template["params"]["access_control"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let want: BTreeSet<String> = docs
+            .iter()
+            .filter(|(_, d)| match d.get("_allow_access_control") {
+                None => true,
+                Some(list) => list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| identities.contains(i.as_str().unwrap())),
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let source = template["source"].as_str().unwrap();
+        let body = json!({
+            "source": format!(r#"{{"size": 10000, "_source": false, "query": {source}}}"#),
+            "params": template["params"],
+        });
+        let response = client
+            .post(format!("{}/{content}/_search/template", es.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let found: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{who}: {found}");
+        let got: BTreeSet<String> = found["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "{who} ({identities:?})");
+        assert!(got.contains("public-note"), "{who}");
+        restricted |= got.len() < docs.len();
+        granted |= got.len() > 1;
+    }
+    assert!(
+        restricted && granted,
+        "the tree must give some identities access to listed documents and deny others some"
+    );
+}
+
+#[tokio::test]
+async fn dropbox_access_control_templates_show_each_member_exactly_their_documents() {
+    use tributary_fakes::dropbox::{FakeDropbox, Tree};
+    let es = FakeElasticsearch::start().await.unwrap();
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let spec = crate::dropbox::spec(
+        "dbx",
+        &fake,
+        json!({"refresh_token": fake.team_refresh_token(), "use_document_level_security": true}),
+    );
+    let t = es_host(&es, vec![spec]).await;
+    t.sync_ok("dbx", SyncKind::Full).await;
+    t.sync_ok("dbx", SyncKind::AccessControl).await;
+    assert_templates_select_exactly(&es, "tributary-default-dbx").await;
+}
+
+#[tokio::test]
+async fn box_access_control_templates_show_each_user_exactly_their_documents() {
+    use tributary_fakes::boxapi::{FakeBox, Tree};
+    let es = FakeElasticsearch::start().await.unwrap();
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let spec = connector(
+        "box",
+        "box",
+        json!({
+            "is_enterprise": "box_enterprise", "client_id": fake.client_id(),
+            "client_secret": fake.client_secret(), "enterprise_id": fake.enterprise_id(),
+            "api_base_url": fake.base_url(), "retry_count": 2,
+            "use_document_level_security": true,
+        }),
+    );
+    let t = es_host(&es, vec![spec]).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    t.sync_ok("box", SyncKind::AccessControl).await;
+    assert_templates_select_exactly(&es, "tributary-default-box").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants on a shared cluster
+
+#[tokio::test]
+async fn two_tenants_with_the_same_index_name_never_cross() {
+    let es = FakeElasticsearch::start().await.unwrap();
+    let (acme_feed, globex_feed) = (
+        FakeFeed::start(Some("s3cret")).await.unwrap(),
+        FakeFeed::start(Some("s3cret")).await.unwrap(),
+    );
+    acme_feed.upsert("1", "Anvil", Some("anvils for sale"));
+    acme_feed.upsert("2", "Rocket", Some("rockets for sale"));
+    globex_feed.upsert("1", "Globe", Some("globes for sale"));
+    globex_feed.upsert("3", "Dome", Some("domes for sale"));
+    // Same connector id, same index name, overlapping document ids.
+    let mut acme = feed_spec(&acme_feed, "docs");
+    acme.tenant = "acme".into();
+    let mut globex = feed_spec(&globex_feed, "docs");
+    globex.tenant = "globex".into();
+    let t = es_host(&es, vec![acme, globex]).await;
+    let sync = |tenant: &'static str| {
+        let host = &t.host;
+        async move {
+            let report = host
+                .sync(
+                    Some(tenant),
+                    "news",
+                    SyncKind::Full,
+                    tributary_host::SyncOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(report.status, JobStatus::Succeeded, "{report:?}");
+            report
+        }
+    };
+    sync("acme").await;
+    sync("globex").await;
+    let ids = |index: &str| es.documents(index).into_keys().collect::<Vec<_>>();
+    assert_eq!(ids("tributary-acme-docs"), ["1", "2"]);
+    assert_eq!(ids("tributary-globex-docs"), ["1", "3"]);
+    let search = |tenant: &'static str| {
+        let host = &t.host;
+        async move {
+            let found = host
+                .search(
+                    tenant,
+                    "docs",
+                    tributary_host::sink::SearchRequest {
+                        query: "sale".into(),
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let mut titles: Vec<String> = found.hits.into_iter().filter_map(|h| h.title).collect();
+            titles.sort();
+            titles
+        }
+    };
+    assert_eq!(search("acme").await, ["Anvil", "Rocket"]);
+    assert_eq!(search("globex").await, ["Dome", "Globe"]);
+    // `1` vanishes from acme's feed: its full sync deletes acme's `1`, not globex's.
+    acme_feed.delete("1");
+    let report = sync("acme").await;
+    assert_eq!(report.counts.deleted, 1);
+    assert_eq!(ids("tributary-acme-docs"), ["2"]);
+    assert_eq!(ids("tributary-globex-docs"), ["1", "3"]);
+    assert_eq!(search("acme").await, ["Rocket"]);
+    assert_eq!(search("globex").await, ["Dome", "Globe"]);
+    let report = sync("globex").await;
+    assert_eq!(
+        (report.counts.unchanged, report.counts.deleted),
+        (2, 0),
+        "{report:?}"
     );
 }

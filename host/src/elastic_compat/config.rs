@@ -566,9 +566,12 @@ impl CompatConfig {
     }
 
     /// The cluster settings a connector's documents are written with: its own API key when it
-    /// has one (Elastic's `_override_es_config`).
+    /// has one (Elastic's `_override_es_config`), and the index names Elastic's connector
+    /// documents give, unprefixed.
     pub fn sink_config(&self, connector: &ConnectorEntry) -> ElasticsearchConfig {
         let mut config = self.elasticsearch.clone();
+        config.index_pattern = "{index}".into();
+        config.single_tenant = true;
         if let Some(key) = &connector.api_key {
             config.api_key = Some(key.clone());
             config.username = None;

@@ -25,12 +25,37 @@
 //! `from + size` window limit, needs no sortable id field (sorting on `_id` is refused since
 //! 8.0) and, unlike scroll, holds no per-request search context between pages.
 //!
-//! Two fields of our own ride along in each document: `_tributary_connector` (which connector
-//! wrote it) and `_tributary_version` (the version marker that lets full syncs skip unchanged
-//! documents). Documents without them — written by Elastic's own connectors service before a
-//! migration — count as the connector's with an unknown version, so the first full sync
-//! rewrites them once and deletes those that vanished. Tenants are not part of index names:
-//! give each tenant its own index names on a shared cluster.
+//! # Tenants and connectors
+//!
+//! Invariants: a tenant's index never shares an Elasticsearch index with another tenant's,
+//! and `delete`, `versions`, `search` and `get` only ever see documents of the tenant (and
+//! connector) they are asked for — the contract the embedded index keeps.
+//!
+//! - Index names: [`IndexPattern`] (`index_pattern`, default `tributary-{tenant}-{index}`)
+//!   maps a tenant's index to one Elasticsearch index, in this one place; the access-control
+//!   index of `X` is `.search-acl-filter-X`, as Elastic names it. A pattern without `{tenant}`
+//!   needs `single_tenant = true` (Elastic compatibility mode and migrations from Elastic's own
+//!   indexes). Each index the sink creates records its tenant and name in `_meta.tributary`,
+//!   and with a `{tenant}` pattern an existing index recording another owner is refused, so two
+//!   pairs that render to one name (`a-b`/`c` and `a`/`b-c`) cannot share it.
+//! - Documents: three fields of our own ride along in each one — `_tributary_connector` and
+//!   `_tributary_tenant` (who wrote it) and `_tributary_version` (the version marker that lets
+//!   full syncs skip unchanged documents). Every read filters on the first two (a document
+//!   with a connector but no tenant field predates the field and counts as the tenant's, so
+//!   an upgrade loses nothing). The `_id` stays
+//!   the document id (Elastic's shape), so a delete first reads the document's owner and
+//!   sequence number (`_mget`, real-time) and deletes it only if it is still that owner's, with
+//!   `if_seq_no`/`if_primary_term`; ids of other connectors are left alone. Two connectors
+//!   emitting the *same* id into one index share that `_id`: the last write owns it.
+//! - Documents without `_tributary_connector` — written by Elastic's own connectors service
+//!   before a migration — count as the connector's with an unknown version, so the first full
+//!   sync rewrites them once and deletes those that vanished.
+//!
+//! # Document-level security
+//!
+//! `_allow_access_control` is mapped as Elastic's dynamic mapping maps a string: `text` with a
+//! `keyword` sub-field, which Elastic's access-control query template (and our own identity
+//! filter) query as `_allow_access_control.keyword`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -44,8 +69,12 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, StatusCode, headers::HeaderMap};
-use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesRefreshParts};
-use elasticsearch::{BulkParts, CountParts, Elasticsearch, OpenPointInTimeParts, SearchParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesExistsParts, IndicesGetMappingParts, IndicesRefreshParts,
+};
+use elasticsearch::{
+    BulkParts, CountParts, Elasticsearch, MgetParts, OpenPointInTimeParts, SearchParts,
+};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -56,8 +85,16 @@ use super::{IndexRef, SearchHit, SearchRequest, SearchResults, Sink, SinkDocumen
 
 /// Field naming the connector that wrote a document.
 pub const CONNECTOR_FIELD: &str = "_tributary_connector";
+/// Field naming the tenant whose connector wrote a document.
+pub const TENANT_FIELD: &str = "_tributary_tenant";
 /// Field holding the version marker.
 pub const VERSION_FIELD: &str = "_tributary_version";
+/// Elastic's document-level security field: the identities that may see a document.
+pub const ACL_FIELD: &str = "_allow_access_control";
+/// Prefix of access-control indexes (Elastic's name).
+const ACL_PREFIX: &str = ".search-acl-filter-";
+/// The default [`ElasticsearchConfig::index_pattern`].
+pub const DEFAULT_INDEX_PATTERN: &str = "tributary-{tenant}-{index}";
 /// Field holding extracted text (Elastic's name).
 pub const BODY_FIELD: &str = "body";
 /// Documents per page when listing versions.
@@ -91,6 +128,12 @@ pub struct ElasticsearchConfig {
     pub retry_backoff_ms: u64,
     /// Time limit of one request, in seconds.
     pub request_timeout_secs: u64,
+    /// The Elasticsearch index a tenant's index is written to: `{tenant}` and `{index}` are
+    /// replaced by their names (default [`DEFAULT_INDEX_PATTERN`]). See [`IndexPattern`].
+    pub index_pattern: String,
+    /// Allows an `index_pattern` without `{tenant}`: one tenant per cluster (or per pattern),
+    /// e.g. `index_pattern = "{index}"` to keep writing the indexes Elastic's service wrote.
+    pub single_tenant: bool,
 }
 
 impl Default for ElasticsearchConfig {
@@ -108,6 +151,8 @@ impl Default for ElasticsearchConfig {
             retries: 5,
             retry_backoff_ms: 1000,
             request_timeout_secs: 240,
+            index_pattern: DEFAULT_INDEX_PATTERN.into(),
+            single_tenant: false,
         }
     }
 }
@@ -156,6 +201,127 @@ impl ElasticsearchConfig {
     }
 }
 
+/// How a tenant's index name becomes an Elasticsearch index name (`[elasticsearch]
+/// index_pattern`), applied in this one place for every request the sink sends.
+///
+/// The pattern holds `{index}` once and `{tenant}` once (`{tenant}` may be left out only with
+/// `single_tenant = true`); nothing else in braces. A rendered name must be one Elasticsearch
+/// accepts — lowercase, none of `\ / * ? " < > | , # :` or spaces, not starting with `-`, `_`
+/// or `+`, not `.`/`..`, at most 255 bytes — or the request fails naming the tenant, the index
+/// and the reason before anything is sent. The access-control index of an index is
+/// `.search-acl-filter-` + its rendered name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPattern {
+    pattern: String,
+}
+
+impl IndexPattern {
+    /// Checks `pattern` (see the type's documentation).
+    pub fn parse(pattern: &str, single_tenant: bool) -> anyhow::Result<Self> {
+        let count = |p: &str| pattern.matches(p).count();
+        let why = if count("{index}") != 1 {
+            Some("must contain `{index}` exactly once")
+        } else if count("{tenant}") > 1 {
+            Some("may contain `{tenant}` only once")
+        } else if count("{tenant}") == 0 && !single_tenant {
+            Some(
+                "must contain `{tenant}` so tenants never share an index (set `single_tenant = true` to allow one tenant only)",
+            )
+        } else if pattern
+            .replace("{index}", "")
+            .replace("{tenant}", "")
+            .contains(['{', '}'])
+        {
+            Some("knows only the placeholders `{tenant}` and `{index}`")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            bail!("elasticsearch `index_pattern` `{pattern}` {why}");
+        }
+        let this = Self {
+            pattern: pattern.to_string(),
+        };
+        // The fixed parts must be valid too (`Tributary-…`, `_x{index}`): say so now.
+        let sample = this.render("t", "i");
+        if let Err(why) = check_index_name(&sample) {
+            bail!("elasticsearch `index_pattern` `{pattern}` makes invalid index names: {why}");
+        }
+        Ok(this)
+    }
+
+    /// Whether names carry the tenant (so an index of another tenant is a collision).
+    fn has_tenant(&self) -> bool {
+        self.pattern.contains("{tenant}")
+    }
+
+    fn render(&self, tenant: &str, index: &str) -> String {
+        // One pass, so a name containing `{index}` is never substituted again.
+        let mut out = String::new();
+        let mut rest = self.pattern.as_str();
+        while let Some(at) = rest.find('{') {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            if let Some(after) = tail.strip_prefix("{index}") {
+                out.push_str(index);
+                rest = after;
+            } else if let Some(after) = tail.strip_prefix("{tenant}") {
+                out.push_str(tenant);
+                rest = after;
+            } else {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The Elasticsearch index holding `index`, or why there can be none.
+    pub fn resolve(&self, index: &IndexRef) -> anyhow::Result<String> {
+        let name = match index.name.strip_prefix(ACL_PREFIX) {
+            Some(content) => format!("{ACL_PREFIX}{}", self.render(&index.tenant, content)),
+            None => self.render(&index.tenant, &index.name),
+        };
+        check_index_name(&name).map_err(|why| {
+            anyhow!(
+                "index `{}` of tenant `{}` would be the Elasticsearch index `{name}`, which Elasticsearch refuses: {why}",
+                index.name,
+                index.tenant
+            )
+        })?;
+        Ok(name)
+    }
+}
+
+/// Elasticsearch's rules for index names.
+fn check_index_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("it must not be `.` or `..`".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("it is {} bytes long, more than 255", name.len()));
+    }
+    if name.starts_with(['-', '_', '+']) {
+        return Err("it must not start with `-`, `_` or `+`".into());
+    }
+    if name.chars().any(char::is_uppercase) {
+        return Err("it must be lowercase".into());
+    }
+    if let Some(c) = name.chars().find(|c| {
+        matches!(
+            c,
+            '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':' | ' '
+        )
+    }) {
+        return Err(format!("it must not contain `{c}`"));
+    }
+    Ok(())
+}
+
 /// One bulk operation, serialized once.
 struct Op {
     id: String,
@@ -194,6 +360,7 @@ pub struct SinkStats {
 pub struct ElasticsearchSink {
     client: Elasticsearch,
     config: ElasticsearchConfig,
+    pattern: IndexPattern,
     slots: Arc<Semaphore>,
     ensured: tokio::sync::Mutex<HashSet<String>>,
     in_flight: Mutex<HashMap<String, Vec<InFlight>>>,
@@ -204,12 +371,14 @@ impl ElasticsearchSink {
     /// A sink writing to the cluster `config` names (no request is sent yet).
     pub fn new(config: &ElasticsearchConfig) -> anyhow::Result<Self> {
         let client = config.client()?;
+        let pattern = IndexPattern::parse(&config.index_pattern, config.single_tenant)?;
         let mut config = config.clone();
         config.bulk_max_docs = config.bulk_max_docs.clamp(1, 100_000);
         config.bulk_max_bytes = config.bulk_max_bytes.clamp(1024, 100 * 1024 * 1024);
         config.bulk_concurrency = config.bulk_concurrency.clamp(1, 64);
         Ok(Self {
             client,
+            pattern,
             slots: Arc::new(Semaphore::new(config.bulk_concurrency)),
             config,
             ensured: tokio::sync::Mutex::default(),
@@ -221,6 +390,11 @@ impl ElasticsearchSink {
     /// The client (shared with the connectors compatibility mode).
     pub fn client(&self) -> &Elasticsearch {
         &self.client
+    }
+
+    /// The Elasticsearch index holding `index` (see [`IndexPattern`]).
+    pub fn index_name(&self, index: &IndexRef) -> anyhow::Result<String> {
+        self.pattern.resolve(index)
     }
 
     /// What was written so far.
@@ -242,59 +416,94 @@ impl ElasticsearchSink {
             .to_string())
     }
 
-    /// Creates `index` with tributary's mappings unless it exists.
-    pub async fn ensure_index(&self, index: &str) -> anyhow::Result<()> {
+    /// Creates `name` (the Elasticsearch index of `index`) with tributary's mappings unless it
+    /// exists; an existing index recording another tenant's index as its owner is refused.
+    async fn ensure_index(&self, name: &str, index: &IndexRef) -> anyhow::Result<()> {
         let mut ensured = self.ensured.lock().await;
-        if ensured.contains(index) {
+        if ensured.contains(name) {
             return Ok(());
         }
         let exists = self
             .client
             .indices()
-            .exists(IndicesExistsParts::Index(&[index]))
+            .exists(IndicesExistsParts::Index(&[name]))
             .send()
             .await
-            .map_err(|e| anyhow!("checking whether index `{index}` exists: {e}"))?;
+            .map_err(|e| anyhow!("checking whether index `{name}` exists: {e}"))?;
         match exists.status_code() {
+            StatusCode::OK if self.pattern.has_tenant() => self.check_owner(name, index).await?,
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
                 let response = self
                     .client
                     .indices()
-                    .create(IndicesCreateParts::Index(index))
-                    .body(index_definition(index))
+                    .create(IndicesCreateParts::Index(name))
+                    .body(index_definition(name, index))
                     .send()
                     .await
-                    .map_err(|e| anyhow!("creating index `{index}`: {e}"))?;
+                    .map_err(|e| anyhow!("creating index `{name}`: {e}"))?;
                 let status = response.status_code();
                 if !status.is_success() {
                     let body: Value = response.json().await.unwrap_or(Value::Null);
-                    // Another writer created it meanwhile: fine.
+                    // Another writer created it meanwhile: fine if it is ours.
                     if error_type(&body) != Some("resource_already_exists_exception") {
                         bail!(
-                            "creating index `{index}`: HTTP {}: {}",
+                            "creating index `{name}`: HTTP {}: {}",
                             status.as_u16(),
                             error_reason(&body)
                         );
                     }
+                    if self.pattern.has_tenant() {
+                        self.check_owner(name, index).await?;
+                    }
                 }
-                tracing::info!(%index, "created Elasticsearch index");
+                tracing::info!(index = %name, "created Elasticsearch index");
             }
             other => bail!(
-                "checking whether index `{index}` exists: HTTP {}",
+                "checking whether index `{name}` exists: HTTP {}",
                 other.as_u16()
             ),
         }
-        ensured.insert(index.to_string());
+        ensured.insert(name.to_string());
         Ok(())
     }
 
-    fn index_op(doc: &SinkDocument) -> anyhow::Result<(Op, usize)> {
+    /// Fails when `name` records (in `_meta.tributary`) an owner other than `index`. Indexes
+    /// without the record (made by Kibana or by hand) are accepted.
+    async fn check_owner(&self, name: &str, index: &IndexRef) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[name]))
+            .send()
+            .await
+            .map_err(|e| anyhow!("reading the mappings of `{name}`: {e}"))?;
+        let body = read_json(response, &format!("reading the mappings of `{name}`")).await?;
+        let Some(owner) = body.pointer(&format!(
+            "/{}/mappings/_meta/tributary",
+            pointer_escape(name)
+        )) else {
+            return Ok(());
+        };
+        let owner_tenant = owner.get("tenant").and_then(Value::as_str).unwrap_or("");
+        let owner_index = owner.get("index").and_then(Value::as_str).unwrap_or("");
+        if owner_tenant != index.tenant || owner_index != index.name {
+            bail!(
+                "Elasticsearch index `{name}` holds index `{owner_index}` of tenant `{owner_tenant}`, not `{}` of tenant `{}`: change `index_pattern` so names cannot collide",
+                index.name,
+                index.tenant
+            );
+        }
+        Ok(())
+    }
+
+    fn index_op(tenant: &str, doc: &SinkDocument) -> anyhow::Result<(Op, usize)> {
         let mut source = doc.fields.clone();
         if let Some(body) = &doc.body {
             source.insert(BODY_FIELD.into(), Value::String(body.clone()));
         }
         source.insert(CONNECTOR_FIELD.into(), Value::String(doc.connector.clone()));
+        source.insert(TENANT_FIELD.into(), Value::String(tenant.to_string()));
         match &doc.version {
             Some(v) => {
                 source.insert(VERSION_FIELD.into(), Value::String(v.clone()));
@@ -316,18 +525,76 @@ impl ElasticsearchSink {
         ))
     }
 
-    fn delete_op(id: &str) -> anyhow::Result<Op> {
+    /// Deletes `id` only while it is still the copy read at `seq_no`/`primary_term`.
+    fn delete_op(id: &str, seq_no: u64, primary_term: u64) -> anyhow::Result<Op> {
+        let action =
+            json!({"delete": {"_id": id, "if_seq_no": seq_no, "if_primary_term": primary_term}});
         Ok(Op {
             id: id.to_string(),
-            action: Bytes::from(serde_json::to_vec(&json!({"delete": {"_id": id}}))?),
+            action: Bytes::from(serde_json::to_vec(&action)?),
             source: None,
         })
     }
 
+    /// Deletes those of `ids` in `name` that belong to `connector` of `index.tenant` (or to
+    /// no tributary connector), leaving other connectors' documents alone.
+    async fn delete_owned(
+        &self,
+        name: &str,
+        index: &IndexRef,
+        connector: &str,
+        ids: Vec<String>,
+    ) -> anyhow::Result<()> {
+        // Our writes of these ids still in flight land first, so the owner read below is current.
+        self.settle(name, &ids).await?;
+        let mut ops = Vec::new();
+        let fields = [CONNECTOR_FIELD, TENANT_FIELD];
+        for chunk in ids.chunks(SCAN_PAGE) {
+            let response = self
+                .client
+                .mget(MgetParts::Index(name))
+                ._source_includes(&fields)
+                .body(json!({ "ids": chunk }))
+                .send()
+                .await
+                .map_err(|e| anyhow!("reading documents of `{name}` to delete: {e}"))?;
+            if response.status_code() == StatusCode::NOT_FOUND {
+                return Ok(()); // nothing indexed yet
+            }
+            let body = read_json(
+                response,
+                &format!("reading documents of `{name}` to delete"),
+            )
+            .await?;
+            for doc in body
+                .get("docs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(id), Some(seq_no), Some(term)) = (
+                    doc.get("_id").and_then(Value::as_str),
+                    doc.get("_seq_no").and_then(Value::as_u64),
+                    doc.get("_primary_term").and_then(Value::as_u64),
+                ) else {
+                    continue; // not found
+                };
+                let source = doc.get("_source").unwrap_or(&Value::Null);
+                if owns(source, &index.tenant, connector) {
+                    ops.push(Self::delete_op(id, seq_no, term)?);
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.submit(name, index, ops).await
+    }
+
     /// Cuts `ops` into bounded bulk requests and sends them, waiting for a free slot (and for
     /// in-flight writes of the same ids) before each.
-    async fn submit(&self, index: &str, ops: Vec<Op>) -> anyhow::Result<()> {
-        self.ensure_index(index).await?;
+    async fn submit(&self, index: &str, owner: &IndexRef, ops: Vec<Op>) -> anyhow::Result<()> {
+        self.ensure_index(index, owner).await?;
         let mut chunk: Vec<Op> = Vec::new();
         let mut bytes = 0;
         for op in ops {
@@ -389,6 +656,25 @@ impl ElasticsearchSink {
         Ok(())
     }
 
+    /// Waits for the bulk requests in flight for `index` that write one of `ids`.
+    async fn settle(&self, index: &str, ids: &[String]) -> anyhow::Result<()> {
+        let handles: Vec<JoinHandle<anyhow::Result<()>>> = {
+            let mut map = self
+                .in_flight
+                .lock()
+                .map_err(|_| anyhow!("sink lock poisoned"))?;
+            let Some(list) = map.get_mut(index) else {
+                return Ok(());
+            };
+            let (wait, keep): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(list)
+                .into_iter()
+                .partition(|f| f.handle.is_finished() || ids.iter().any(|id| f.ids.contains(id)));
+            *list = keep;
+            wait.into_iter().map(|f| f.handle).collect()
+        };
+        join_all(handles).await
+    }
+
     /// Waits for every bulk request in flight for `index`.
     async fn drain(&self, index: &str) -> anyhow::Result<()> {
         let handles: Vec<JoinHandle<anyhow::Result<()>>> = self
@@ -422,6 +708,7 @@ impl ElasticsearchSink {
     async fn versions_of(
         &self,
         index: &str,
+        tenant: &str,
         connector: &str,
     ) -> anyhow::Result<HashMap<String, Option<String>>> {
         let mut out = HashMap::new();
@@ -448,7 +735,7 @@ impl ElasticsearchSink {
                     "size": SCAN_PAGE,
                     "pit": {"id": pit, "keep_alive": "2m"},
                     "sort": [{"_shard_doc": "asc"}],
-                    "query": owned_by(connector),
+                    "query": owned_by(tenant, connector),
                     "_source": [VERSION_FIELD],
                     "track_total_hits": false,
                 });
@@ -506,14 +793,15 @@ impl ElasticsearchSink {
     async fn search_index(
         &self,
         index: &str,
+        tenant: &str,
         request: &SearchRequest,
     ) -> anyhow::Result<SearchResults> {
-        let mut filter = Vec::new();
-        if let Some(connector) = &request.connector {
-            filter.push(owned_by(connector));
-        }
+        let mut filter = vec![match &request.connector {
+            Some(connector) => owned_by(tenant, connector),
+            None => of_tenant(tenant),
+        }];
         if let Some(identities) = &request.identities {
-            filter.push(json!({"terms": {"_allow_access_control": identities}}));
+            filter.push(json!({"terms": {format!("{ACL_FIELD}.keyword"): identities}}));
         }
         let body = json!({
             "size": request.limit.clamp(1, 1000),
@@ -574,6 +862,7 @@ impl ElasticsearchSink {
     async fn get_docs(
         &self,
         index: &str,
+        tenant: &str,
         connector: &str,
         ids: &[String],
     ) -> anyhow::Result<Vec<SinkDocument>> {
@@ -581,7 +870,7 @@ impl ElasticsearchSink {
         for chunk in ids.chunks(SCAN_PAGE) {
             let body = json!({
                 "size": chunk.len(),
-                "query": {"bool": {"filter": [{"ids": {"values": chunk}}, owned_by(connector)]}},
+                "query": {"bool": {"filter": [{"ids": {"values": chunk}}, owned_by(tenant, connector)]}},
             });
             let Some(found) = self.search_raw(index, body).await? else {
                 return Ok(out);
@@ -607,15 +896,46 @@ impl ElasticsearchSink {
     }
 }
 
-/// Documents of `connector`, and documents no tributary connector wrote (Elastic's service).
-fn owned_by(connector: &str) -> Value {
+/// Documents of `tenant`'s `connector`, and documents no tributary connector wrote (Elastic's
+/// service). A document of the connector without a tenant field predates the field.
+fn owned_by(tenant: &str, connector: &str) -> Value {
     json!({"bool": {
         "should": [
-            {"term": {CONNECTOR_FIELD: connector}},
+            {"bool": {"filter": [{"term": {CONNECTOR_FIELD: connector}}, of_tenant(tenant)]}},
             {"bool": {"must_not": [{"exists": {"field": CONNECTOR_FIELD}}]}},
         ],
         "minimum_should_match": 1,
     }})
+}
+
+/// Documents of `tenant` (and those written before documents named their tenant).
+fn of_tenant(tenant: &str) -> Value {
+    json!({"bool": {
+        "should": [
+            {"term": {TENANT_FIELD: tenant}},
+            {"bool": {"must_not": [{"exists": {"field": TENANT_FIELD}}]}},
+        ],
+        "minimum_should_match": 1,
+    }})
+}
+
+/// [`owned_by`] for one `_source` read back.
+fn owns(source: &Value, tenant: &str, connector: &str) -> bool {
+    match source.get(CONNECTOR_FIELD) {
+        None | Some(Value::Null) => true,
+        Some(c) => {
+            c.as_str() == Some(connector)
+                && match source.get(TENANT_FIELD) {
+                    None | Some(Value::Null) => true,
+                    Some(t) => t.as_str() == Some(tenant),
+                }
+        }
+    }
+}
+
+/// `name` as one JSON pointer segment.
+fn pointer_escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 /// The document a search hit holds.
@@ -628,6 +948,7 @@ fn from_hit(hit: &Value) -> SinkDocument {
         Some(Value::String(s)) => s,
         _ => String::new(),
     };
+    fields.remove(TENANT_FIELD);
     let version = match fields.remove(VERSION_FIELD) {
         Some(Value::String(s)) => Some(s),
         _ => None,
@@ -653,20 +974,24 @@ fn from_hit(hit: &Value) -> SinkDocument {
     }
 }
 
-/// Settings and mappings of an index the sink creates.
-pub fn index_definition(index: &str) -> Value {
+/// Settings and mappings of the index `name` the sink creates for `owner`.
+pub fn index_definition(name: &str, owner: &IndexRef) -> Value {
     let keyword = json!({"type": "keyword"});
     let text_with_keyword =
         json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}});
     let mut properties = json!({
         CONNECTOR_FIELD: keyword,
+        TENANT_FIELD: keyword,
         VERSION_FIELD: keyword,
         "id": keyword,
-        "_allow_access_control": keyword,
+        // What Elastic's dynamic mapping makes of it, and what its query template queries
+        // (`.keyword`). As there, an identity over 256 characters is not indexed: it grants
+        // nothing.
+        ACL_FIELD: text_with_keyword,
         // Plugins' version markers are usually, not always, timestamps: keep the others.
         "_timestamp": {"type": "date", "ignore_malformed": true},
     });
-    if index.starts_with(".search-acl-filter-") {
+    if name.starts_with(ACL_PREFIX) {
         // Access-control documents: who the identity is, and the query template Elastic's
         // document-level security applies — stored, never searched.
         properties["identity"] = json!({"type": "object", "dynamic": true});
@@ -677,7 +1002,10 @@ pub fn index_definition(index: &str) -> Value {
         properties[BODY_FIELD] = json!({"type": "text"});
         properties["url"] = keyword;
     }
-    json!({"mappings": {"properties": properties}})
+    json!({"mappings": {
+        "_meta": {"tributary": {"tenant": owner.tenant, "index": owner.name}},
+        "properties": properties,
+    }})
 }
 
 async fn join_all(handles: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
@@ -825,6 +1153,9 @@ async fn send_bulk(
                                 }
                             }
                             404 if kind == "delete" => {} // already gone
+                            // Rewritten since its owner was read (by another connector, say):
+                            // no longer the copy this delete was for.
+                            409 if kind == "delete" => {}
                             429 | 503 => {
                                 last = format!("document `{}`: HTTP {status} {}", op.id, reason());
                                 retry.push(op);
@@ -870,42 +1201,40 @@ impl Sink for ElasticsearchSink {
         docs: Vec<SinkDocument>,
     ) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
+            let name = self.index_name(&index)?;
             let mut ops = Vec::with_capacity(docs.len());
             for doc in &docs {
-                ops.push(Self::index_op(doc)?.0);
+                ops.push(Self::index_op(&index.tenant, doc)?.0);
             }
-            self.submit(&index.name, ops).await
+            self.submit(&name, &index, ops).await
         })
     }
 
     fn delete(
         &self,
         index: IndexRef,
-        _connector: String,
+        connector: String,
         ids: Vec<String>,
     ) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            let ops = ids
-                .iter()
-                .map(String::as_str)
-                .map(Self::delete_op)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            self.submit(&index.name, ops).await
+            let name = self.index_name(&index)?;
+            self.delete_owned(&name, &index, &connector, ids).await
         })
     }
 
     fn commit(&self, index: IndexRef) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            self.drain(&index.name).await?;
+            let name = self.index_name(&index)?;
+            self.drain(&name).await?;
             let response = self
                 .client
                 .indices()
-                .refresh(IndicesRefreshParts::Index(&[&index.name]))
+                .refresh(IndicesRefreshParts::Index(&[&name]))
                 .ignore_unavailable(true)
                 .send()
                 .await
-                .map_err(|e| anyhow!("refreshing `{}`: {e}", index.name))?;
-            read_json(response, &format!("refreshing `{}`", index.name)).await?;
+                .map_err(|e| anyhow!("refreshing `{name}`: {e}"))?;
+            read_json(response, &format!("refreshing `{name}`")).await?;
             Ok(())
         })
     }
@@ -915,7 +1244,10 @@ impl Sink for ElasticsearchSink {
         index: IndexRef,
         connector: String,
     ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
-        Box::pin(async move { self.versions_of(&index.name, &connector).await })
+        Box::pin(async move {
+            let name = self.index_name(&index)?;
+            self.versions_of(&name, &index.tenant, &connector).await
+        })
     }
 
     fn search(
@@ -923,7 +1255,10 @@ impl Sink for ElasticsearchSink {
         index: IndexRef,
         request: SearchRequest,
     ) -> BoxFuture<'_, anyhow::Result<SearchResults>> {
-        Box::pin(async move { self.search_index(&index.name, &request).await })
+        Box::pin(async move {
+            let name = self.index_name(&index)?;
+            self.search_index(&name, &index.tenant, &request).await
+        })
     }
 
     fn get(
@@ -932,7 +1267,10 @@ impl Sink for ElasticsearchSink {
         connector: String,
         ids: Vec<String>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<SinkDocument>>> {
-        Box::pin(async move { self.get_docs(&index.name, &connector, &ids).await })
+        Box::pin(async move {
+            let name = self.index_name(&index)?;
+            self.get_docs(&name, &index.tenant, &connector, &ids).await
+        })
     }
 }
 

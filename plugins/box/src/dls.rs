@@ -16,9 +16,11 @@ use crate::api::{Api, Collaboration, User};
 use crate::docs::fnv64;
 use crate::settings::Settings;
 
-/// Elastic's search-time filter: documents without `_allow_access_control` are public, the
-/// others need one of the user's identities.
-const DLS_QUERY: &str = r#"{"bool": {"should": [{"bool": {"must_not": {"exists": {"field": "_allow_access_control"}}}}, {"terms": {"_allow_access_control.enum": {{#toJson}}access_control{{/toJson}}}}]}}"#;
+/// Elastic's search-time filter (its `connectors/access_control.py` template): documents
+/// without `_allow_access_control` are public, the others need one of the user's identities in
+/// the field's `keyword` sub-field (what Elastic's dynamic mapping, and tributary's sink
+/// mapping, give it).
+const DLS_QUERY: &str = r#"{"bool": {"should": [{"bool": {"must_not": {"exists": {"field": "_allow_access_control"}}}}, {"terms": {"_allow_access_control.keyword": {{#toJson}}access_control{{/toJson}}}}]}}"#;
 
 /// A user's identities (`user_id:…`, `email:…`).
 pub fn user_identities(user: &User) -> Vec<String> {

@@ -214,8 +214,10 @@ fn drain(session: &mut Session, continue_route: &str, first: Members) -> Result<
     Ok(identities)
 }
 
-/// Elastic's query template: a member sees documents without an access list, or whose list
-/// shares an identity with the member's.
+/// Elastic's query template (`connectors/access_control.py`): a member sees documents without
+/// an access list, or whose list shares an identity with the member's. It queries the
+/// `keyword` sub-field that Elastic's dynamic mapping (and tributary's sink mapping) gives
+/// `_allow_access_control`.
 const QUERY_SOURCE: &str = r#"{
                     "bool": {
                         "should": [
@@ -230,9 +232,9 @@ const QUERY_SOURCE: &str = r#"{
                             },
                             {
                                 "terms": {
-                                    "_allow_access_control.enum": {{#toJson}}access_control{{/toJson}}
+                                    "_allow_access_control.keyword": {{#toJson}}access_control{{/toJson}}
                                 }
-                            },
+                            }
                         ]
                     }
                 }"#;

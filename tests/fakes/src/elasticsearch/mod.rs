@@ -6,10 +6,12 @@
 //! | --- | --- |
 //! | `GET /` | cluster info (`version.number` 9.1.0) |
 //! | `HEAD /{index}`, `PUT /{index}`, `DELETE /{index}`, `GET /{index}/_mapping` | create answers 400 `resource_already_exists_exception` when it exists, 400 `invalid_index_name_exception` for names Elasticsearch refuses |
-//! | `POST [/{index}]/_bulk` | NDJSON `index`/`create`/`update`/`delete`; per-item results; `errors: true` when any item failed |
+//! | `POST [/{index}]/_bulk` | NDJSON `index`/`create`/`update`/`delete` (`delete` honours `if_seq_no`/`if_primary_term`: 409 on a mismatch); per-item results; `errors: true` when any item failed |
 //! | `GET/PUT/POST /{index}/_doc/{id}`, `POST /{index}/_doc`, `DELETE /{index}/_doc/{id}` | `if_seq_no` + `if_primary_term` → 409 `version_conflict_engine_exception`; `op_type=create` |
 //! | `POST /{index}/_update/{id}` | `{"doc": …}` merged recursively (`detect_noop`), `doc_as_upsert`, optimistic concurrency as above, 404 `document_missing_exception` |
-//! | `POST [/{index}]/_search` | `query` ([`query`] subset), `sort`, `search_after`, `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
+//! | `POST [/{index}]/_search` | `query` ([`query`] subset, fields resolved through the index's mappings), `sort`, `search_after`, `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
+//! | `POST [/{index}]/_search/template`, `POST /_render/template` | `{"source": …, "params": …}`: the [`template`] subset of mustache rendered, then searched (or returned as `template_output`) |
+//! | `POST /{index}/_mget` | `{"ids": […]}` or `{"docs": [{"_id"}]}`, real-time, with `_seq_no`/`_primary_term`; `_source_includes` |
 //! | `POST /{index}/_pit`, `DELETE /_pit` | point in time: a frozen copy of the searchable documents; `_shard_doc` sorts by position in it |
 //! | `POST /{index}/_refresh`, `POST /{index}/_count` | |
 //!
@@ -45,6 +47,7 @@
 //! [`FakeElasticsearch::require_basic`] is set, other requests get 401 `security_exception`.
 
 pub mod query;
+pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -790,7 +793,7 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
             auto_refresh(ix, refresh_interval);
             let mut count = 0;
             for (id, doc) in &ix.visible {
-                match query::score(&query, id, &doc.source) {
+                match query::score_in(&query, &ix.mappings, id, &doc.source) {
                     Ok(Some(_)) => count += 1,
                     Ok(None) => {}
                     Err(QueryError(e)) => return parse_error(&e),
@@ -804,6 +807,43 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
                 Err(r) => return *r,
             };
             search(&mut store, Some(index), &params, &body)
+        }
+        (&Method::POST | &Method::GET, ["_search", "template"]) => {
+            let body = match body_json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            match render_template(&body) {
+                Ok(rendered) => search(&mut store, None, &params, &rendered),
+                Err(r) => *r,
+            }
+        }
+        (&Method::POST | &Method::GET, [index, "_search", "template"]) => {
+            let body = match body_json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            match render_template(&body) {
+                Ok(rendered) => search(&mut store, Some(index), &params, &rendered),
+                Err(r) => *r,
+            }
+        }
+        (&Method::POST | &Method::GET, ["_render", "template"]) => {
+            let body = match body_json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            match render_template(&body) {
+                Ok(rendered) => json_response(StatusCode::OK, json!({"template_output": rendered})),
+                Err(r) => *r,
+            }
+        }
+        (&Method::POST | &Method::GET, [index, "_mget"]) => {
+            let body = match body_json() {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            mget(&store, index, &params, &body)
         }
         (&Method::POST, [index, "_pit"]) => {
             if !params.contains_key("keep_alive") {
@@ -1145,6 +1185,94 @@ fn update_doc(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Search templates and multi-get
+
+/// The search body a `{"source", "params"}` template request renders to.
+fn render_template(body: &Value) -> Result<Value, Box<Response>> {
+    for key in body.as_object().map(|o| o.keys()).into_iter().flatten() {
+        if !matches!(key.as_str(), "source" | "params" | "explain" | "profile") {
+            return Err(Box::new(parse_error(&format!(
+                "[search_template] unknown field [{key}]"
+            ))));
+        }
+    }
+    let source = match body.get("source") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other @ Value::Object(_)) => other.to_string(),
+        _ => {
+            return Err(Box::new(es_error(
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+                "Validation Failed: 1: template's source must be specified;",
+                json!({}),
+            )));
+        }
+    };
+    let params = body.get("params").cloned().unwrap_or(json!({}));
+    let rendered = template::render(&source, &params).map_err(|e| {
+        Box::new(es_error(
+            StatusCode::BAD_REQUEST,
+            "general_script_exception",
+            &e,
+            json!({}),
+        ))
+    })?;
+    serde_json::from_str(&rendered).map_err(|e| {
+        Box::new(es_error(
+            StatusCode::BAD_REQUEST,
+            "x_content_parse_exception",
+            &format!("the rendered template is not JSON: {e}: {rendered}"),
+            json!({}),
+        ))
+    })
+}
+
+/// `_mget`: real-time reads by id (a missing index answers per-document errors, as there).
+fn mget(store: &Store, index: &str, params: &HashMap<String, String>, body: &Value) -> Response {
+    let ids: Vec<String> = match (body.get("ids"), body.get("docs")) {
+        (Some(Value::Array(ids)), _) => ids
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        (_, Some(Value::Array(docs))) => docs
+            .iter()
+            .filter_map(|d| d.get("_id").and_then(Value::as_str).map(str::to_string))
+            .collect(),
+        _ => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+                "Validation Failed: 1: no documents to get;",
+                json!({}),
+            );
+        }
+    };
+    let includes: Option<Value> = params.get("_source_includes").map(|list| {
+        Value::Array(
+            list.split(',')
+                .map(|f| Value::String(f.to_string()))
+                .collect(),
+        )
+    });
+    let ix = store.indices.get(index);
+    let docs: Vec<Value> = ids
+        .iter()
+        .map(|id| match ix.map(|ix| ix.live.get(id)) {
+            None => json!({"_index": index, "_id": id, "error": {"type": "index_not_found_exception", "reason": format!("no such index [{index}]"), "index": index}}),
+            Some(None) => json!({"_index": index, "_id": id, "found": false}),
+            Some(Some(d)) => {
+                let mut hit = json!({"_index": index, "_id": id, "_version": d.version, "_seq_no": d.seq_no, "_primary_term": 1, "found": true});
+                if let Some(source) = query::filter_source(&d.source, includes.as_ref()) {
+                    hit["_source"] = source;
+                }
+                hit
+            }
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({ "docs": docs }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Search
 
 const SEARCH_KEYS: &[&str] = &[
@@ -1270,9 +1398,13 @@ fn search(
             json!({}),
         );
     }
+    let mappings = store
+        .indices
+        .get(&index_name)
+        .map_or(Value::Null, |ix| ix.mappings.clone());
     let mut hits: Vec<(f64, usize, &String, &Doc)> = Vec::new();
     for (ordinal, (id, doc)) in docs.iter().enumerate() {
-        match query::score(&query, id, &doc.source) {
+        match query::score_in(&query, &mappings, id, &doc.source) {
             Ok(Some(score)) => hits.push((score, ordinal, id, doc)),
             Ok(None) => {}
             Err(QueryError(e)) => return parse_error(&e),
@@ -1550,6 +1682,25 @@ async fn bulk(
             .or_insert_with(|| Index::new(json!({}), n, true));
         touched.push(index.clone());
         let item = match (kind.as_str(), source) {
+            ("delete", _)
+                if meta.contains_key("if_seq_no")
+                    && (meta.get("if_seq_no").and_then(Value::as_u64)
+                        != ix.live.get(&id).map(|d| d.seq_no)
+                        || meta.get("if_primary_term").and_then(Value::as_u64) != Some(1)) =>
+            {
+                errors = true;
+                let want = meta.get("if_seq_no").and_then(Value::as_u64).unwrap_or(0);
+                let reason = match ix.live.get(&id) {
+                    Some(d) => format!(
+                        "[{id}]: version conflict, required seqNo [{want}], primary term [1]. current document has seqNo [{}] and primary term [1]",
+                        d.seq_no
+                    ),
+                    None => format!(
+                        "[{id}]: version conflict, required seqNo [{want}], primary term [1]. but no document was found"
+                    ),
+                };
+                json!({"_index": index, "_id": id, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": reason, "index": index, "shard": "0", "index_uuid": ix.uuid}})
+            }
             ("delete", _) => {
                 let seq = ix.next_seq();
                 match ix.live.remove(&id) {

@@ -4,10 +4,19 @@
 //! `filter`, `should`, `must_not`, `minimum_should_match`), `match` and `simple_query_string`.
 //! Anything else is a 400 `parsing_exception`, as Elasticsearch answers for an unknown query.
 //!
-//! Assumptions (not Elasticsearch's real analysis): `term`/`terms` compare the stored JSON value
-//! exactly (the real mappings make those fields `keyword`); full-text queries lower-case and
-//! split on non-alphanumeric characters, and the score is the number of matching terms times
-//! the field boost, not BM25. Dates are compared as strings (ISO 8601 sorts correctly).
+//! Fields are resolved through the index's explicit mappings ([`score_in`]), as Elasticsearch
+//! does: a field mapped `text` holds its analysed tokens (a `term` on it matches a token, not the
+//! whole string); `field.sub` of a field mapped with the multi-field `sub` (e.g.
+//! `_allow_access_control.keyword`) holds the parent's values; a sub-field the mappings do not
+//! declare (`_allow_access_control.enum` when only `keyword` exists), or a field inside an
+//! object mapped `enabled: false`, holds nothing and matches nothing.
+//!
+//! Assumptions (not Elasticsearch's real analysis): a field the mappings do not declare (dynamic
+//! mapping) compares the stored JSON value exactly, as if `keyword` (the real system indexes map
+//! those fields `keyword`), and `x.keyword` of such a field is `x` (the sub-field dynamic mapping
+//! adds to strings); full-text queries lower-case and split on non-alphanumeric characters, and
+//! the score is the number of matching terms times the field boost, not BM25. Dates are compared
+//! as strings (ISO 8601 sorts correctly).
 
 use std::cmp::Ordering;
 
@@ -29,16 +38,104 @@ pub fn lookup<'a>(source: &'a Value, path: &str) -> Option<&'a Value> {
     Some(current)
 }
 
-fn values_of<'a>(source: &'a Value, id: &'a str, field: &str, out: &mut Vec<&'a Value>) {
-    if field == "_id" {
-        return;
+/// How the mappings declare a field path.
+enum Mapped {
+    /// Not declared: dynamic mapping.
+    Dynamic,
+    /// Declared with this type (`keyword`, `text`, …).
+    Field(String),
+    /// The multi-field of `parent` (`_allow_access_control.keyword`), of this type.
+    Sub { parent: String, kind: String },
+    /// Not searchable: an undeclared sub-field of a declared field, or inside a disabled
+    /// object. Elasticsearch matches nothing on it.
+    Unmapped,
+}
+
+fn mapped(mappings: &Value, path: &str) -> Mapped {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut props = mappings.get("properties");
+    for (i, part) in parts.iter().enumerate() {
+        let Some(field) = props.and_then(|p| p.get(*part)) else {
+            return Mapped::Dynamic;
+        };
+        if field.get("enabled").and_then(Value::as_bool) == Some(false) {
+            return Mapped::Unmapped;
+        }
+        let kind = field.get("type").and_then(Value::as_str);
+        let rest = &parts[i + 1..];
+        if rest.is_empty() {
+            return match kind {
+                Some(k) if k != "object" && k != "nested" => Mapped::Field(k.to_string()),
+                _ => Mapped::Dynamic,
+            };
+        }
+        if let Some(inner) = field.get("properties") {
+            props = Some(inner);
+            continue;
+        }
+        if kind.is_none_or(|k| k == "object" || k == "nested") {
+            return Mapped::Dynamic;
+        }
+        // A leaf field: the rest can only name one of its multi-fields.
+        return match (rest, field.get("fields")) {
+            ([sub], Some(fields)) => match fields
+                .get(*sub)
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str)
+            {
+                Some(k) => Mapped::Sub {
+                    parent: parts[..=i].join("."),
+                    kind: k.to_string(),
+                },
+                None => Mapped::Unmapped,
+            },
+            _ => Mapped::Unmapped,
+        };
     }
+    Mapped::Dynamic
+}
+
+fn raw_values(source: &Value, field: &str) -> Vec<Value> {
     match lookup(source, field) {
-        Some(Value::Array(items)) => out.extend(items.iter()),
-        Some(Value::Null) | None => {}
-        Some(v) => out.push(v),
+        Some(Value::Array(items)) => items.iter().filter(|v| !v.is_null()).cloned().collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(v) => vec![v.clone()],
     }
-    let _ = id;
+}
+
+fn analysed(values: Vec<Value>) -> Vec<Value> {
+    values
+        .iter()
+        .flat_map(|v| match v {
+            Value::String(s) => tokens(s),
+            other => vec![other.to_string()],
+        })
+        .map(Value::String)
+        .collect()
+}
+
+/// The indexed values of `field` in `source`, as `term`/`terms` (`analyse`: text fields hold
+/// their tokens) and `exists` (not analysed) see them.
+fn indexed_values(mappings: &Value, source: &Value, field: &str, analyse: bool) -> Vec<Value> {
+    match mapped(mappings, field) {
+        Mapped::Unmapped => Vec::new(),
+        Mapped::Field(kind) if analyse && kind == "text" => analysed(raw_values(source, field)),
+        Mapped::Field(_) => raw_values(source, field),
+        Mapped::Sub { parent, kind } if analyse && kind == "text" => {
+            analysed(raw_values(source, &parent))
+        }
+        Mapped::Sub { parent, .. } => raw_values(source, &parent),
+        Mapped::Dynamic => {
+            let direct = raw_values(source, field);
+            match field.strip_suffix(".keyword") {
+                Some(parent) if direct.is_empty() => raw_values(source, parent)
+                    .into_iter()
+                    .filter(Value::is_string)
+                    .collect(),
+                _ => direct,
+            }
+        }
+    }
 }
 
 fn scalar_eq(stored: &Value, wanted: &Value) -> bool {
@@ -54,15 +151,20 @@ fn scalar_eq(stored: &Value, wanted: &Value) -> bool {
     }
 }
 
-fn field_matches(id: &str, source: &Value, field: &str, wanted: &[Value]) -> bool {
+fn field_matches(ctx: &Ctx<'_>, field: &str, wanted: &[Value]) -> bool {
     if field == "_id" {
-        return wanted.iter().any(|w| w.as_str() == Some(id));
+        return wanted.iter().any(|w| w.as_str() == Some(ctx.id));
     }
-    let mut stored = Vec::new();
-    values_of(source, id, field, &mut stored);
-    stored
+    indexed_values(ctx.mappings, ctx.source, field, true)
         .iter()
         .any(|s| wanted.iter().any(|w| scalar_eq(s, w)))
+}
+
+/// One document under evaluation and its index's mappings.
+struct Ctx<'a> {
+    mappings: &'a Value,
+    id: &'a str,
+    source: &'a Value,
 }
 
 fn single_entry<'a>(kind: &str, body: &'a Value) -> Result<(&'a String, &'a Value), QueryError> {
@@ -264,8 +366,31 @@ fn simple_score(body: &Value, source: &Value) -> Result<Option<f64>, QueryError>
     Ok(matched.then(|| scores.iter().sum()))
 }
 
-/// Evaluates `query` against one document: `Some(score)` when it matches.
+/// Evaluates `query` against one document of an index without explicit mappings.
 pub fn score(query: &Value, id: &str, source: &Value) -> Result<Option<f64>, QueryError> {
+    score_in(query, &Value::Null, id, source)
+}
+
+/// Evaluates `query` against one document of an index with `mappings`: `Some(score)` when it
+/// matches.
+pub fn score_in(
+    query: &Value,
+    mappings: &Value,
+    id: &str,
+    source: &Value,
+) -> Result<Option<f64>, QueryError> {
+    eval(
+        query,
+        &Ctx {
+            mappings,
+            id,
+            source,
+        },
+    )
+}
+
+fn eval(query: &Value, ctx: &Ctx<'_>) -> Result<Option<f64>, QueryError> {
+    let (id, source) = (ctx.id, ctx.source);
     let (kind, body) = single_entry("query", query)?;
     match kind.as_str() {
         "match_all" => Ok(Some(1.0)),
@@ -279,7 +404,7 @@ pub fn score(query: &Value, id: &str, source: &Value) -> Result<Option<f64>, Que
                     .ok_or_else(|| QueryError("[term] query does not support [value]".into()))?,
                 other => other.clone(),
             };
-            Ok(field_matches(id, source, field, &[wanted]).then_some(1.0))
+            Ok(field_matches(ctx, field, &[wanted]).then_some(1.0))
         }
         "terms" => {
             let (field, v) = single_entry("terms", body)?;
@@ -288,7 +413,7 @@ pub fn score(query: &Value, id: &str, source: &Value) -> Result<Option<f64>, Que
                     "[terms] query does not support [{field}] as a non-array"
                 ))
             })?;
-            Ok(field_matches(id, source, field, wanted).then_some(1.0))
+            Ok(field_matches(ctx, field, wanted).then_some(1.0))
         }
         "ids" => {
             let values = body
@@ -302,12 +427,8 @@ pub fn score(query: &Value, id: &str, source: &Value) -> Result<Option<f64>, Que
                 .get("field")
                 .and_then(Value::as_str)
                 .ok_or_else(|| QueryError("[exists] must be provided with a [field]".into()))?;
-            let found = field == "_id"
-                || match lookup(source, field) {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Array(a)) => a.iter().any(|v| !v.is_null()),
-                    Some(_) => true,
-                };
+            let found =
+                field == "_id" || !indexed_values(ctx.mappings, source, field, false).is_empty();
             Ok(found.then_some(1.0))
         }
         "match" => {
@@ -342,25 +463,25 @@ pub fn score(query: &Value, id: &str, source: &Value) -> Result<Option<f64>, Que
             }
             let mut total = 0.0;
             for q in clauses(obj.get("must")) {
-                match score(q, id, source)? {
+                match eval(q, ctx)? {
                     Some(s) => total += s,
                     None => return Ok(None),
                 }
             }
             for q in clauses(obj.get("filter")) {
-                if score(q, id, source)?.is_none() {
+                if eval(q, ctx)?.is_none() {
                     return Ok(None);
                 }
             }
             for q in clauses(obj.get("must_not")) {
-                if score(q, id, source)?.is_some() {
+                if eval(q, ctx)?.is_some() {
                     return Ok(None);
                 }
             }
             let should = clauses(obj.get("should"));
             let mut matched = 0;
             for q in &should {
-                if let Some(s) = score(q, id, source)? {
+                if let Some(s) = eval(q, ctx)? {
                     matched += 1;
                     total += s;
                 }

@@ -273,3 +273,203 @@ async fn authentication_is_enforced_when_configured() {
         "ZWxhc3RpYzpjaGFuZ2VtZQ=="
     );
 }
+
+/// Ids of a search answer's hits, sorted.
+fn hit_ids(found: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = found["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn fields_resolve_through_mappings_and_search_templates_are_evaluated() {
+    let es = FakeElasticsearch::start().await.unwrap();
+    let url = es.url();
+    // Elastic's dynamic mapping of a string: text with a keyword sub-field.
+    let mappings = json!({"mappings": {"properties": {
+        "acl": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+        "query": {"type": "object", "enabled": false},
+    }}});
+    call(
+        reqwest::Method::PUT,
+        format!("{url}/content"),
+        Some(mappings.to_string()),
+    )
+    .await;
+    es.put(
+        "content",
+        "ann",
+        json!({"acl": ["email:ann@x.example", "group:g1"]}),
+    );
+    es.put("content", "bob", json!({"acl": ["email:bob@x.example"]}));
+    es.put("content", "public", json!({"title": "no list"}));
+    es.put("content", "stored", json!({"query": {"k": "v"}}));
+    let search = |body: Value| {
+        let url = url.clone();
+        async move {
+            let (s, found) = call(
+                reqwest::Method::POST,
+                format!("{url}/content/_search"),
+                Some(body.to_string()),
+            )
+            .await;
+            assert_eq!(s, 200, "{found}");
+            hit_ids(&found)
+        }
+    };
+    // The keyword sub-field holds the whole identity; the text field only its tokens; a
+    // sub-field the mappings lack, and a disabled object, hold nothing.
+    assert_eq!(
+        search(json!({"query": {"terms": {"acl.keyword": ["group:g1", "email:bob@x.example"]}}}))
+            .await,
+        vec!["ann", "bob"]
+    );
+    assert!(
+        search(json!({"query": {"term": {"acl": "email:ann@x.example"}}}))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search(json!({"query": {"term": {"acl": "ann"}}})).await,
+        vec!["ann"]
+    );
+    assert!(
+        search(json!({"query": {"terms": {"acl.enum": ["group:g1"]}}}))
+            .await
+            .is_empty()
+    );
+    assert!(
+        search(json!({"query": {"term": {"query.k": "v"}}}))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search(json!({"query": {"bool": {"must_not": {"exists": {"field": "acl"}}}}})).await,
+        vec!["public", "stored"]
+    );
+    // A plain keyword mapping has no `.keyword` sub-field: a template querying it matches
+    // nothing (tributary's sink mapping before it agreed with Elastic's template).
+    call(
+        reqwest::Method::PUT,
+        format!("{url}/plain"),
+        Some(json!({"mappings": {"properties": {"acl": {"type": "keyword"}}}}).to_string()),
+    )
+    .await;
+    es.put("plain", "ann", json!({"acl": ["group:g1"]}));
+    let (_, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/plain/_search"),
+        Some(json!({"query": {"terms": {"acl.keyword": ["group:g1"]}}}).to_string()),
+    )
+    .await;
+    assert!(hit_ids(&found).is_empty());
+    let (_, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/plain/_search"),
+        Some(json!({"query": {"terms": {"acl": ["group:g1"]}}}).to_string()),
+    )
+    .await;
+    assert_eq!(hit_ids(&found), vec!["ann"]);
+    // An index without explicit mappings: `x.keyword` is the dynamic mapping's sub-field.
+    es.put("dynamic", "d", json!({"tag": "a:b"}));
+    let (_, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/dynamic/_search"),
+        Some(json!({"query": {"term": {"tag.keyword": "a:b"}}}).to_string()),
+    )
+    .await;
+    assert_eq!(hit_ids(&found), vec!["d"]);
+
+    // A search template, rendered with its params, then run.
+    let template = json!({
+        "source": r#"{"query": {"bool": {"should": [{"bool": {"must_not": {"exists": {"field": "acl"}}}}, {"terms": {"acl.keyword": {{#toJson}}access{{/toJson}}}}]}}}"#,
+        "params": {"access": ["email:bob@x.example"]},
+    });
+    let (s, found) = call(
+        reqwest::Method::POST,
+        format!("{url}/content/_search/template"),
+        Some(template.to_string()),
+    )
+    .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(hit_ids(&found), vec!["bob", "public", "stored"]);
+    let (s, rendered) = call(
+        reqwest::Method::POST,
+        format!("{url}/_render/template"),
+        Some(template.to_string()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        rendered["template_output"]["query"]["bool"]["should"][1]["terms"]["acl.keyword"],
+        json!(["email:bob@x.example"])
+    );
+    let broken = json!({"source": r#"{"query": {"terms": {"acl.keyword": [1,]}}}"#});
+    let (s, body) = call(
+        reqwest::Method::POST,
+        format!("{url}/content/_search/template"),
+        Some(broken.to_string()),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["type"].as_str()),
+        (400, Some("x_content_parse_exception"))
+    );
+}
+
+#[tokio::test]
+async fn mget_reads_in_real_time_and_bulk_deletes_honour_sequence_numbers() {
+    let es = FakeElasticsearch::start().await.unwrap();
+    es.set_refresh_interval(None);
+    let url = es.url();
+    es.put("ix", "a", json!({"owner": "x", "big": "…"}));
+    es.put("ix", "b", json!({"owner": "y"}));
+    let (s, got) = call(
+        reqwest::Method::POST,
+        format!("{url}/ix/_mget?_source_includes=owner"),
+        Some(json!({"ids": ["a", "b", "gone"]}).to_string()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let docs = got["docs"].as_array().unwrap();
+    assert_eq!(docs[0]["_source"], json!({"owner": "x"}));
+    assert_eq!(docs[2]["found"], false);
+    let (seq_a, seq_b) = (
+        docs[0]["_seq_no"].as_u64().unwrap(),
+        docs[1]["_seq_no"].as_u64().unwrap(),
+    );
+    // `b` is rewritten after it was read: its conditional delete is refused, `a`'s goes through.
+    es.put("ix", "b", json!({"owner": "z"}));
+    let bulk = format!(
+        "{}\n{}\n",
+        json!({"delete": {"_id": "a", "if_seq_no": seq_a, "if_primary_term": 1}}),
+        json!({"delete": {"_id": "b", "if_seq_no": seq_b, "if_primary_term": 1}}),
+    );
+    let (s, answer) = call(reqwest::Method::POST, format!("{url}/ix/_bulk"), Some(bulk)).await;
+    assert_eq!(s, 200);
+    assert_eq!(answer["errors"], true);
+    assert_eq!(answer["items"][0]["delete"]["status"], 200);
+    assert_eq!(answer["items"][1]["delete"]["status"], 409);
+    assert_eq!(
+        answer["items"][1]["delete"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
+    assert!(es.document("ix", "a").is_none());
+    assert_eq!(es.document("ix", "b").unwrap()["owner"], "z");
+    // A missing index: per-document errors, as Elasticsearch answers.
+    let (s, got) = call(
+        reqwest::Method::POST,
+        format!("{url}/nope/_mget"),
+        Some(json!({"ids": ["a"]}).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (s, got["docs"][0]["error"]["type"].as_str()),
+        (200, Some("index_not_found_exception"))
+    );
+}
