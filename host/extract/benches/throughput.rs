@@ -117,6 +117,21 @@ fn fixtures() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             .chain(std::iter::once("</body></html>".to_owned()))
             .collect();
     out.push(("html", "big.html", html.into_bytes()));
+    // The shape of Elastic's functional-test HTML (`generate_html` in its `tests/commons.py`):
+    // about 1 KB of text, then 100 KB `<img src='…'/>` attributes joined by `<br/>` (8 MB
+    // is its "large" size); here the text part is nested markup.
+    let mut next = rng(11);
+    let img: String = (0..100 * 1024)
+        .map(|_| char::from(b'a' + (next() % 26) as u8))
+        .collect();
+    let text: String = lines(12)
+        .iter()
+        .map(|l| format!("<div><p><span>{l}</span> <em>&quot;x&quot;</em></p></div>"))
+        .collect();
+    let images = vec![format!("<img src='{img}'/>"); 80].join("<br/>");
+    let fixture =
+        format!("<html><head></head><body><div>{text}</div><div>{images}</div></body></html>");
+    out.push(("html-fx", "fixture.html", fixture.into_bytes()));
     let pages: Vec<Vec<String>> = lines(30_000).chunks(50).map(<[String]>::to_vec).collect();
     out.push(("pdf", "big.pdf", fixtures::pdf(&pages, true)));
     out.push((

@@ -11,7 +11,7 @@
 //! | `Csv`, `Tsv` | `csv` | cells joined by spaces, rows by line breaks |
 //! | `Json` | `serde_json` | string and number values, one per line (keys dropped); JSON Lines too |
 //! | `Xml` | `quick-xml` | text nodes and CDATA (also SVG, RSS, …); DTD entities never expanded |
-//! | `Html` | `html5gum` | visible text: no `head`/`title`/`script`/`style`/`template`/`noscript` |
+//! | `Html` | own memchr scanner | visible text: no `head`/`title`/`script`/`style`/`template`/`noscript` |
 //! | `Pdf` | `pdf-extract` (`lopdf`) | text of every page, pages separated by blank lines |
 //! | `Docx` | `zip` + `quick-xml` | paragraphs in order, then footnotes, endnotes, comments |
 //! | `Pptx` | `zip` + `quick-xml` | slides in presentation order, each followed by its notes |

@@ -251,7 +251,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
 
 /// `Some(true)` for UTF-16LE, `Some(false)` for UTF-16BE, when (in the first 4 KiB)
 /// nearly every other byte is NUL and the others are not: ASCII-range UTF-16 text.
-fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
+pub(crate) fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
     let head = &bytes[..bytes.len().min(4096) & !1];
     if head.len() < 8 {
         return None;
