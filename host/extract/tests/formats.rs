@@ -145,6 +145,41 @@ fn html_visible_text() {
     );
 }
 
+include!("fixtures/html_cases.rs");
+
+#[test]
+fn html_tokenising() {
+    for (html, want) in HTML_CASES {
+        assert_eq!(
+            text_of(html.as_bytes(), "case.html", None, Format::Html),
+            *want,
+            "{html}"
+        );
+    }
+    // UTF-16 with a BOM, Windows-1252 without a label, a label naming another encoding
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "<p>caf\u{e9} &amp; th\u{e9}</p>"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    assert_eq!(
+        text_of(&utf16, "u.html", None, Format::Html),
+        "caf\u{e9} & th\u{e9}"
+    );
+    assert_eq!(
+        text_of(b"<p>caf\xE9 \x80</p>", "w.html", None, Format::Html),
+        "caf\u{e9} \u{20ac}"
+    );
+    let sjis = b"<meta charset=shift_jis><p>\x93\xfa\x96\x7b</p>";
+    assert_eq!(
+        text_of(sjis, "j.html", None, Format::Html),
+        "\u{65e5}\u{672c}"
+    );
+}
+
 #[test]
 fn pdf_pages() {
     let text = text_of(

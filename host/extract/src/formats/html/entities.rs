@@ -28,6 +28,9 @@ const MAX_DIGITS: usize = 64;
 /// Resolve the reference at the start of `rest` (the bytes after `&`). `eof` says
 /// whether `rest` runs to the end of the document.
 pub(super) fn resolve(rest: &[u8], eof: bool) -> Reference {
+    if rest.is_empty() && !eof {
+        return Reference::NeedMore;
+    }
     if rest.first() == Some(&b'#') {
         return numeric(&rest[1..], eof);
     }
@@ -2387,6 +2390,8 @@ mod tests {
         assert_eq!(resolve(b"nosuch;", true), Literal);
         assert_eq!(resolve(b" x", true), Literal);
         assert_eq!(resolve(b"am", false), NeedMore);
+        assert_eq!(resolve(b"", false), NeedMore);
+        assert_eq!(resolve(b"", true), Literal);
         assert_eq!(resolve(b"am", true), Literal);
         assert_eq!(resolve(b"#65;", true), Numeric('A', 4));
         assert_eq!(resolve(b"#x263a", true), Numeric('\u{263A}', 6));

@@ -753,3 +753,53 @@ fn encoding_of(bytes: &[u8]) -> (&'static Encoding, usize) {
     }
     (encoding_rs::WINDOWS_1252, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Limits;
+    use crate::limits::Budget;
+
+    include!("../../../tests/fixtures/html_cases.rs");
+
+    fn sink() -> Sink {
+        Sink::new(1 << 20, Budget::new(&Limits::default()))
+    }
+
+    /// Feeding any chunking of a document gives the text of feeding it whole, and
+    /// the carried lookahead stays small.
+    #[test]
+    fn chunked_feeding_gives_the_same_text() {
+        let mut docs: Vec<String> = HTML_CASES.iter().map(|(h, _)| (*h).to_owned()).collect();
+        docs.push(HTML_CASES.iter().map(|(h, _)| *h).collect());
+        docs.push(
+            "<p>caf\u{e9} \u{65e5}\u{672c} &CounterClockwiseContourIntegral; &#x1F600;</p>".into(),
+        );
+        for doc in &docs {
+            let mut whole = sink();
+            extract_str(doc, &mut whole).unwrap();
+            let whole = whole.finish();
+            for size in 1..=12 {
+                let mut s = sink();
+                let mut stream = Stream::default();
+                let chunks: Vec<&[u8]> = doc.as_bytes().chunks(size).collect();
+                for (k, chunk) in chunks.iter().enumerate() {
+                    stream.feed(chunk, k + 1 == chunks.len(), &mut s).unwrap();
+                    assert!(stream.carry.len() < 80, "{doc:?} / {size}");
+                }
+                assert_eq!(s.finish(), whole, "{doc:?} in chunks of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn split_utf8_sequences_are_held_back() {
+        assert_eq!(incomplete_utf8(b"ab"), 0);
+        assert_eq!(incomplete_utf8("a\u{e9}".as_bytes()), 0);
+        assert_eq!(incomplete_utf8(&"a\u{e9}".as_bytes()[..2]), 1);
+        assert_eq!(incomplete_utf8(&"\u{1F600}".as_bytes()[..3]), 3);
+        assert_eq!(incomplete_utf8("\u{1F600}".as_bytes()), 0);
+    }
+}
