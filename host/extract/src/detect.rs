@@ -3,8 +3,10 @@
 //!
 //! Sniffing recognises PDF (`%PDF-` in the first KiB), RTF (`{\rtf`), zip containers
 //! (looking inside for `[Content_Types].xml` parts or the ODF `mimetype` entry to pick
-//! DOCX/XLSX/XLSB/PPTX/ODT/ODS/ODP), OLE2 compound files (legacy Office) and common
-//! binary media/archive signatures. So a PDF named `.docx` is read as a PDF, and a zip
+//! DOCX/XLSX/XLSB/PPTX/ODT/ODS/ODP), OLE2 compound files (opened to see which streams
+//! they hold: `WordDocument` → DOC, `PowerPoint Document` → PPT, `Workbook` → XLS,
+//! `VisioDocument` → VSD, `__substg1.0_…` properties → MSG) and common binary
+//! media/archive signatures. So a PDF named `.docx` is read as a PDF, and a zip
 //! named `.pdf` is looked into; bytes that match nothing and claim a binary format by
 //! name fail cleanly in that format's parser.
 
@@ -51,6 +53,14 @@ pub enum Format {
     Rtf,
     /// An RFC 822 / MIME e-mail message.
     Eml,
+    /// Legacy Word 97-2003 documents (`.doc`).
+    Doc,
+    /// Legacy PowerPoint 97-2003 presentations (`.ppt`).
+    Ppt,
+    /// Outlook messages (`.msg`).
+    Msg,
+    /// Legacy Visio drawings (`.vsd`), best effort.
+    Vsd,
 }
 
 impl Format {
@@ -75,11 +85,15 @@ impl Format {
             Format::Odp => "odp",
             Format::Rtf => "rtf",
             Format::Eml => "eml",
+            Format::Doc => "doc",
+            Format::Ppt => "ppt",
+            Format::Msg => "msg",
+            Format::Vsd => "vsd",
         }
     }
 
     /// Every format, in declaration order.
-    pub const ALL: [Format; 18] = [
+    pub const ALL: [Format; 22] = [
         Format::Text,
         Format::Markdown,
         Format::Csv,
@@ -98,6 +112,10 @@ impl Format {
         Format::Odp,
         Format::Rtf,
         Format::Eml,
+        Format::Doc,
+        Format::Ppt,
+        Format::Msg,
+        Format::Vsd,
     ];
 
     /// Formats whose body is a zip container.
@@ -111,6 +129,14 @@ impl Format {
                 | Format::Odt
                 | Format::Ods
                 | Format::Odp
+        )
+    }
+
+    /// Formats whose body is an OLE2 compound file.
+    pub(crate) fn is_ole(self) -> bool {
+        matches!(
+            self,
+            Format::Xls | Format::Doc | Format::Ppt | Format::Msg | Format::Vsd
         )
     }
 
@@ -148,8 +174,9 @@ pub(crate) enum Detection {
 ///
 /// `head` may be the whole body (that lets zip containers be opened and looked into)
 /// or just its first few KiB (then zip contents are guessed from the entry names that
-/// appear in it). Returns `None` for bodies this crate does not extract (images,
-/// archives, legacy `.doc`/`.ppt`/`.msg`, unknown binaries).
+/// appear in it, and a compound file is taken to be what its name or MIME type says).
+/// Returns `None` for bodies this crate does not extract (images, archives, unknown
+/// binaries).
 ///
 /// ```
 /// use tributary_extract::{detect, Format};
@@ -190,14 +217,21 @@ pub(crate) fn detect_inner(file_name: &str, mime: Option<&str>, head: &[u8]) -> 
                 _ => Detection::Unsupported("zip archive".into()),
             },
         },
-        Sniff::Ole2 => match claimed {
-            Some(Claim::Format(Format::Xls)) => Detection::Format(Format::Xls),
-            _ => {
-                Detection::Unsupported("legacy OLE2 compound document (.doc/.ppt/.msg/...)".into())
-            }
+        Sniff::Ole2 => match crate::ole::kind(head) {
+            Some(f) => Detection::Format(f),
+            None => match claimed {
+                // a partial head cannot be opened: trust a compound-file claim
+                Some(Claim::Format(f)) if f.is_ole() => Detection::Format(f),
+                _ => Detection::Unsupported("OLE2 compound file of an unknown kind".into()),
+            },
         },
         Sniff::Binary(what) => Detection::Unsupported(what.into()),
         Sniff::Unknown => match claimed {
+            // "Word" or "Excel" files that are really HTML, XML or a mail (web exports)
+            Some(Claim::Format(f)) if f.is_ole() => match sniff_text(head) {
+                Some(text @ (Format::Html | Format::Xml | Format::Eml)) => Detection::Format(text),
+                _ => Detection::Format(f),
+            },
             Some(Claim::Format(f)) => Detection::Format(f),
             Some(Claim::Unsupported(what)) => Detection::Unsupported(what.into()),
             None => match sniff_text(head) {
@@ -233,7 +267,7 @@ fn sniff(head: &[u8]) -> Sniff {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Sniff::Zip;
     }
-    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+    if head.starts_with(&crate::ole::MAGIC) {
         return Sniff::Ole2;
     }
     // (signature, what it is, weak: only trusted when the body also looks binary)
@@ -421,13 +455,10 @@ fn from_mime(mime: &str) -> Option<Claim> {
         | "application/vnd.oasis.opendocument.presentation-template" => Format::Odp,
         "application/rtf" | "text/rtf" | "application/x-rtf" => Format::Rtf,
         "message/rfc822" => Format::Eml,
-        "application/msword" => return Some(Claim::Unsupported("legacy Word (.doc) document")),
-        "application/vnd.ms-powerpoint" => {
-            return Some(Claim::Unsupported("legacy PowerPoint (.ppt) presentation"));
-        }
-        "application/vnd.ms-outlook" => {
-            return Some(Claim::Unsupported("Outlook (.msg) message"));
-        }
+        "application/msword" => Format::Doc,
+        "application/vnd.ms-powerpoint" => Format::Ppt,
+        "application/vnd.ms-outlook" | "application/x-ole-storage" => Format::Msg,
+        "application/vnd.visio" | "application/x-visio" => Format::Vsd,
         "application/javascript"
         | "application/x-javascript"
         | "application/ecmascript"
@@ -507,12 +538,11 @@ fn from_name(file_name: &str) -> Option<Claim> {
         "odp" | "otp" => Format::Odp,
         "rtf" => Format::Rtf,
         "eml" => Format::Eml,
-        "doc" | "dot" => return Some(Claim::Unsupported("legacy Word (.doc) document")),
-        "ppt" | "pps" => {
-            return Some(Claim::Unsupported("legacy PowerPoint (.ppt) presentation"));
-        }
-        "msg" => return Some(Claim::Unsupported("Outlook (.msg) message")),
-        "vsd" | "vsdx" | "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg"
+        "doc" | "dot" => Format::Doc,
+        "ppt" | "pps" => Format::Ppt,
+        "msg" => Format::Msg,
+        "vsd" | "vss" | "vst" => Format::Vsd,
+        "vsdx" | "vsdm" | "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg"
         | "one" => return Some(Claim::Unsupported("unsupported office document")),
         "txt" | "text" | "log" | "ini" | "cfg" | "conf" | "config" | "properties" | "env"
         | "rst" | "adoc" | "asciidoc" | "org" | "tex" | "latex" | "bib" | "srt" | "vtt" | "py"

@@ -181,6 +181,93 @@ fn html_tokenising() {
 }
 
 #[test]
+fn legacy_office_formats() {
+    assert_eq!(
+        text_of(
+            &fixtures::doc(),
+            "memo.doc",
+            Some("application/msword"),
+            Format::Doc
+        ),
+        fixtures::DOC_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::ppt(), "deck.ppt", None, Format::Ppt),
+        fixtures::PPT_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::msg(), "mail.msg", None, Format::Msg),
+        fixtures::MSG_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::vsd(), "flow.vsd", None, Format::Vsd),
+        fixtures::VSD_TEXT
+    );
+    // an 8-bit-only Word file without extra stories, and a message with only an HTML body
+    let (word, table) =
+        fixtures::doc_streams(&[fixtures::DocPiece::Narrow(b"Only text\r")], 10, 0, 0);
+    let doc = fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]);
+    assert_eq!(text_of(&doc, "a.doc", None, Format::Doc), "Only text");
+    let html_msg = fixtures::ole(&[
+        ("/__substg1.0_0037001E", b"Hi"),
+        (
+            "/__substg1.0_10130102",
+            b"<html><body><p>Hello <b>there</b></p><script>x</script></body></html>",
+        ),
+    ]);
+    assert_eq!(
+        text_of(&html_msg, "h.msg", None, Format::Msg),
+        "Subject: Hi\n\nHello there"
+    );
+}
+
+#[test]
+fn legacy_formats_are_detected_by_their_streams() {
+    // content wins over the name, whatever the extension says
+    for (bytes, format) in [
+        (fixtures::doc(), Format::Doc),
+        (fixtures::ppt(), Format::Ppt),
+        (fixtures::msg(), Format::Msg),
+        (fixtures::vsd(), Format::Vsd),
+    ] {
+        assert_eq!(detect("blob", None, &bytes), Some(format));
+        assert_eq!(detect("misnamed.xls", None, &bytes), Some(format));
+        assert_eq!(
+            detect("x.doc", Some("application/vnd.ms-excel"), &bytes),
+            Some(format)
+        );
+    }
+    // only the head of a body: the name or MIME type decides among compound files
+    let head = &fixtures::doc()[..512];
+    assert_eq!(detect("a.doc", None, head), Some(Format::Doc));
+    assert_eq!(detect("a.ppt", None, head), Some(Format::Ppt));
+    assert_eq!(
+        detect("a", Some("application/vnd.ms-outlook"), head),
+        Some(Format::Msg)
+    );
+    assert_eq!(detect("a.vsd", None, head), Some(Format::Vsd));
+    assert_eq!(detect("a.bin", None, head), None);
+    // a compound file of another kind
+    let other = fixtures::ole(&[("/Contents", b"x")]);
+    assert_eq!(detect("a.bin", None, &other), None);
+    // "Word" and "Excel" files that are really web pages
+    let word_html = b"<html xmlns:o='urn:schemas-microsoft-com:office:office'><body><p>Saved from Word</p></body></html>";
+    assert_eq!(
+        text_of(word_html, "page.doc", None, Format::Html),
+        "Saved from Word"
+    );
+    assert_eq!(
+        text_of(
+            word_html,
+            "sheet.xls",
+            Some("application/vnd.ms-excel"),
+            Format::Html
+        ),
+        "Saved from Word"
+    );
+}
+
+#[test]
 fn pdf_pages() {
     let text = text_of(
         &fixtures::pdf_fixture(),
@@ -339,6 +426,10 @@ fn detection_order_content_then_mime_then_name() {
     assert_eq!(detect("photo.png", None, b"\x89PNG\r\n\x1a\n...."), None);
     assert_eq!(
         detect("old.doc", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
+        Some(Format::Doc)
+    );
+    assert_eq!(
+        detect("blob", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
         None
     );
     assert_eq!(
@@ -377,6 +468,10 @@ fn every_format_has_a_fixture_that_extracts() {
         Format::Odp,
         Format::Rtf,
         Format::Eml,
+        Format::Doc,
+        Format::Ppt,
+        Format::Msg,
+        Format::Vsd,
     ];
     for f in Format::ALL {
         assert!(

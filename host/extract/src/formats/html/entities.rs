@@ -100,16 +100,9 @@ fn numeric(rest: &[u8], eof: bool) -> Reference {
 /// surrogates and values past U+10FFFF give U+FFFD; 0x80–0x9F are read as
 /// Windows-1252 (what such references meant in practice).
 fn code_point(value: u32) -> char {
-    const C1: [char; 32] = [
-        '\u{20AC}', '\u{81}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
-        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{8D}',
-        '\u{017D}', '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}',
-        '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}',
-        '\u{9D}', '\u{017E}', '\u{0178}',
-    ];
     match value {
         0 => '\u{FFFD}',
-        0x80..=0x9F => C1[(value - 0x80) as usize],
+        0x80..=0x9F => crate::text::cp1252(value as u8),
         v => char::from_u32(v).unwrap_or('\u{FFFD}'),
     }
 }
