@@ -41,10 +41,10 @@
 //! size (text cut at a char boundary, [`Extracted::truncated`] set), the time per file,
 //! and what zip containers, PDF streams and compound-file streams may inflate to (zip
 //! bombs, deflate bombs, entry-count bombs, streams sharing sectors). Malformed or
-//! truncated files fail with `Failed` naming the format and problem; a parser panic is caught (`catch_unwind`) and reported as
-//! `Failed("… parser panicked: …")`. Known recursion hazards in third-party parsers
-//! (PDF form/page cycles, deep RTF groups) are defused before parsing, since a stack
-//! overflow cannot be caught. Panic containment needs the default `panic = "unwind"`.
+//! truncated files fail with `Failed` naming the format and problem; a parser panic
+//! is caught (`catch_unwind`) and reported as `Failed("… parser panicked: …")`. Known
+//! recursion hazards in third-party parsers (PDF form/page cycles, deep RTF groups)
+//! are defused before parsing, since a stack overflow cannot be caught. Panic containment needs the default `panic = "unwind"`.
 //!
 //! # Running it
 //!
