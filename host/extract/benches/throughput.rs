@@ -1,6 +1,7 @@
 //! Throughput per format: generates a few-MB fixture of each format in memory (with the
 //! same generators the tests use), extracts it several times and prints the median
-//! speed in MB/s of input. Run with `cargo bench -p tributary-extract`.
+//! speed in MB/s of input. Run with `cargo bench -p tributary-extract` (append
+//! `-- html pdf` to run only the formats whose names start with those words).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../tests/fixtures/mod.rs"]
@@ -222,6 +223,41 @@ fn fixtures() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         lines(40_000).join("=\r\n\r\n")
     );
     out.push(("eml", "big.eml", eml.into_bytes()));
+    // legacy Office: a Word file of alternating 8-bit and UTF-16 pieces, a PowerPoint
+    // file of one text atom per line
+    let doc_lines: Vec<String> = lines(40_000).iter().map(|l| format!("{l}\r")).collect();
+    let blocks: Vec<String> = doc_lines.chunks(100).map(<[String]>::concat).collect();
+    let pieces: Vec<fixtures::DocPiece<'_>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 2 == 0 {
+                fixtures::DocPiece::Narrow(b.as_bytes())
+            } else {
+                fixtures::DocPiece::Wide(b)
+            }
+        })
+        .collect();
+    let chars: usize = doc_lines.iter().map(String::len).sum();
+    let (word, table) = fixtures::doc_streams(&pieces, chars as u32, 0, 0);
+    out.push((
+        "doc",
+        "big.doc",
+        fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]),
+    ));
+    let atoms: Vec<u8> = lines(40_000)
+        .iter()
+        .flat_map(|l| {
+            let text: Vec<u8> = l.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            fixtures::ppt_record(0, 0x0FA0, &text)
+        })
+        .collect();
+    let slides = fixtures::ppt_record(0x000F, 0x03EE, &atoms);
+    out.push((
+        "ppt",
+        "big.ppt",
+        fixtures::ole(&[("/PowerPoint Document", &slides)]),
+    ));
     out
 }
 
@@ -250,7 +286,15 @@ fn main() {
         "{:<9} {:>9} {:>10} {:>9} {:>10} {:>11}",
         "format", "input MB", "output MB", "median s", "in MB/s", "text MB/s"
     );
+    // `cargo bench -p tributary-extract -- html pdf`: only the formats named
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     for (name, file, bytes) in fixtures() {
+        if !only.is_empty() && !only.iter().any(|o| name.starts_with(o.as_str())) {
+            continue;
+        }
         let mut times = Vec::with_capacity(RUNS);
         let mut out_len = 0;
         for _ in 0..RUNS {

@@ -3,7 +3,7 @@
 //!
 //! Sniffing recognises PDF (`%PDF-` in the first KiB), RTF (`{\rtf`), zip containers
 //! (looking inside for `[Content_Types].xml` parts or the ODF `mimetype` entry to pick
-//! DOCX/XLSX/XLSB/PPTX/ODT/ODS/ODP), OLE2 compound files (opened to see which streams
+//! DOCX/XLSX/XLSB/PPTX/VSDX/ODT/ODS/ODP), OLE2 compound files (opened to see which streams
 //! they hold: `WordDocument` → DOC, `PowerPoint Document` → PPT, `Workbook` → XLS,
 //! `VisioDocument` → VSD, `__substg1.0_…` properties → MSG) and common binary
 //! media/archive signatures. So a PDF named `.docx` is read as a PDF, and a zip
@@ -61,6 +61,8 @@ pub enum Format {
     Msg,
     /// Legacy Visio drawings (`.vsd`), best effort.
     Vsd,
+    /// Visio (OOXML) drawings (`.vsdx`, `.vsdm`).
+    Vsdx,
 }
 
 impl Format {
@@ -89,11 +91,12 @@ impl Format {
             Format::Ppt => "ppt",
             Format::Msg => "msg",
             Format::Vsd => "vsd",
+            Format::Vsdx => "vsdx",
         }
     }
 
     /// Every format, in declaration order.
-    pub const ALL: [Format; 22] = [
+    pub const ALL: [Format; 23] = [
         Format::Text,
         Format::Markdown,
         Format::Csv,
@@ -116,6 +119,7 @@ impl Format {
         Format::Ppt,
         Format::Msg,
         Format::Vsd,
+        Format::Vsdx,
     ];
 
     /// Formats whose body is a zip container.
@@ -129,6 +133,7 @@ impl Format {
                 | Format::Odt
                 | Format::Ods
                 | Format::Odp
+                | Format::Vsdx
         )
     }
 
@@ -334,6 +339,9 @@ fn zip_kind(head: &[u8]) -> Option<Format> {
         if has("ppt/presentation.xml") {
             return Some(Format::Pptx);
         }
+        if has("visio/document.xml") {
+            return Some(Format::Vsdx);
+        }
         if has("[Content_Types].xml") {
             // OOXML with unusual part names: ask the content types.
             return None;
@@ -349,6 +357,8 @@ fn zip_kind(head: &[u8]) -> Option<Format> {
         Some(Format::Xlsx)
     } else if find(head, b"ppt/").is_some() {
         Some(Format::Pptx)
+    } else if find(head, b"visio/").is_some() {
+        Some(Format::Vsdx)
     } else {
         None
     }
@@ -459,6 +469,10 @@ fn from_mime(mime: &str) -> Option<Claim> {
         "application/vnd.ms-powerpoint" => Format::Ppt,
         "application/vnd.ms-outlook" | "application/x-ole-storage" => Format::Msg,
         "application/vnd.visio" | "application/x-visio" => Format::Vsd,
+        "application/vnd.ms-visio.drawing"
+        | "application/vnd.ms-visio.drawing.main+xml"
+        | "application/vnd.ms-visio.drawing.macroenabled.12"
+        | "application/vnd.ms-visio.drawing.macroenabled.main+xml" => Format::Vsdx,
         "application/javascript"
         | "application/x-javascript"
         | "application/ecmascript"
@@ -542,8 +556,10 @@ fn from_name(file_name: &str) -> Option<Claim> {
         "ppt" | "pps" => Format::Ppt,
         "msg" => Format::Msg,
         "vsd" | "vss" | "vst" => Format::Vsd,
-        "vsdx" | "vsdm" | "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg"
-        | "one" => return Some(Claim::Unsupported("unsupported office document")),
+        "vsdx" | "vsdm" | "vstx" | "vstm" | "vssx" | "vssm" => Format::Vsdx,
+        "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg" | "one" => {
+            return Some(Claim::Unsupported("unsupported office document"));
+        }
         "txt" | "text" | "log" | "ini" | "cfg" | "conf" | "config" | "properties" | "env"
         | "rst" | "adoc" | "asciidoc" | "org" | "tex" | "latex" | "bib" | "srt" | "vtt" | "py"
         | "pyi" | "pyw" | "rb" | "sh" | "bash" | "zsh" | "fish" | "ps1" | "psm1" | "bat"

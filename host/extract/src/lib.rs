@@ -23,8 +23,9 @@
 //! | `Ppt` | `cfb` + record walk | text atoms of slides, outlines and notes (masters skipped) |
 //! | `Msg` | `cfb` + MAPI properties | Subject/From/To/Cc/Bcc/Date, the text (or HTML) body, attachment names |
 //! | `Vsd` | `cfb` | best effort: printable UTF-16 runs of the `VisioDocument` stream |
+//! | `Vsdx` | `zip` + `quick-xml` | shape text of every page |
 //!
-//! Other binary formats (`.vsdx`, `.pub`, …), media and archives are
+//! Other binary formats (`.pub`, `.one`, …), media and archives are
 //! [`ExtractError::Unsupported`]. See [`detect`] for how the format is chosen (content
 //! sniffing first, so a PDF named `.docx` is read as a PDF, and a compound file is
 //! recognised by the streams it holds).

@@ -203,6 +203,11 @@ fn legacy_office_formats() {
         text_of(&fixtures::vsd(), "flow.vsd", None, Format::Vsd),
         fixtures::VSD_TEXT
     );
+    assert_eq!(
+        text_of(&fixtures::vsdx(), "flow.vsdx", None, Format::Vsdx),
+        fixtures::VSDX_TEXT
+    );
+    assert_eq!(detect("blob", None, &fixtures::vsdx()), Some(Format::Vsdx));
     // an 8-bit-only Word file without extra stories, and a message with only an HTML body
     let (word, table) =
         fixtures::doc_streams(&[fixtures::DocPiece::Narrow(b"Only text\r")], 10, 0, 0);
@@ -472,6 +477,7 @@ fn every_format_has_a_fixture_that_extracts() {
         Format::Ppt,
         Format::Msg,
         Format::Vsd,
+        Format::Vsdx,
     ];
     for f in Format::ALL {
         assert!(

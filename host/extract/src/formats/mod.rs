@@ -51,5 +51,6 @@ pub(crate) fn run(bytes: &[u8], format: Format, sink: &mut Sink) -> Result<()> {
         Format::Ppt => ppt::extract(bytes, sink),
         Format::Msg => msg::extract(bytes, sink),
         Format::Vsd => vsd::extract(bytes, sink),
+        Format::Vsdx => ooxml::vsdx(bytes, sink),
     }
 }
