@@ -6,11 +6,16 @@
 //! the low bytes of UTF-16 code units, i.e. Latin-1) becomes a paragraph: slide text,
 //! outline text, shape text and notes. Master slides, handouts and the master
 //! outline list are skipped (their "Click to edit Master title style" prompts are not
-//! content). Best effort by design: the persist directory is not followed, so text
-//! superseded by a fast save can appear, and repeated placeholder text can appear twice.
+//! content). A text that was already output is not repeated: PowerPoint keeps
+//! placeholder text both in the outline list and in the slide's drawing, and footers
+//! repeat on every slide. Best effort by design: the persist directory is not
+//! followed, so text superseded by a fast save can appear.
 //!
 //! A record that runs past the end of the stream ends the walk; with no text read by
 //! then the file fails as damaged. Encrypted presentations fail with a clear message.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::detect::Format;
 use crate::error::{ExtractError, Result};
@@ -37,6 +42,7 @@ pub(crate) fn extract(bytes: &[u8], sink: &mut Sink) -> Result<()> {
     let doc = ole.read("/PowerPoint Document", sink.budget())?;
     let mut pos = 0usize;
     let mut found = false;
+    let mut seen = HashSet::new();
     while let (Some(head), Some(kind), Some(len)) = (
         u16_at(&doc, pos),
         u16_at(&doc, pos + 2),
@@ -61,18 +67,19 @@ pub(crate) fn extract(bytes: &[u8], sink: &mut Sink) -> Result<()> {
                 "record at byte {pos} runs past the end of the PowerPoint Document stream"
             )));
         };
-        match kind {
-            TEXT_CHARS_ATOM => {
+        let text = match kind {
+            TEXT_CHARS_ATOM => Some(utf16le(data)),
+            TEXT_BYTES_ATOM => Some(data.iter().map(|b| char::from(*b)).collect()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            found = true;
+            let mut hash = DefaultHasher::new();
+            text.trim().hash(&mut hash);
+            if seen.insert(hash.finish()) {
                 sink.para();
-                sink.push(&utf16le(data));
-                found = true;
+                sink.push(&text);
             }
-            TEXT_BYTES_ATOM => {
-                sink.para();
-                sink.push(&data.iter().map(|b| char::from(*b)).collect::<String>());
-                found = true;
-            }
-            _ => {}
         }
         pos = end;
     }
