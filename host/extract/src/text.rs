@@ -102,26 +102,43 @@ impl Sink {
     }
 
     /// Append text, normalising white space.
+    ///
+    /// ASCII is classified byte by byte, and a single space between two visible ASCII
+    /// characters stays inside the visible run (that is what normalisation would
+    /// write anyway), so ordinary prose is copied in sentence-sized pieces.
     pub(crate) fn push(&mut self, s: &str) {
         if self.full {
             return;
         }
+        let bytes = s.as_bytes();
         let mut run_start: Option<usize> = None;
-        for (i, c) in s.char_indices() {
-            let plain = !(c.is_whitespace() || c.is_control() || c == '\u{feff}');
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let (c, plain) = if b.is_ascii() {
+                let inner_space = b == b' '
+                    && run_start.is_some()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_graphic);
+                (char::from(b), b.is_ascii_graphic() || inner_space)
+            } else {
+                let Some(c) = s[i..].chars().next() else {
+                    break;
+                };
+                (c, !(c.is_whitespace() || c.is_control() || c == '\u{feff}'))
+            };
             if plain {
                 if run_start.is_none() {
                     run_start = Some(i);
                 }
-                continue;
-            }
-            if let Some(start) = run_start.take() {
-                self.write_visible(&s[start..i]);
-                if self.full {
-                    return;
+            } else {
+                if let Some(start) = run_start.take() {
+                    self.write_visible(&s[start..i]);
+                    if self.full {
+                        return;
+                    }
                 }
+                self.whitespace(c);
             }
-            self.whitespace(c);
+            i += c.len_utf8();
         }
         if let Some(start) = run_start {
             self.write_visible(&s[start..]);
@@ -183,7 +200,8 @@ impl Sink {
             while cut > 0 && !s.is_char_boundary(cut) {
                 cut -= 1;
             }
-            self.out.push_str(&s[..cut]);
+            // a run may hold inner spaces: never end the text on one
+            self.out.push_str(s[..cut].trim_end_matches(' '));
             self.full = true;
         }
     }

@@ -92,7 +92,10 @@ fn html_needs_memory_for_its_output_not_its_input() {
     ];
     for (what, html) in cases {
         let (peak, text) = peak_of(&html, "big.html");
-        eprintln!("{what}: {} input bytes, peak {peak} bytes allocated", html.len());
+        eprintln!(
+            "{what}: {} input bytes, peak {peak} bytes allocated",
+            html.len()
+        );
         assert!(text < 32, "{what}: {text} bytes of text");
         assert!(
             peak < 512 * 1024,
