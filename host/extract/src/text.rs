@@ -129,6 +129,19 @@ impl Sink {
                 if run_start.is_none() {
                     run_start = Some(i);
                 }
+                if b.is_ascii() {
+                    // the common case: stay in a tight loop over visible ASCII
+                    i += 1;
+                    while let Some(&b) = bytes.get(i) {
+                        let visible = b.is_ascii_graphic()
+                            || (b == b' ' && bytes.get(i + 1).is_some_and(u8::is_ascii_graphic));
+                        if !visible {
+                            break;
+                        }
+                        i += 1;
+                    }
+                    continue;
+                }
             } else {
                 if let Some(start) = run_start.take() {
                     self.write_visible(&s[start..i]);
