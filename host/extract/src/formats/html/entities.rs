@@ -109,6 +109,16 @@ fn code_point(value: u32) -> char {
 
 /// The text of a name (`amp;`, `nbsp`, …) in the table.
 fn named(name: &[u8]) -> Option<&'static str> {
+    // the everyday ones without a binary search
+    match name {
+        b"amp;" | b"amp" => return Some("&"),
+        b"lt;" | b"lt" => return Some("<"),
+        b"gt;" | b"gt" => return Some(">"),
+        b"quot;" | b"quot" => return Some("\""),
+        b"nbsp;" | b"nbsp" => return Some("\u{a0}"),
+        b"apos;" => return Some("'"),
+        _ => {}
+    }
     TABLE
         .binary_search_by(|(n, _)| n.as_bytes().cmp(name))
         .ok()

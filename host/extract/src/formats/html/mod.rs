@@ -44,92 +44,111 @@ use crate::error::{ExtractError, Result};
 use crate::text::{Sink, utf16_without_bom};
 use entities::Reference;
 
-/// Elements whose whole content is invisible.
-const HIDDEN: &[&[u8]] = &[
-    b"head",
-    b"script",
-    b"style",
-    b"template",
-    b"noscript",
-    b"iframe",
-    b"object",
-    b"title",
-    b"noembed",
-    b"noframes",
-];
-/// Elements allowed inside `<head>`; any other start tag ends an unclosed head.
-const HEAD_CONTENT: &[&[u8]] = &[
-    b"title",
-    b"meta",
-    b"link",
-    b"base",
-    b"script",
-    b"style",
-    b"noscript",
-    b"template",
-];
-const PARAGRAPH: &[&[u8]] = &[
-    b"p",
-    b"h1",
-    b"h2",
-    b"h3",
-    b"h4",
-    b"h5",
-    b"h6",
-    b"blockquote",
-    b"pre",
-    b"table",
-    b"ul",
-    b"ol",
-    b"dl",
-    b"section",
-    b"article",
-    b"header",
-    b"footer",
-    b"main",
-    b"nav",
-    b"aside",
-    b"figure",
-    b"form",
-    b"fieldset",
-    b"hr",
-    b"body",
-];
-const LINE: &[&[u8]] = &[
-    b"div",
-    b"li",
-    b"tr",
-    b"br",
-    b"dd",
-    b"dt",
-    b"option",
-    b"caption",
-    b"figcaption",
-    b"address",
-    b"summary",
-    b"details",
-    b"legend",
-    b"label",
-    b"textarea",
-    b"thead",
-    b"tbody",
-    b"tfoot",
-];
-const CELL: &[&[u8]] = &[b"td", b"th"];
+/// How an element separates text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    None,
+    Space,
+    Line,
+    Para,
+}
 
-/// Elements whose content is raw text, with whether character references in it are
-/// decoded (RCDATA). `plaintext` is handled on its own: it never ends.
-const RAW_TEXT: &[(&[u8], bool)] = &[
-    (b"script", false),
-    (b"style", false),
-    (b"iframe", false),
-    (b"noscript", false),
-    (b"noembed", false),
-    (b"noframes", false),
-    (b"xmp", false),
-    (b"title", true),
-    (b"textarea", true),
-];
+/// What an element name means for the text (one `match` per tag, not list scans).
+#[derive(Debug, Clone, Copy)]
+struct Element {
+    /// The name, for elements the scanner has to recognise again ("" for the rest).
+    name: &'static [u8],
+    /// Its whole content is invisible.
+    hidden: bool,
+    /// Allowed inside `<head>`; any other start tag ends an unclosed head.
+    in_head: bool,
+    /// Its content is raw text up to its end tag; `Some(true)`: references decoded.
+    raw: Option<bool>,
+    /// `plaintext`: the rest of the input is text.
+    plaintext: bool,
+    sep: Sep,
+}
+
+const NONE: Element = Element {
+    name: b"",
+    hidden: false,
+    in_head: false,
+    raw: None,
+    plaintext: false,
+    sep: Sep::None,
+};
+
+/// Hidden: `head` (with `title`), `script`, `style`, `template`, `noscript`, `noembed`,
+/// `noframes`, `iframe`, `object`. Paragraphs: `p`, headings, `blockquote`, `pre`,
+/// lists, tables, sectioning elements, `hr`, `body`, …; lines: `div`, `li`, `tr`, `br`,
+/// …; spaces: table cells. Raw text: see the module docs.
+#[rustfmt::skip]
+fn element(name: &[u8]) -> Element {
+    match name {
+        b"address" => Element { name: b"address", sep: Sep::Line, ..NONE },
+        b"article" => Element { name: b"article", sep: Sep::Para, ..NONE },
+        b"aside" => Element { name: b"aside", sep: Sep::Para, ..NONE },
+        b"base" => Element { name: b"base", in_head: true, ..NONE },
+        b"blockquote" => Element { name: b"blockquote", sep: Sep::Para, ..NONE },
+        b"body" => Element { name: b"body", sep: Sep::Para, ..NONE },
+        b"br" => Element { name: b"br", sep: Sep::Line, ..NONE },
+        b"caption" => Element { name: b"caption", sep: Sep::Line, ..NONE },
+        b"dd" => Element { name: b"dd", sep: Sep::Line, ..NONE },
+        b"details" => Element { name: b"details", sep: Sep::Line, ..NONE },
+        b"div" => Element { name: b"div", sep: Sep::Line, ..NONE },
+        b"dl" => Element { name: b"dl", sep: Sep::Para, ..NONE },
+        b"dt" => Element { name: b"dt", sep: Sep::Line, ..NONE },
+        b"fieldset" => Element { name: b"fieldset", sep: Sep::Para, ..NONE },
+        b"figcaption" => Element { name: b"figcaption", sep: Sep::Line, ..NONE },
+        b"figure" => Element { name: b"figure", sep: Sep::Para, ..NONE },
+        b"footer" => Element { name: b"footer", sep: Sep::Para, ..NONE },
+        b"form" => Element { name: b"form", sep: Sep::Para, ..NONE },
+        b"h1" => Element { name: b"h1", sep: Sep::Para, ..NONE },
+        b"h2" => Element { name: b"h2", sep: Sep::Para, ..NONE },
+        b"h3" => Element { name: b"h3", sep: Sep::Para, ..NONE },
+        b"h4" => Element { name: b"h4", sep: Sep::Para, ..NONE },
+        b"h5" => Element { name: b"h5", sep: Sep::Para, ..NONE },
+        b"h6" => Element { name: b"h6", sep: Sep::Para, ..NONE },
+        b"head" => Element { name: b"head", hidden: true, ..NONE },
+        b"header" => Element { name: b"header", sep: Sep::Para, ..NONE },
+        b"hr" => Element { name: b"hr", sep: Sep::Para, ..NONE },
+        b"html" => Element { name: b"html", ..NONE },
+        b"iframe" => Element { name: b"iframe", hidden: true, raw: Some(false), ..NONE },
+        b"label" => Element { name: b"label", sep: Sep::Line, ..NONE },
+        b"legend" => Element { name: b"legend", sep: Sep::Line, ..NONE },
+        b"li" => Element { name: b"li", sep: Sep::Line, ..NONE },
+        b"link" => Element { name: b"link", in_head: true, ..NONE },
+        b"main" => Element { name: b"main", sep: Sep::Para, ..NONE },
+        b"meta" => Element { name: b"meta", in_head: true, ..NONE },
+        b"nav" => Element { name: b"nav", sep: Sep::Para, ..NONE },
+        b"noembed" => Element { name: b"noembed", hidden: true, raw: Some(false), ..NONE },
+        b"noframes" => Element { name: b"noframes", hidden: true, raw: Some(false), ..NONE },
+        b"noscript" => Element { name: b"noscript", hidden: true, in_head: true, raw: Some(false), ..NONE },
+        b"object" => Element { name: b"object", hidden: true, ..NONE },
+        b"ol" => Element { name: b"ol", sep: Sep::Para, ..NONE },
+        b"option" => Element { name: b"option", sep: Sep::Line, ..NONE },
+        b"p" => Element { name: b"p", sep: Sep::Para, ..NONE },
+        b"plaintext" => Element { name: b"plaintext", plaintext: true, ..NONE },
+        b"pre" => Element { name: b"pre", sep: Sep::Para, ..NONE },
+        b"script" => Element { name: b"script", hidden: true, in_head: true, raw: Some(false), ..NONE },
+        b"section" => Element { name: b"section", sep: Sep::Para, ..NONE },
+        b"style" => Element { name: b"style", hidden: true, in_head: true, raw: Some(false), ..NONE },
+        b"summary" => Element { name: b"summary", sep: Sep::Line, ..NONE },
+        b"table" => Element { name: b"table", sep: Sep::Para, ..NONE },
+        b"tbody" => Element { name: b"tbody", sep: Sep::Line, ..NONE },
+        b"td" => Element { name: b"td", sep: Sep::Space, ..NONE },
+        b"template" => Element { name: b"template", hidden: true, in_head: true, ..NONE },
+        b"textarea" => Element { name: b"textarea", raw: Some(true), sep: Sep::Line, ..NONE },
+        b"tfoot" => Element { name: b"tfoot", sep: Sep::Line, ..NONE },
+        b"th" => Element { name: b"th", sep: Sep::Space, ..NONE },
+        b"thead" => Element { name: b"thead", sep: Sep::Line, ..NONE },
+        b"title" => Element { name: b"title", hidden: true, in_head: true, raw: Some(true), ..NONE },
+        b"tr" => Element { name: b"tr", sep: Sep::Line, ..NONE },
+        b"ul" => Element { name: b"ul", sep: Sep::Para, ..NONE },
+        b"xmp" => Element { name: b"xmp", raw: Some(false), ..NONE },
+        _ => NONE,
+    }
+}
 
 /// Bytes of input transcoded at a time for encodings other than UTF-8.
 const PIECE: usize = 32 * 1024;
@@ -627,55 +646,54 @@ impl Scanner {
     /// The tag's `>` was read.
     fn finish_tag(&mut self, sink: &mut Sink) {
         let tag = self.tag;
-        let name = tag.get();
+        let el = element(tag.get());
         self.state = State::Text;
         if self.end_tag {
-            self.end(name, sink);
+            self.end(el, sink);
             return;
         }
-        let raw = RAW_TEXT.iter().find(|(n, _)| *n == name);
         // a raw-text element cannot self-close: `<script/>` opens a script
-        self.start(name, self.self_closing && raw.is_none(), sink);
-        if let Some((end, refs)) = raw {
-            self.state = State::Raw { end, refs: *refs };
-        } else if name == b"plaintext" {
+        self.start(el, self.self_closing && el.raw.is_none(), sink);
+        if let Some(refs) = el.raw {
+            self.state = State::Raw { end: el.name, refs };
+        } else if el.plaintext {
             self.state = State::PlainText;
         }
     }
 
-    fn start(&mut self, name: &[u8], self_closing: bool, sink: &mut Sink) {
+    fn start(&mut self, el: Element, self_closing: bool, sink: &mut Sink) {
         if let Some((hidden, depth)) = self.hidden.as_mut() {
-            if *hidden == b"head" && !HEAD_CONTENT.contains(&name) {
+            if *hidden == b"head" && !el.in_head {
                 self.hidden = None; // an unclosed <head> ends at the first body element
             } else {
-                if *hidden == name && !self_closing {
+                if *hidden == el.name && !self_closing {
                     *depth += 1;
                 }
                 return;
             }
         }
-        if let Some(hidden) = HIDDEN.iter().find(|h| **h == name) {
+        if el.hidden {
             if !self_closing {
-                self.hidden = Some((hidden, 1));
+                self.hidden = Some((el.name, 1));
             }
             return;
         }
-        separate(name, sink);
+        separate(el.sep, sink);
     }
 
-    fn end(&mut self, name: &[u8], sink: &mut Sink) {
+    fn end(&mut self, el: Element, sink: &mut Sink) {
         if let Some((hidden, depth)) = self.hidden.as_mut() {
-            if *hidden == name {
+            if *hidden == el.name {
                 *depth -= 1;
                 if *depth == 0 {
                     self.hidden = None;
                 }
-            } else if *hidden == b"head" && (name == b"body" || name == b"html") {
+            } else if *hidden == b"head" && (el.name == b"body" || el.name == b"html") {
                 self.hidden = None;
             }
             return;
         }
-        separate(name, sink);
+        separate(el.sep, sink);
     }
 }
 
@@ -715,13 +733,12 @@ fn incomplete_utf8(bytes: &[u8]) -> usize {
     0
 }
 
-fn separate(name: &[u8], sink: &mut Sink) {
-    if PARAGRAPH.contains(&name) {
-        sink.para();
-    } else if LINE.contains(&name) {
-        sink.line();
-    } else if CELL.contains(&name) {
-        sink.space();
+fn separate(sep: Sep, sink: &mut Sink) {
+    match sep {
+        Sep::Para => sink.para(),
+        Sep::Line => sink.line(),
+        Sep::Space => sink.space(),
+        Sep::None => {}
     }
 }
 
