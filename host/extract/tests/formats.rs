@@ -178,6 +178,14 @@ fn html_tokenising() {
         text_of(sjis, "j.html", None, Format::Html),
         "\u{65e5}\u{672c}"
     );
+    // long enough to be transcoded in several pieces, with characters split across them
+    let mut long = b"<meta charset=shift_jis><p>x".to_vec();
+    for _ in 0..40_000 {
+        long.extend_from_slice(b"\x93\xfa\x96\x7b &amp;");
+    }
+    long.extend_from_slice(b"</p><p>end</p>");
+    let want = format!("x{}\n\nend", "\u{65e5}\u{672c} &".repeat(40_000));
+    assert_eq!(text_of(&long, "j.html", None, Format::Html), want);
 }
 
 #[test]

@@ -176,6 +176,7 @@ pub(crate) fn extract(bytes: &[u8], sink: &mut Sink) -> Result<()> {
             ExtractError::failed(Format::Html, "transcoding buffer size overflows")
         })?;
         piece.reserve(room);
+        // room for the whole chunk was reserved, so the decoder always finishes it
         let _ = decoder.decode_to_string(chunk, &mut piece, last);
         stream.feed(piece.as_bytes(), last, sink)?;
         if sink.is_full() {
