@@ -1,7 +1,8 @@
 //! Throughput per format: generates a few-MB fixture of each format in memory (with the
-//! same generators the tests use), extracts it several times and prints the median
-//! speed in MB/s of input. Run with `cargo bench -p tributary-extract` (append
-//! `-- html pdf` to run only the formats whose names start with those words).
+//! same generators the tests use), extracts it repeatedly and prints the median speed
+//! in MB/s of input, by the wall clock and by the thread's CPU time (the latter holds up
+//! on a machine shared with other work). Run with `cargo bench -p tributary-extract`
+//! (append `-- html pdf` to run only the formats whose names start with those words).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../tests/fixtures/mod.rs"]
@@ -314,6 +315,17 @@ fn odf_like(mimetype: &str, body: &str) -> Vec<u8> {
     )
 }
 
+/// CPU time this thread has run, in nanoseconds (Linux `schedstat`), so figures hold
+/// up on a machine shared with other work; `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn main() {
     let limits = Limits {
         max_input_bytes: 64 << 20,
@@ -323,8 +335,8 @@ fn main() {
         ..Limits::default()
     };
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>10} {:>11}",
-        "format", "input MB", "output MB", "median s", "in MB/s", "text MB/s"
+        "{:<9} {:>9} {:>10} {:>9} {:>10} {:>11} {:>11}",
+        "format", "input MB", "output MB", "median s", "in MB/s", "text MB/s", "in MB/cpu-s"
     );
     // `cargo bench -p tributary-extract -- html pdf`: only the formats named
     let only: Vec<String> = std::env::args()
@@ -334,23 +346,39 @@ fn main() {
     let want = |name: &str| only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()));
     for (name, file, bytes) in fixtures(want) {
         let mut times = Vec::with_capacity(RUNS);
+        let mut cpu = Vec::with_capacity(RUNS);
         let mut out_len = 0;
         for _ in 0..RUNS {
+            // each sample repeats the extraction for at least 0.2 s, so that the CPU
+            // clock (scheduler-tick resolution) is precise enough
+            let cpu_start = thread_cpu_ns();
             let start = Instant::now();
-            let out =
-                extract(&bytes, file, None, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
-            times.push(start.elapsed());
-            assert!(!out.truncated, "{name}: truncated");
-            out_len = out.text.len();
+            let mut n = 0u32;
+            while n == 0 || start.elapsed() < Duration::from_millis(200) {
+                n += 1;
+                let out =
+                    extract(&bytes, file, None, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(!out.truncated, "{name}: truncated");
+                out_len = out.text.len();
+            }
+            times.push(start.elapsed() / n);
+            if let (Some(a), Some(b)) = (cpu_start, thread_cpu_ns()) {
+                cpu.push((b.saturating_sub(a) / u64::from(n)).max(1));
+            }
         }
         times.sort();
+        cpu.sort();
         let median = times[RUNS / 2].as_secs_f64();
+        let cpu_median = cpu
+            .get(cpu.len() / 2)
+            .map_or(f64::NAN, |ns| *ns as f64 / 1e9);
         let mb = bytes.len() as f64 / 1e6;
         let out_mb = out_len as f64 / 1e6;
         println!(
-            "{name:<9} {mb:>9.2} {out_mb:>10.2} {median:>9.4} {:>10.1} {:>11.1}",
+            "{name:<9} {mb:>9.2} {out_mb:>10.2} {median:>9.4} {:>10.1} {:>11.1} {:>11.1}",
             mb / median,
-            out_mb / median
+            out_mb / median,
+            mb / cpu_median
         );
     }
 }
