@@ -599,6 +599,27 @@ fn broken_legacy_office_files_fail_cleanly() {
         msg.starts_with("doc: streams read from the container pass the 1 KiB limit"),
         "{msg}"
     );
+    // overlapping pieces (all covering the same characters) are read once, not 500 times
+    let text: &[u8] = b"Overlap text\r";
+    let chars = text.len() as u32;
+    let (word, mut table) = fixtures::doc_streams(
+        &vec![fixtures::DocPiece::Narrow(text); 1000],
+        chars * 1000,
+        0,
+        0,
+    );
+    for i in 0..=1000usize {
+        let at = 26 + i * 4; // the piece table's character positions
+        let cp = if i % 2 == 0 { 0 } else { chars };
+        table[at..at + 4].copy_from_slice(&cp.to_le_bytes());
+    }
+    let overlap = fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]);
+    assert_eq!(
+        extract(&overlap, "overlap.doc", None, &limits)
+            .unwrap()
+            .text,
+        "Overlap text"
+    );
     // character counts far beyond the pieces read only what the pieces hold
     let (word, table) = fixtures::doc_streams(
         &[fixtures::DocPiece::Narrow(b"Short\r")],

@@ -201,14 +201,19 @@ impl<'s> WordText<'s> {
         }
     }
 
-    /// Characters `[from, to)` through the piece table.
+    /// Characters `[from, to)` through the piece table. Each character position is
+    /// read once: a (hostile) table whose pieces overlap is read as far as it advances.
     fn range(&mut self, word: &[u8], pieces: &[Piece], from: u32, to: u32) -> Result<()> {
+        let mut covered = from;
         for piece in pieces {
-            let (start, end) = (from.max(piece.cp), to.min(piece.cp_end));
+            let (start, end) = (covered.max(piece.cp), to.min(piece.cp_end));
             if start >= end {
                 continue;
             }
-            if !self.sink.proceed()? {
+            covered = end;
+            // a piece can be megabytes: look at the clock for every one
+            self.sink.budget().check_time()?;
+            if self.sink.is_full() {
                 return Ok(());
             }
             let (skip, count) = ((start - piece.cp) as usize, (end - start) as usize);
