@@ -232,9 +232,15 @@ pub(crate) fn detect_inner(file_name: &str, mime: Option<&str>, head: &[u8]) -> 
         },
         Sniff::Binary(what) => Detection::Unsupported(what.into()),
         Sniff::Unknown => match claimed {
-            // "Word" or "Excel" files that are really HTML, XML or a mail (web exports)
-            Some(Claim::Format(f)) if f.is_ole() => match sniff_text(head) {
-                Some(text @ (Format::Html | Format::Xml | Format::Eml)) => Detection::Format(text),
+            // "Word" or "Excel" files that are really HTML, XML or a mail (web exports),
+            // and text served as `application/vnd.ms-excel` (CSV, often) with a text name
+            Some(Claim::Format(f)) if f.is_ole() => match (sniff_text(head), by_name) {
+                (Some(text @ (Format::Html | Format::Xml | Format::Eml)), _) => {
+                    Detection::Format(text)
+                }
+                (Some(_), Some(Claim::Format(named))) if named.is_textual() => {
+                    Detection::Format(named)
+                }
                 _ => Detection::Format(f),
             },
             Some(Claim::Format(f)) => Detection::Format(f),

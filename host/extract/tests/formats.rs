@@ -263,6 +263,15 @@ fn legacy_formats_are_detected_by_their_streams() {
     // a compound file of another kind
     let other = fixtures::ole(&[("/Contents", b"x")]);
     assert_eq!(detect("a.bin", None, &other), None);
+    // CSV served as Excel keeps its name's format; Excel-looking bytes do not
+    assert_eq!(
+        detect("data.csv", Some("application/vnd.ms-excel"), b"a,b\n1,2\n"),
+        Some(Format::Csv)
+    );
+    assert_eq!(
+        detect("data.xls", Some("application/vnd.ms-excel"), b"a,b\n1,2\n"),
+        Some(Format::Xls)
+    );
     // "Word" and "Excel" files that are really web pages
     let word_html = b"<html xmlns:o='urn:schemas-microsoft-com:office:office'><body><p>Saved from Word</p></body></html>";
     assert_eq!(
