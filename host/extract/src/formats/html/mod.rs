@@ -812,6 +812,74 @@ mod tests {
         }
     }
 
+    /// Random markup-heavy documents: no panic, and chunking never changes the text.
+    #[test]
+    fn random_documents_scan_the_same_in_chunks() {
+        const PARTS: &[&str] = &[
+            "<",
+            ">",
+            "/",
+            "!",
+            "-",
+            "--",
+            "&",
+            ";",
+            "#",
+            "x",
+            "'",
+            "\"",
+            "=",
+            " ",
+            "\n",
+            "a",
+            "p",
+            "br",
+            "script",
+            "</script",
+            "style",
+            "title",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "]]>",
+            "amp",
+            "lt",
+            "#65",
+            "\u{e9}",
+            "\u{65e5}",
+            "plaintext",
+            "textarea",
+            "?",
+        ];
+        let mut x: u64 = 0x853C_49E6_748F_EA9B;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let len = next() % 40;
+            let doc: String = (0..len)
+                .map(|_| PARTS[(next() % PARTS.len() as u64) as usize])
+                .collect();
+            let mut whole = sink();
+            extract_str(&doc, &mut whole).unwrap();
+            let whole = whole.finish();
+            let size = 1 + (next() % 7) as usize;
+            let mut s = sink();
+            let mut stream = Stream::default();
+            let chunks: Vec<&[u8]> = doc.as_bytes().chunks(size).collect();
+            for (k, chunk) in chunks.iter().enumerate() {
+                stream.feed(chunk, k + 1 == chunks.len(), &mut s).unwrap();
+            }
+            if chunks.is_empty() {
+                stream.feed(b"", true, &mut s).unwrap();
+            }
+            assert_eq!(s.finish(), whole, "{doc:?} in chunks of {size}");
+        }
+    }
+
     #[test]
     fn split_utf8_sequences_are_held_back() {
         assert_eq!(incomplete_utf8(b"ab"), 0);
