@@ -3,8 +3,10 @@
 //!
 //! Sniffing recognises PDF (`%PDF-` in the first KiB), RTF (`{\rtf`), zip containers
 //! (looking inside for `[Content_Types].xml` parts or the ODF `mimetype` entry to pick
-//! DOCX/XLSX/XLSB/PPTX/ODT/ODS/ODP), OLE2 compound files (legacy Office) and common
-//! binary media/archive signatures. So a PDF named `.docx` is read as a PDF, and a zip
+//! DOCX/XLSX/XLSB/PPTX/VSDX/ODT/ODS/ODP), OLE2 compound files (opened to see which streams
+//! they hold: `WordDocument` → DOC, `PowerPoint Document` → PPT, `Workbook` → XLS,
+//! `VisioDocument` → VSD, `__substg1.0_…` properties → MSG) and common binary
+//! media/archive signatures. So a PDF named `.docx` is read as a PDF, and a zip
 //! named `.pdf` is looked into; bytes that match nothing and claim a binary format by
 //! name fail cleanly in that format's parser.
 
@@ -51,6 +53,16 @@ pub enum Format {
     Rtf,
     /// An RFC 822 / MIME e-mail message.
     Eml,
+    /// Legacy Word 97-2003 documents (`.doc`).
+    Doc,
+    /// Legacy PowerPoint 97-2003 presentations (`.ppt`).
+    Ppt,
+    /// Outlook messages (`.msg`).
+    Msg,
+    /// Legacy Visio drawings (`.vsd`), best effort.
+    Vsd,
+    /// Visio (OOXML) drawings (`.vsdx`, `.vsdm`).
+    Vsdx,
 }
 
 impl Format {
@@ -75,11 +87,16 @@ impl Format {
             Format::Odp => "odp",
             Format::Rtf => "rtf",
             Format::Eml => "eml",
+            Format::Doc => "doc",
+            Format::Ppt => "ppt",
+            Format::Msg => "msg",
+            Format::Vsd => "vsd",
+            Format::Vsdx => "vsdx",
         }
     }
 
     /// Every format, in declaration order.
-    pub const ALL: [Format; 18] = [
+    pub const ALL: [Format; 23] = [
         Format::Text,
         Format::Markdown,
         Format::Csv,
@@ -98,6 +115,11 @@ impl Format {
         Format::Odp,
         Format::Rtf,
         Format::Eml,
+        Format::Doc,
+        Format::Ppt,
+        Format::Msg,
+        Format::Vsd,
+        Format::Vsdx,
     ];
 
     /// Formats whose body is a zip container.
@@ -111,6 +133,15 @@ impl Format {
                 | Format::Odt
                 | Format::Ods
                 | Format::Odp
+                | Format::Vsdx
+        )
+    }
+
+    /// Formats whose body is an OLE2 compound file.
+    pub(crate) fn is_ole(self) -> bool {
+        matches!(
+            self,
+            Format::Xls | Format::Doc | Format::Ppt | Format::Msg | Format::Vsd
         )
     }
 
@@ -148,8 +179,9 @@ pub(crate) enum Detection {
 ///
 /// `head` may be the whole body (that lets zip containers be opened and looked into)
 /// or just its first few KiB (then zip contents are guessed from the entry names that
-/// appear in it). Returns `None` for bodies this crate does not extract (images,
-/// archives, legacy `.doc`/`.ppt`/`.msg`, unknown binaries).
+/// appear in it, and a compound file is taken to be what its name or MIME type says).
+/// Returns `None` for bodies this crate does not extract (images, archives, unknown
+/// binaries).
 ///
 /// ```
 /// use tributary_extract::{detect, Format};
@@ -190,14 +222,27 @@ pub(crate) fn detect_inner(file_name: &str, mime: Option<&str>, head: &[u8]) -> 
                 _ => Detection::Unsupported("zip archive".into()),
             },
         },
-        Sniff::Ole2 => match claimed {
-            Some(Claim::Format(Format::Xls)) => Detection::Format(Format::Xls),
-            _ => {
-                Detection::Unsupported("legacy OLE2 compound document (.doc/.ppt/.msg/...)".into())
-            }
+        Sniff::Ole2 => match crate::ole::kind(head) {
+            Some(f) => Detection::Format(f),
+            None => match claimed {
+                // a partial head cannot be opened: trust a compound-file claim
+                Some(Claim::Format(f)) if f.is_ole() => Detection::Format(f),
+                _ => Detection::Unsupported("OLE2 compound file of an unknown kind".into()),
+            },
         },
         Sniff::Binary(what) => Detection::Unsupported(what.into()),
         Sniff::Unknown => match claimed {
+            // "Word" or "Excel" files that are really HTML, XML or a mail (web exports),
+            // and text served as `application/vnd.ms-excel` (CSV, often) with a text name
+            Some(Claim::Format(f)) if f.is_ole() => match (sniff_text(head), by_name) {
+                (Some(text @ (Format::Html | Format::Xml | Format::Eml)), _) => {
+                    Detection::Format(text)
+                }
+                (Some(_), Some(Claim::Format(named))) if named.is_textual() => {
+                    Detection::Format(named)
+                }
+                _ => Detection::Format(f),
+            },
             Some(Claim::Format(f)) => Detection::Format(f),
             Some(Claim::Unsupported(what)) => Detection::Unsupported(what.into()),
             None => match sniff_text(head) {
@@ -233,7 +278,7 @@ fn sniff(head: &[u8]) -> Sniff {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Sniff::Zip;
     }
-    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+    if head.starts_with(&crate::ole::MAGIC) {
         return Sniff::Ole2;
     }
     // (signature, what it is, weak: only trusted when the body also looks binary)
@@ -300,6 +345,9 @@ fn zip_kind(head: &[u8]) -> Option<Format> {
         if has("ppt/presentation.xml") {
             return Some(Format::Pptx);
         }
+        if has("visio/document.xml") {
+            return Some(Format::Vsdx);
+        }
         if has("[Content_Types].xml") {
             // OOXML with unusual part names: ask the content types.
             return None;
@@ -315,6 +363,8 @@ fn zip_kind(head: &[u8]) -> Option<Format> {
         Some(Format::Xlsx)
     } else if find(head, b"ppt/").is_some() {
         Some(Format::Pptx)
+    } else if find(head, b"visio/").is_some() {
+        Some(Format::Vsdx)
     } else {
         None
     }
@@ -421,13 +471,14 @@ fn from_mime(mime: &str) -> Option<Claim> {
         | "application/vnd.oasis.opendocument.presentation-template" => Format::Odp,
         "application/rtf" | "text/rtf" | "application/x-rtf" => Format::Rtf,
         "message/rfc822" => Format::Eml,
-        "application/msword" => return Some(Claim::Unsupported("legacy Word (.doc) document")),
-        "application/vnd.ms-powerpoint" => {
-            return Some(Claim::Unsupported("legacy PowerPoint (.ppt) presentation"));
-        }
-        "application/vnd.ms-outlook" => {
-            return Some(Claim::Unsupported("Outlook (.msg) message"));
-        }
+        "application/msword" => Format::Doc,
+        "application/vnd.ms-powerpoint" => Format::Ppt,
+        "application/vnd.ms-outlook" | "application/x-ole-storage" => Format::Msg,
+        "application/vnd.visio" | "application/x-visio" => Format::Vsd,
+        "application/vnd.ms-visio.drawing"
+        | "application/vnd.ms-visio.drawing.main+xml"
+        | "application/vnd.ms-visio.drawing.macroenabled.12"
+        | "application/vnd.ms-visio.drawing.macroenabled.main+xml" => Format::Vsdx,
         "application/javascript"
         | "application/x-javascript"
         | "application/ecmascript"
@@ -507,13 +558,14 @@ fn from_name(file_name: &str) -> Option<Claim> {
         "odp" | "otp" => Format::Odp,
         "rtf" => Format::Rtf,
         "eml" => Format::Eml,
-        "doc" | "dot" => return Some(Claim::Unsupported("legacy Word (.doc) document")),
-        "ppt" | "pps" => {
-            return Some(Claim::Unsupported("legacy PowerPoint (.ppt) presentation"));
+        "doc" | "dot" => Format::Doc,
+        "ppt" | "pps" => Format::Ppt,
+        "msg" => Format::Msg,
+        "vsd" | "vss" | "vst" => Format::Vsd,
+        "vsdx" | "vsdm" | "vstx" | "vstm" | "vssx" | "vssm" => Format::Vsdx,
+        "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg" | "one" => {
+            return Some(Claim::Unsupported("unsupported office document"));
         }
-        "msg" => return Some(Claim::Unsupported("Outlook (.msg) message")),
-        "vsd" | "vsdx" | "pub" | "mpp" | "wpd" | "wps" | "pages" | "key" | "numbers" | "odg"
-        | "one" => return Some(Claim::Unsupported("unsupported office document")),
         "txt" | "text" | "log" | "ini" | "cfg" | "conf" | "config" | "properties" | "env"
         | "rst" | "adoc" | "asciidoc" | "org" | "tex" | "latex" | "bib" | "srt" | "vtt" | "py"
         | "pyi" | "pyw" | "rb" | "sh" | "bash" | "zsh" | "fish" | "ps1" | "psm1" | "bat"

@@ -11,7 +11,7 @@
 //! | `Csv`, `Tsv` | `csv` | cells joined by spaces, rows by line breaks |
 //! | `Json` | `serde_json` | string and number values, one per line (keys dropped); JSON Lines too |
 //! | `Xml` | `quick-xml` | text nodes and CDATA (also SVG, RSS, …); DTD entities never expanded |
-//! | `Html` | `html5gum` | visible text: no `head`/`title`/`script`/`style`/`template`/`noscript` |
+//! | `Html` | own memchr scanner | visible text: no `head`/`title`/`script`/`style`/`template`/`noscript` |
 //! | `Pdf` | `pdf-extract` (`lopdf`) | text of every page, pages separated by blank lines |
 //! | `Docx` | `zip` + `quick-xml` | paragraphs in order, then footnotes, endnotes, comments |
 //! | `Pptx` | `zip` + `quick-xml` | slides in presentation order, each followed by its notes |
@@ -19,10 +19,16 @@
 //! | `Odt`, `Ods`, `Odp` | `zip` + `quick-xml` | `content.xml` text in document order |
 //! | `Rtf` | `rtf-parser` | the plain text |
 //! | `Eml` | `mail-parser` | Subject/From/To/Cc/Date, the text (or HTML's visible text) body, attachment names |
+//! | `Doc` | `cfb` + FIB/piece table | main text, then footnotes, headers, comments, endnotes, text boxes; field codes dropped |
+//! | `Ppt` | `cfb` + record walk | text atoms of slides, outlines and notes (masters skipped) |
+//! | `Msg` | `cfb` + MAPI properties | Subject/From/To/Cc/Bcc/Date, the text (or HTML) body, attachment names |
+//! | `Vsd` | `cfb` | best effort: printable UTF-16 runs of the `VisioDocument` stream |
+//! | `Vsdx` | `zip` + `quick-xml` | shape text of every page |
 //!
-//! Legacy binary formats (`.doc`, `.ppt`, `.msg`, `.vsd`, …), media and archives are
+//! Other binary formats (`.pub`, `.one`, …), media and archives are
 //! [`ExtractError::Unsupported`]. See [`detect`] for how the format is chosen (content
-//! sniffing first, so a PDF named `.docx` is read as a PDF).
+//! sniffing first, so a PDF named `.docx` is read as a PDF, and a compound file is
+//! recognised by the streams it holds).
 //!
 //! All text is whitespace-normalised: runs of spaces and tabs become one space, line
 //! breaks are kept, two or more line breaks become one blank line (paragraph break),
@@ -34,12 +40,12 @@
 //!
 //! [`Limits`] (per connector) caps the input size (checked before parsing), the output
 //! size (text cut at a char boundary, [`Extracted::truncated`] set), the time per file,
-//! and what zip containers and PDF streams may inflate to (zip bombs, deflate bombs,
-//! entry-count bombs). Malformed or truncated files fail with `Failed` naming the
-//! format and problem; a parser panic is caught (`catch_unwind`) and reported as
-//! `Failed("… parser panicked: …")`. Known recursion hazards in third-party parsers
-//! (PDF form/page cycles, deep RTF groups) are defused before parsing, since a stack
-//! overflow cannot be caught. Panic containment needs the default `panic = "unwind"`.
+//! and what zip containers, PDF streams and compound-file streams may inflate to (zip
+//! bombs, deflate bombs, entry-count bombs, streams sharing sectors). Malformed or
+//! truncated files fail with `Failed` naming the format and problem; a parser panic
+//! is caught (`catch_unwind`) and reported as `Failed("… parser panicked: …")`. Known
+//! recursion hazards in third-party parsers (PDF form/page cycles, deep RTF groups)
+//! are defused before parsing, since a stack overflow cannot be caught. Panic containment needs the default `panic = "unwind"`.
 //!
 //! # Running it
 //!
@@ -84,6 +90,7 @@ mod detect;
 mod error;
 mod formats;
 mod limits;
+mod ole;
 mod run;
 pub mod service;
 mod text;

@@ -19,7 +19,7 @@ const MIB: u64 = 1024 * 1024;
 /// | `max_input_bytes` | 10 MiB | before any parsing: a larger body is [`ExtractError::TooLarge`] |
 /// | `max_output_bytes` | 4 MiB | text is cut at a char boundary and [`crate::Extracted::truncated`] is set |
 /// | `timeout` | 30 s | by [`crate::Extractor`] / [`crate::extract_blocking`] (hard, returns `TimedOut`), and cooperatively inside [`crate::extract`] |
-/// | `max_decompressed_bytes` | 64 MiB | total bytes inflated from a zip container or PDF streams |
+/// | `max_decompressed_bytes` | 64 MiB | total bytes inflated from a zip container or PDF streams, or read from compound-file streams |
 /// | `max_archive_entries` | 10 000 | entries in a zip container (OOXML, ODF) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

@@ -143,6 +143,16 @@ fn sink_truncates_on_char_boundaries() {
     let mut s = sink(4);
     s.push("ab€cd");
     assert_eq!(s.finish(), ("ab".to_owned(), true));
+    // inner spaces of a run are cut like separators: never a trailing space
+    let mut s = sink(2);
+    s.push("a b");
+    assert_eq!(s.finish(), ("a".to_owned(), true));
+    let mut s = sink(4);
+    s.push("ab cd");
+    assert_eq!(s.finish(), ("ab c".to_owned(), true));
+    let mut s = sink(100);
+    s.push("a b  c\td \u{e9} f\u{a0}g\u{7}h ");
+    assert_eq!(s.finish(), ("a b c d \u{e9} f gh".to_owned(), false));
     // a separator that does not fit ends the text too
     let mut s = sink(3);
     s.push("abc");

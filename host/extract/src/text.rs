@@ -102,26 +102,56 @@ impl Sink {
     }
 
     /// Append text, normalising white space.
+    ///
+    /// ASCII is classified byte by byte, and a single space between two visible ASCII
+    /// characters stays inside the visible run (that is what normalisation would
+    /// write anyway), so ordinary prose is copied in sentence-sized pieces.
     pub(crate) fn push(&mut self, s: &str) {
         if self.full {
             return;
         }
+        let bytes = s.as_bytes();
         let mut run_start: Option<usize> = None;
-        for (i, c) in s.char_indices() {
-            let plain = !(c.is_whitespace() || c.is_control() || c == '\u{feff}');
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let (c, plain) = if b.is_ascii() {
+                let inner_space = b == b' '
+                    && run_start.is_some()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_graphic);
+                (char::from(b), b.is_ascii_graphic() || inner_space)
+            } else {
+                let Some(c) = s[i..].chars().next() else {
+                    break;
+                };
+                (c, !(c.is_whitespace() || c.is_control() || c == '\u{feff}'))
+            };
             if plain {
                 if run_start.is_none() {
                     run_start = Some(i);
                 }
-                continue;
-            }
-            if let Some(start) = run_start.take() {
-                self.write_visible(&s[start..i]);
-                if self.full {
-                    return;
+                if b.is_ascii() {
+                    // the common case: stay in a tight loop over visible ASCII
+                    i += 1;
+                    while let Some(&b) = bytes.get(i) {
+                        let visible = b.is_ascii_graphic()
+                            || (b == b' ' && bytes.get(i + 1).is_some_and(u8::is_ascii_graphic));
+                        if !visible {
+                            break;
+                        }
+                        i += 1;
+                    }
+                    continue;
                 }
+            } else {
+                if let Some(start) = run_start.take() {
+                    self.write_visible(&s[start..i]);
+                    if self.full {
+                        return;
+                    }
+                }
+                self.whitespace(c);
             }
-            self.whitespace(c);
+            i += c.len_utf8();
         }
         if let Some(start) = run_start {
             self.write_visible(&s[start..]);
@@ -183,7 +213,8 @@ impl Sink {
             while cut > 0 && !s.is_char_boundary(cut) {
                 cut -= 1;
             }
-            self.out.push_str(&s[..cut]);
+            // a run may hold inner spaces: never end the text on one
+            self.out.push_str(s[..cut].trim_end_matches(' '));
             self.full = true;
         }
     }
@@ -251,7 +282,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
 
 /// `Some(true)` for UTF-16LE, `Some(false)` for UTF-16BE, when (in the first 4 KiB)
 /// nearly every other byte is NUL and the others are not: ASCII-range UTF-16 text.
-fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
+pub(crate) fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
     let head = &bytes[..bytes.len().min(4096) & !1];
     if head.len() < 8 {
         return None;
@@ -304,4 +335,20 @@ pub(crate) fn looks_binary(bytes: &[u8]) -> bool {
     }
     let head = &bytes[..bytes.len().min(8192)];
     head.contains(&0) && utf16_without_bom(bytes).is_none()
+}
+
+/// A Windows-1252 byte as a character (0x80–0x9F are the typographic characters; the
+/// five unassigned ones stay C1 controls, as in the WHATWG decoder).
+pub(crate) fn cp1252(b: u8) -> char {
+    const C1: [char; 32] = [
+        '\u{20AC}', '\u{81}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
+        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{8D}',
+        '\u{017D}', '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}',
+        '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}',
+        '\u{9D}', '\u{017E}', '\u{0178}',
+    ];
+    match b {
+        0x80..=0x9F => C1[usize::from(b - 0x80)],
+        b => char::from(b),
+    }
 }

@@ -145,6 +145,150 @@ fn html_visible_text() {
     );
 }
 
+include!("fixtures/html_cases.rs");
+
+#[test]
+fn html_tokenising() {
+    for (html, want) in HTML_CASES {
+        assert_eq!(
+            text_of(html.as_bytes(), "case.html", None, Format::Html),
+            *want,
+            "{html}"
+        );
+    }
+    // UTF-16 with a BOM, Windows-1252 without a label, a label naming another encoding
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "<p>caf\u{e9} &amp; th\u{e9}</p>"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    assert_eq!(
+        text_of(&utf16, "u.html", None, Format::Html),
+        "caf\u{e9} & th\u{e9}"
+    );
+    assert_eq!(
+        text_of(b"<p>caf\xE9 \x80</p>", "w.html", None, Format::Html),
+        "caf\u{e9} \u{20ac}"
+    );
+    let sjis = b"<meta charset=shift_jis><p>\x93\xfa\x96\x7b</p>";
+    assert_eq!(
+        text_of(sjis, "j.html", None, Format::Html),
+        "\u{65e5}\u{672c}"
+    );
+    // long enough to be transcoded in several pieces, with characters split across them
+    let mut long = b"<meta charset=shift_jis><p>x".to_vec();
+    for _ in 0..40_000 {
+        long.extend_from_slice(b"\x93\xfa\x96\x7b &amp;");
+    }
+    long.extend_from_slice(b"</p><p>end</p>");
+    let want = format!("x{}\n\nend", "\u{65e5}\u{672c} &".repeat(40_000));
+    assert_eq!(text_of(&long, "j.html", None, Format::Html), want);
+}
+
+#[test]
+fn legacy_office_formats() {
+    assert_eq!(
+        text_of(
+            &fixtures::doc(),
+            "memo.doc",
+            Some("application/msword"),
+            Format::Doc
+        ),
+        fixtures::DOC_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::ppt(), "deck.ppt", None, Format::Ppt),
+        fixtures::PPT_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::msg(), "mail.msg", None, Format::Msg),
+        fixtures::MSG_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::vsd(), "flow.vsd", None, Format::Vsd),
+        fixtures::VSD_TEXT
+    );
+    assert_eq!(
+        text_of(&fixtures::vsdx(), "flow.vsdx", None, Format::Vsdx),
+        fixtures::VSDX_TEXT
+    );
+    assert_eq!(detect("blob", None, &fixtures::vsdx()), Some(Format::Vsdx));
+    // an 8-bit-only Word file without extra stories, and a message with only an HTML body
+    let (word, table) =
+        fixtures::doc_streams(&[fixtures::DocPiece::Narrow(b"Only text\r")], 10, 0, 0);
+    let doc = fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]);
+    assert_eq!(text_of(&doc, "a.doc", None, Format::Doc), "Only text");
+    let html_msg = fixtures::ole(&[
+        ("/__substg1.0_0037001E", b"Hi"),
+        (
+            "/__substg1.0_10130102",
+            b"<html><body><p>Hello <b>there</b></p><script>x</script></body></html>",
+        ),
+    ]);
+    assert_eq!(
+        text_of(&html_msg, "h.msg", None, Format::Msg),
+        "Subject: Hi\n\nHello there"
+    );
+}
+
+#[test]
+fn legacy_formats_are_detected_by_their_streams() {
+    // content wins over the name, whatever the extension says
+    for (bytes, format) in [
+        (fixtures::doc(), Format::Doc),
+        (fixtures::ppt(), Format::Ppt),
+        (fixtures::msg(), Format::Msg),
+        (fixtures::vsd(), Format::Vsd),
+    ] {
+        assert_eq!(detect("blob", None, &bytes), Some(format));
+        assert_eq!(detect("misnamed.xls", None, &bytes), Some(format));
+        assert_eq!(
+            detect("x.doc", Some("application/vnd.ms-excel"), &bytes),
+            Some(format)
+        );
+    }
+    // only the head of a body: the name or MIME type decides among compound files
+    let head = &fixtures::doc()[..512];
+    assert_eq!(detect("a.doc", None, head), Some(Format::Doc));
+    assert_eq!(detect("a.ppt", None, head), Some(Format::Ppt));
+    assert_eq!(
+        detect("a", Some("application/vnd.ms-outlook"), head),
+        Some(Format::Msg)
+    );
+    assert_eq!(detect("a.vsd", None, head), Some(Format::Vsd));
+    assert_eq!(detect("a.bin", None, head), None);
+    // a compound file of another kind
+    let other = fixtures::ole(&[("/Contents", b"x")]);
+    assert_eq!(detect("a.bin", None, &other), None);
+    // CSV served as Excel keeps its name's format; Excel-looking bytes do not
+    assert_eq!(
+        detect("data.csv", Some("application/vnd.ms-excel"), b"a,b\n1,2\n"),
+        Some(Format::Csv)
+    );
+    assert_eq!(
+        detect("data.xls", Some("application/vnd.ms-excel"), b"a,b\n1,2\n"),
+        Some(Format::Xls)
+    );
+    // "Word" and "Excel" files that are really web pages
+    let word_html = b"<html xmlns:o='urn:schemas-microsoft-com:office:office'><body><p>Saved from Word</p></body></html>";
+    assert_eq!(
+        text_of(word_html, "page.doc", None, Format::Html),
+        "Saved from Word"
+    );
+    assert_eq!(
+        text_of(
+            word_html,
+            "sheet.xls",
+            Some("application/vnd.ms-excel"),
+            Format::Html
+        ),
+        "Saved from Word"
+    );
+}
+
 #[test]
 fn pdf_pages() {
     let text = text_of(
@@ -304,6 +448,10 @@ fn detection_order_content_then_mime_then_name() {
     assert_eq!(detect("photo.png", None, b"\x89PNG\r\n\x1a\n...."), None);
     assert_eq!(
         detect("old.doc", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
+        Some(Format::Doc)
+    );
+    assert_eq!(
+        detect("blob", None, b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1...."),
         None
     );
     assert_eq!(
@@ -342,6 +490,11 @@ fn every_format_has_a_fixture_that_extracts() {
         Format::Odp,
         Format::Rtf,
         Format::Eml,
+        Format::Doc,
+        Format::Ppt,
+        Format::Msg,
+        Format::Vsd,
+        Format::Vsdx,
     ];
     for f in Format::ALL {
         assert!(

@@ -210,10 +210,11 @@ fn random_bytes_with_a_document_extension() {
     assert!(
         matches!(extract(b"\x89PNG\r\n\x1a\n\0\0", "image.txt", None, &Limits::default()), Err(ExtractError::Unsupported(m)) if m == "PNG image")
     );
-    assert!(matches!(
-        extract(b"whatever", "old.doc", None, &Limits::default()),
-        Err(ExtractError::Unsupported(_))
-    ));
+    // a legacy Office name on bytes that are no compound file (nor a web page)
+    assert_eq!(
+        failed(extract(b"whatever", "old.doc", None, &Limits::default())),
+        "doc: not an OLE2 compound file (no D0 CF 11 E0 signature)"
+    );
 }
 
 #[test]
@@ -498,4 +499,166 @@ async fn extractor_runs_hostile_files_and_keeps_going() {
     assert!(matches!(b, Err(ExtractError::Failed(ref m)) if m.contains("parser panicked")));
     assert_eq!(c.unwrap().text, fixtures::DOCX_TEXT);
     assert_eq!(extractor.available_slots(), 2);
+}
+
+#[test]
+fn broken_legacy_office_files_fail_cleanly() {
+    let limits = Limits::default();
+    let doc_with = |patch: &dyn Fn(&mut Vec<u8>, &mut Vec<u8>)| {
+        let (mut word, mut table) =
+            fixtures::doc_streams(&[fixtures::DocPiece::Wide("Some text\r")], 10, 0, 0);
+        patch(&mut word, &mut table);
+        fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)])
+    };
+    let clx_pair = 154 + 33 * 8; // fcClx / lcbClx in the FIB
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("cut.doc", fixtures::doc()[..3000].to_vec(), "doc: "),
+        (
+            "junk.doc",
+            [b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".as_slice(), &noise(5000)].concat(),
+            "doc: unreadable OLE2 container",
+        ),
+        (
+            "piece.doc",
+            doc_with(&|_, table| {
+                // the piece's file offset, far past the stream
+                let n = table.len();
+                table[n - 6..n - 2].copy_from_slice(&0x3000_0000u32.to_le_bytes());
+            }),
+            "doc: a piece lies outside the WordDocument stream",
+        ),
+        (
+            "clx.doc",
+            doc_with(&|word, _| {
+                word[clx_pair..clx_pair + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+            }),
+            "doc: the CLX lies outside the 1Table stream",
+        ),
+        (
+            "plc.doc",
+            doc_with(&|_, table| {
+                // a Pcdt claiming more bytes than the CLX has
+                table[22..26].copy_from_slice(&u32::MAX.to_le_bytes());
+            }),
+            "doc: piece table runs past the CLX",
+        ),
+        (
+            "word95.doc",
+            doc_with(&|word, _| word[0..2].copy_from_slice(&0xA5DCu16.to_le_bytes())),
+            "doc: Word 6/95 document (before Word 97): not supported",
+        ),
+        (
+            "notword.doc",
+            fixtures::ole(&[("/Contents", &[1, 2, 3])]),
+            "doc: no WordDocument stream",
+        ),
+        (
+            "huge-record.ppt",
+            {
+                // a text atom declaring 4 GiB
+                let mut record = fixtures::ppt_record(0, 0x0FA0, b"A\0");
+                record[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+                fixtures::ole(&[("/PowerPoint Document", &record)])
+            },
+            "ppt: record at byte 0 runs past the end of the PowerPoint Document stream",
+        ),
+        (
+            "locked.ppt",
+            fixtures::ole(&[
+                ("/PowerPoint Document", &[0; 16]),
+                ("/EncryptedSummary", &[0; 16]),
+            ]),
+            "ppt: encrypted presentation (password protected)",
+        ),
+        (
+            "novisio.vsd",
+            fixtures::ole(&[("/Contents", &[1, 2, 3])]),
+            "vsd: no VisioDocument stream",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let msg = failed(extract(&bytes, name, None, &limits));
+        assert!(msg.starts_with(want), "{name}: {msg}");
+    }
+    let encrypted = {
+        let (word, table) =
+            fixtures::doc_streams(&[fixtures::DocPiece::Wide("Secret\r")], 7, 0, 0x0100);
+        fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)])
+    };
+    assert_eq!(
+        failed(extract(&encrypted, "locked.doc", None, &limits)),
+        "doc: encrypted or obfuscated document (password protected)"
+    );
+    // streams count against the inflation budget (they may share sectors)
+    let small = Limits {
+        max_decompressed_bytes: 1024,
+        ..Limits::default()
+    };
+    let msg = failed(extract(&fixtures::doc(), "big.doc", None, &small));
+    assert!(
+        msg.starts_with("doc: streams read from the container pass the 1 KiB limit"),
+        "{msg}"
+    );
+    // overlapping pieces (all covering the same characters) are read once, not 500 times
+    let text: &[u8] = b"Overlap text\r";
+    let chars = text.len() as u32;
+    let (word, mut table) = fixtures::doc_streams(
+        &vec![fixtures::DocPiece::Narrow(text); 1000],
+        chars * 1000,
+        0,
+        0,
+    );
+    for i in 0..=1000usize {
+        let at = 26 + i * 4; // the piece table's character positions
+        let cp = if i % 2 == 0 { 0 } else { chars };
+        table[at..at + 4].copy_from_slice(&cp.to_le_bytes());
+    }
+    let overlap = fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]);
+    assert_eq!(
+        extract(&overlap, "overlap.doc", None, &limits)
+            .unwrap()
+            .text,
+        "Overlap text"
+    );
+    // character counts far beyond the pieces read only what the pieces hold
+    let (word, table) = fixtures::doc_streams(
+        &[fixtures::DocPiece::Narrow(b"Short\r")],
+        i32::MAX as u32,
+        0,
+        0,
+    );
+    let big = fixtures::ole(&[("/WordDocument", &word), ("/1Table", &table)]);
+    assert_eq!(
+        extract(&big, "big.doc", None, &limits).unwrap().text,
+        "Short"
+    );
+}
+
+/// Corrupting any byte of a legacy file gives text or a clean error, never a panic.
+#[test]
+fn mutated_legacy_office_files_never_panic() {
+    let limits = Limits::default();
+    for (name, original) in [
+        ("a.doc", fixtures::doc()),
+        ("a.ppt", fixtures::ppt()),
+        ("a.msg", fixtures::msg()),
+        ("a.vsd", fixtures::vsd()),
+    ] {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..300 {
+            let mut bytes = original.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % bytes.len();
+                bytes[at] = (x >> 32) as u8;
+            }
+            match extract(&bytes, name, None, &limits) {
+                Ok(_) | Err(ExtractError::Unsupported(_)) => {}
+                Err(ExtractError::Failed(m)) => assert!(!m.contains("panicked"), "{name}: {m}"),
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
 }

@@ -3,14 +3,18 @@
 //! output cap and the cooperative deadline behave the same everywhere.
 
 pub(crate) mod delimited;
+pub(crate) mod doc;
 pub(crate) mod eml;
 pub(crate) mod html;
 pub(crate) mod json;
+pub(crate) mod msg;
 pub(crate) mod odf;
 pub(crate) mod ooxml;
 pub(crate) mod pdf;
+pub(crate) mod ppt;
 pub(crate) mod rtf;
 pub(crate) mod sheets;
+pub(crate) mod vsd;
 pub(crate) mod xml;
 
 use crate::detect::Format;
@@ -43,5 +47,10 @@ pub(crate) fn run(bytes: &[u8], format: Format, sink: &mut Sink) -> Result<()> {
         Format::Odt | Format::Ods | Format::Odp => odf::extract(bytes, format, sink),
         Format::Rtf => rtf::extract(bytes, sink),
         Format::Eml => eml::extract(bytes, sink),
+        Format::Doc => doc::extract(bytes, sink),
+        Format::Ppt => ppt::extract(bytes, sink),
+        Format::Msg => msg::extract(bytes, sink),
+        Format::Vsd => vsd::extract(bytes, sink),
+        Format::Vsdx => ooxml::vsdx(bytes, sink),
     }
 }

@@ -9,6 +9,8 @@
 //!   doubled.
 //! - PPTX: slides in presentation order (`p:sldIdLst` → relationships), each followed
 //!   by its speaker notes; `a:t` runs, `a:p` paragraphs.
+//! - VSDX (Visio): the `Text` of every shape on each page (`visio/pages/pageN.xml` in
+//!   page-number order), one paragraph per shape; masters are not read.
 
 use crate::container::{Container, relationships, rels_part_for};
 use crate::detect::Format;
@@ -33,6 +35,48 @@ const SLIDE: Rules = Rules {
     space: &["tc"],
     every_element_spaces: false,
 };
+
+const VISIO: Rules = Rules {
+    text_in: Some(&["Text"]),
+    skip: &[],
+    para: &["Shape"],
+    line: &[],
+    space: &[],
+    every_element_spaces: false,
+};
+
+/// Extract a VSDX body.
+pub(crate) fn vsdx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
+    let mut zip = Container::open(bytes, Format::Vsdx, sink.budget())?;
+    let mut pages: Vec<(u32, String)> = zip
+        .names()
+        .into_iter()
+        .filter_map(|n| {
+            let num = n
+                .strip_prefix("visio/pages/page")?
+                .strip_suffix(".xml")?
+                .parse()
+                .ok()?;
+            Some((num, n))
+        })
+        .collect();
+    if pages.is_empty() && !zip.has("visio/document.xml") {
+        return Err(ExtractError::failed(
+            Format::Vsdx,
+            "no visio/document.xml (not a Visio drawing?)",
+        ));
+    }
+    pages.sort();
+    for (_, part) in pages {
+        if sink.is_full() {
+            break;
+        }
+        let xml = zip.read(&part, sink.budget())?;
+        sink.para();
+        walk(&xml, Format::Vsdx, &part, &VISIO, sink)?;
+    }
+    Ok(())
+}
 
 /// Extract a DOCX body.
 pub(crate) fn docx(bytes: &[u8], sink: &mut Sink) -> Result<()> {

@@ -1,0 +1,114 @@
+//! Extra memory of extraction, measured by a counting allocator: the HTML path needs
+//! O(output) beyond its input, however large the input and its tokens are.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use tributary_extract::{Limits, extract};
+
+/// Counts live bytes and their peak, per thread (tests run on several threads).
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn track(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        let now = live.get().saturating_add_signed(delta);
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+#[allow(unsafe_code)]
+// SAFETY: forwards to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        track(layout.size() as isize);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        track(-(layout.size() as isize));
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        track(new_size as isize - layout.size() as isize);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Peak bytes allocated (beyond what was live before) while extracting `bytes`, and
+/// the length of the text.
+fn peak_of(bytes: &[u8], name: &str) -> (usize, usize) {
+    let limits = Limits::default()
+        .with_max_input_bytes(64 << 20)
+        .with_max_output_bytes(64 << 20);
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = extract(bytes, name, None, &limits).unwrap();
+    let peak = PEAK.with(Cell::get) - base;
+    (peak, out.text.len())
+}
+
+#[test]
+fn html_needs_memory_for_its_output_not_its_input() {
+    let attr = "q".repeat(16 << 20);
+    let script = "x = '<p>';".repeat(1 << 20);
+    let comment = "- > ".repeat(1 << 20);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // one 16 MiB single-quoted attribute (Elastic's fixture shape, taken further)
+        (
+            "attribute",
+            format!("<html><body><p>Hello</p><img src='{attr}'/><p>world</p></body></html>")
+                .into_bytes(),
+        ),
+        (
+            "script",
+            format!("<p>a</p><script>{script}</script><p>b</p>").into_bytes(),
+        ),
+        (
+            "comment",
+            format!("<p>a</p><!--{comment}--><p>b</p>").into_bytes(),
+        ),
+        // Windows-1252 (not UTF-8): transcoded piece by piece, not as a whole
+        (
+            "legacy",
+            [
+                b"<p>caf\xE9</p><img alt='".as_slice(),
+                attr.as_bytes(),
+                b"'><p>fin</p>",
+            ]
+            .concat(),
+        ),
+    ];
+    for (what, html) in cases {
+        let (peak, text) = peak_of(&html, "big.html");
+        eprintln!(
+            "{what}: {} input bytes, peak {peak} bytes allocated",
+            html.len()
+        );
+        assert!(text < 32, "{what}: {text} bytes of text");
+        assert!(
+            peak < 512 * 1024,
+            "{what}: {peak} bytes allocated for a {} byte input",
+            html.len()
+        );
+    }
+    // and the output itself is what grows: 8 MiB of visible text
+    let html = "<p>some visible words</p>\n".repeat(8 << 20 >> 5);
+    let (peak, text) = peak_of(html.as_bytes(), "text.html");
+    assert!(text > 4 << 20);
+    assert!(
+        peak < 3 * text,
+        "{peak} bytes allocated for {text} bytes of text"
+    );
+}
