@@ -200,6 +200,8 @@ impl Sync {
         let stored = self.map.get(&item.id)?;
         let inherited = self.inherited_acl(&item)?;
         let direct = self.direct_acl(&item, as_user.as_deref())?;
+        let withheld = direct.is_none();
+        let direct = direct.unwrap_or_default();
         let acl = self.settings.dls.then(|| {
             let own = item
                 .owner()
@@ -217,7 +219,11 @@ impl Sync {
                 }
             };
         let id = item.id.clone();
-        self.index(item, &parent, as_user.clone(), acl, direct.clone())?;
+        if withheld {
+            self.withhold(&item, &parent, as_user.clone())?;
+        } else {
+            self.index(item, &parent, as_user.clone(), acl, direct.clone())?;
+        }
         if relist {
             self.walk(Frame {
                 id,
@@ -362,6 +368,7 @@ pub fn incremental(settings: Settings) -> Result<()> {
         }
     }
     let s = &sync.stats;
+    s.report_withheld();
     tributary_sdk::info!(
         "box: incremental: {changes} changed item(s), {duplicates} duplicate event(s) skipped, \
          {} document(s) emitted, {} unchanged, {} deleted, {} folder(s) listed",

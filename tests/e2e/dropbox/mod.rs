@@ -6,6 +6,7 @@
 //! `file_bytes()`, member lists…) and the host's extractor, never from what the plugin did.
 
 mod dls;
+mod parity;
 mod faults;
 mod rules;
 mod sync;

@@ -1,0 +1,92 @@
+//! Parity with Elastic's Dropbox connector where it matters for a migration (issue 14), and
+//! the places where tributary is deliberately stricter: document-level security that fails
+//! closed.
+
+use serde_json::{Value, json};
+use tributary::SyncKind;
+use tributary_fakes::Fault;
+use tributary_fakes::dropbox::{FakeDropbox, Tree};
+
+use super::dls::want_with_access;
+use super::{assert_docs, host, spec};
+
+/// A 409 `access_error` as Dropbox answers a member listing the caller may not read.
+fn no_permission() -> Fault {
+    Fault::Respond {
+        status: 409,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: r#"{"error_summary": "access_error/no_permission/..", "error": {".tag": "access_error", "access_error": {".tag": "no_permission"}}}"#
+            .into(),
+    }
+}
+
+/// Document-level security fails closed: an entry whose member list could not be read is
+/// withheld (never indexed without a list or with an empty one, which both mean "everyone"),
+/// the job report says how many, and once the members can be read it is indexed again.
+#[tokio::test]
+async fn unreadable_member_lists_withhold_documents_instead_of_publishing_them() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![spec(
+        "dls",
+        &fake,
+        json!({
+            "refresh_token": fake.team_refresh_token(),
+            "use_document_level_security": true,
+            "include_inherited_users_and_groups": true,
+        }),
+    )])
+    .await;
+    // Every shared folder's member list, and one file's, cannot be read (files shared with the
+    // admin are not asked first: the listing comes before them).
+    fake.faults()
+        .add("/2/sharing/list_folder_members", 10_000, no_permission())
+        .add("/2/sharing/list_file_members", 1, no_permission());
+    let report = t.sync_ok("dls", SyncKind::Full).await;
+    let docs = t.documents("dls").await;
+    for (id, doc) in &docs {
+        let acl = doc.fields.get("_allow_access_control");
+        assert!(
+            acl.and_then(Value::as_array).is_some_and(|a| !a.is_empty()),
+            "{id} {:?} is public: _allow_access_control = {acl:?}",
+            doc.fields.get("file_path")
+        );
+    }
+    let in_shared_folders: Vec<String> = fake
+        .entries()
+        .into_iter()
+        .filter(|e| {
+            e.is_folder && (e.shared_folder_id.is_some() || e.parent_shared_folder_id.is_some())
+        })
+        .map(|e| e.id)
+        .collect();
+    assert!(!in_shared_folders.is_empty());
+    for id in &in_shared_folders {
+        assert!(!docs.contains_key(id), "folder {id} withheld");
+    }
+    let want = want_with_access(&fake, true);
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(id, _)| !docs.contains_key(*id) && !in_shared_folders.contains(id))
+        .map(|(id, w)| (id, w.kind.clone(), w.file_path.clone()))
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    let withheld = in_shared_folders.len() + 1;
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("{withheld} document(s) withheld"))),
+        "{:?}",
+        report.warnings
+    );
+
+    // Readable again: the next full sync indexes every document with its real list.
+    fake.faults().clear();
+    let report = t.sync_ok("dls", SyncKind::Full).await;
+    assert_docs(&t.documents("dls").await, &want);
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("withheld")),
+        "{:?}",
+        report.warnings
+    );
+}
