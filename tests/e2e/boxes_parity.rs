@@ -59,8 +59,16 @@ async fn unreadable_collaborations_withhold_the_item() {
     );
     let report = t.sync_ok("box", SyncKind::Full).await;
     let docs = t.documents("box").await;
-    let expected: Vec<BoxItem> = fake.items().into_iter().filter(|i| i.id != design).collect();
-    assert!(expected.iter().any(|i| i.path.starts_with("/Design Reviews/")));
+    let expected: Vec<BoxItem> = fake
+        .items()
+        .into_iter()
+        .filter(|i| i.id != design)
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|i| i.path.starts_with("/Design Reviews/"))
+    );
     assert_documents(&docs, &expected);
     access_lists(&docs);
     assert!(
@@ -138,6 +146,103 @@ async fn uploader_only_collaborators_get_no_read_access() {
         after
             .values()
             .all(|acl| acl.contains(&group) && !acl.contains(&alan_id)),
+        "{after:?}"
+    );
+}
+
+/// A full sync does not need events: when `GET /events?stream_position=now` fails (here a
+/// 404 as from a Box-compatible gateway), the full sync still indexes everything and says so
+/// in its report; the next incremental sync lists everything like a full one, and stores
+/// positions again, so the one after reads events.
+#[tokio::test]
+async fn a_refused_event_position_does_not_fail_the_full_sync() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    fake.faults().add(
+        "/events",
+        10_000,
+        Fault::Respond {
+            status: 404,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body:
+                r#"{"type": "error", "status": 404, "code": "not_found", "message": "Not Found"}"#
+                    .into(),
+        },
+    );
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    assert_documents(&t.documents("box").await, &fake.items());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("event stream position could not be read")),
+        "{:?}",
+        report.warnings
+    );
+
+    // Events work again: the next incremental sync is a full listing (its change is found by
+    // listing, not by an event it never had a position for).
+    fake.faults().clear();
+    let created = fake
+        .create_file("0", "after.txt", "made between syncs")
+        .unwrap();
+    fake.faults().reset_log();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    let folders = fake
+        .items()
+        .iter()
+        .filter(|i| i.kind == tributary_fakes::boxapi::ItemKind::Folder)
+        .count();
+    assert!(fake.faults().count("/items") > folders, "listed everything");
+    let docs = t.documents("box").await;
+    assert!(docs.contains_key(&created));
+    assert_documents(&docs, &fake.items());
+
+    // …and it stored positions: the following incremental sync reads events, lists nothing.
+    let edited = fake.create_file("0", "later.txt", "made after").unwrap();
+    fake.faults().reset_log();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(fake.faults().count("/events") > 0);
+    assert!(fake.faults().count("/items") < folders);
+    assert!(t.documents("box").await.contains_key(&edited));
+}
+
+/// Box accepts an invitation of a managed user at once and reports only
+/// `COLLAB_INVITE_COLLABORATOR`: the next incremental sync grants the new collaborator access
+/// to the folder and everything below it.
+#[tokio::test]
+async fn an_invitation_accepted_at_once_grants_access_incrementally() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(
+        vec![free(&fake, json!({"use_document_level_security": true}))],
+        |_| {},
+    )
+    .await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let folder = busy_folder(&fake, 3);
+    let alan = fake.users()[2].id.clone();
+    let alan_id = format!("user_id:{alan}");
+    let below = |docs: &BTreeMap<String, SinkDocument>| -> BTreeMap<String, Vec<String>> {
+        access_lists(docs)
+            .into_iter()
+            .filter(|(id, _)| {
+                let path = docs[id].fields["path"].as_str().unwrap_or_default();
+                *id == folder.id || path.starts_with(&format!("{}/", folder.path))
+            })
+            .collect()
+    };
+    assert!(
+        below(&t.documents("box").await)
+            .values()
+            .all(|acl| !acl.contains(&alan_id))
+    );
+    fake.invite_collaborator(&folder.id, Collaborator::User(alan.clone()), "viewer")
+        .unwrap();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    let after = below(&t.documents("box").await);
+    assert!(after.len() >= 3);
+    assert!(
+        after.values().all(|acl| acl.contains(&alan_id)),
         "{after:?}"
     );
 }

@@ -13,6 +13,10 @@
 //!   without events of their own;
 //! - anything else → indexed again when its version changed.
 //!
+//! Collaboration events (`COLLAB_ADD_COLLABORATOR`, `COLLAB_REMOVE_COLLABORATOR`, and
+//! `COLLAB_INVITE_COLLABORATOR`, the only event Box sends when it accepts an invitation of a
+//! managed user at once) make the item be read again like any change.
+//!
 //! The folders above a changed item (before and after a move) are read again too: Box sends no
 //! event for them, yet their `size` (and possibly `modified_at`) changed.
 //!
@@ -52,7 +56,6 @@ const READ_ONLY: &[&str] = &[
     "ITEM_SHARED_CREATE",
     "ITEM_SHARED_UNSHARE",
     "ITEM_SHARED_UPDATE",
-    "COLLAB_INVITE_COLLABORATOR",
 ];
 
 /// The last [`SEEN_EVENTS`] event ids.
@@ -326,7 +329,8 @@ pub fn incremental(settings: Settings) -> Result<()> {
         Some(p) if scope.as_deref() == Some(settings.scope().as_str()) => p,
         _ => {
             tributary_sdk::info!(
-                "box: no full sync of this configuration has completed yet; listing everything"
+                "box: no event stream positions from a full sync of this configuration; listing \
+                 everything"
             );
             return sync::full(settings, false);
         }

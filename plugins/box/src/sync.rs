@@ -6,7 +6,10 @@
 //! A full sync takes the event stream position(s) *first*, then walks every tree from folder
 //! `"0"` (free: the user's; enterprise: every managed user's, with `As-User`), and checkpoints
 //! the positions last: a change made while the listing ran is replayed by the next incremental
-//! sync. Any listing that fails after retries fails the sync, so the host deletes nothing — a
+//! sync. Reading a position is best-effort: a full sync does not need events, so when Box (or a
+//! Box-compatible gateway, or a token without the events scope) refuses, the sync goes on, the
+//! job report says so, and no positions are stored — the next incremental sync lists everything
+//! as a full one does. Any listing that fails after retries fails the sync, so the host deletes nothing — a
 //! folder is never silently dropped. A folder that vanishes between being listed and being
 //! opened is gone for real and skipped.
 //!
@@ -452,15 +455,36 @@ pub fn full(settings: Settings, prune: bool) -> Result<()> {
     let views = sync.views()?;
     // Positions before the listing: whatever changes while it runs is replayed next time.
     let mut positions = BTreeMap::new();
+    let mut unknown = 0usize;
     for view in &views {
-        let position = sync.api.stream_now(view.as_deref())?;
-        positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+        match sync.api.stream_now(view.as_deref()) {
+            Ok(position) => {
+                positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+            }
+            // A cancelled job or a host limit stops the sync.
+            Err(e @ tributary_sdk::Error::Host(_)) => return Err(e),
+            Err(e) => {
+                unknown += 1;
+                if unknown == 1 {
+                    tributary_sdk::warn!(
+                        "box: the event stream position could not be read ({}); the full sync \
+                         goes on, and the next incremental sync lists everything instead of \
+                         reading events",
+                        e.describe()
+                    );
+                }
+            }
+        }
     }
     for view in views {
         sync.walk(Frame::root(view))?;
     }
     let mut extra = if prune { sync.prune()? } else { Vec::new() };
-    extra.push(entry(POSITIONS_KEY, &positions)?);
+    extra.push(if unknown == 0 {
+        entry(POSITIONS_KEY, &positions)?
+    } else {
+        (POSITIONS_KEY.to_string(), None)
+    });
     extra.push(entry(SCOPE_KEY, &scope)?);
     sync.checkpoint(extra)?;
     let s = &sync.stats;

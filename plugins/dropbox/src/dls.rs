@@ -127,7 +127,11 @@ impl Access {
         let answers = session.rpc_all::<Members>("sharing/list_folder_members", &bodies)?;
         for (id, answer) in ids.into_iter().zip(answers) {
             let identities = match answer {
-                Ok(first) => Some(drain(session, "sharing/list_folder_members/continue", first)?),
+                Ok(first) => Some(drain(
+                    session,
+                    "sharing/list_folder_members/continue",
+                    first,
+                )?),
                 Err(conflict) => {
                     tributary_sdk::warn!(
                         "members of shared folder {id} not readable ({}); its folders are \

@@ -35,6 +35,32 @@ pub struct Rule {
     pub path: Option<String>,
 }
 
+/// Names the rules of an advanced-rules array for a job report: `rule 1 (query "a"), …`
+/// (the first ten; queries cut at 80 characters).
+pub fn describe(rules: &Value) -> String {
+    let Some(list) = rules.as_array() else {
+        return "the advanced rules".into();
+    };
+    let mut names: Vec<String> = list
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(
+            |(i, rule)| match rule.get("query").and_then(Value::as_str) {
+                Some(query) => {
+                    let query: String = query.chars().take(80).collect();
+                    format!("rule {} (query {query:?})", i + 1)
+                }
+                None => format!("rule {}", i + 1),
+            },
+        )
+        .collect();
+    if list.len() > 10 {
+        names.push(format!("and {} more", list.len() - 10));
+    }
+    names.join(", ")
+}
+
 fn err(rule: usize, message: impl Into<String>) -> RuleError {
     RuleError {
         rule: u32::try_from(rule).ok(),

@@ -6,8 +6,8 @@
 //! `file_bytes()`, member lists…) and the host's extractor, never from what the plugin did.
 
 mod dls;
-mod parity;
 mod faults;
+mod parity;
 mod rules;
 mod sync;
 

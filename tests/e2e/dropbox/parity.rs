@@ -90,3 +90,39 @@ async fn unreadable_member_lists_withhold_documents_instead_of_publishing_them()
         report.warnings
     );
 }
+
+/// With document-level security on, advanced rules are ignored (DLS wins, as in Elastic's
+/// connector): the sync lists everything with access lists, searches nothing, and the job
+/// report names the ignored rules.
+#[tokio::test]
+async fn advanced_rules_are_ignored_with_document_level_security() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let mut dls = spec(
+        "dls-rules",
+        &fake,
+        json!({
+            "refresh_token": fake.team_refresh_token(),
+            "use_document_level_security": true,
+        }),
+    );
+    dls.advanced_rules = Some(json!([
+        {"query": "budget"},
+        {"query": "roadmap", "options": {"file_extensions": ["md"]}},
+    ]));
+    let t = host(vec![dls]).await;
+    for kind in [SyncKind::Full, SyncKind::Incremental] {
+        let report = t.sync_ok("dls-rules", kind).await;
+        assert_docs(
+            &t.documents("dls-rules").await,
+            &want_with_access(&fake, false),
+        );
+        assert!(
+            report.warnings.iter().any(|w| w
+                .starts_with("advanced rules ignored because document level security is on")
+                && w.contains(r#"rule 1 (query "budget"), rule 2 (query "roadmap")"#)),
+            "{kind:?}: {:?}",
+            report.warnings
+        );
+    }
+    assert_eq!(fake.faults().count("/2/files/search"), 0);
+}

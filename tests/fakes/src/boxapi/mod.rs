@@ -547,6 +547,28 @@ impl FakeBox {
         .map(|id| id.to_string())
     }
 
+    /// Invites a managed user or group, which Box accepts at once: the collaboration is active
+    /// and the only event is `COLLAB_INVITE_COLLABORATOR` (no `COLLAB_ADD_COLLABORATOR`).
+    pub fn invite_collaborator(
+        &self,
+        item_id: &str,
+        with: Collaborator,
+        role: &str,
+    ) -> anyhow::Result<String> {
+        self.mutate(|st| {
+            let id = Self::item(st, item_id)?;
+            let accessor = match &with {
+                Collaborator::User(user) => Accessor::User(Self::user(st, user)?),
+                Collaborator::Group(group) => Accessor::Group(
+                    st.group_index(group)
+                        .ok_or_else(|| format!("no group with id {group:?}"))?,
+                ),
+            };
+            st.add_collab_as(id, accessor, role, "COLLAB_INVITE_COLLABORATOR")
+        })
+        .map(|id| id.to_string())
+    }
+
     /// Removes a collaboration; emits `COLLAB_REMOVE_COLLABORATOR`.
     pub fn remove_collaboration(&self, collaboration_id: &str) -> anyhow::Result<()> {
         let id: u64 = collaboration_id
