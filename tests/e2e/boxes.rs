@@ -427,8 +427,9 @@ async fn refresh_token_rotation_survives_restarts_and_failures() {
     // token is already stored when the sync dies.
     fake.expire_access_tokens();
     let before = fake.grants().refresh_token;
-    // The first events call meets the expired token (a refresh rotates it), the rest fail.
-    fake.faults().add_after("/events", 1, 10, server_error(500));
+    // Reading the signed-in user meets the expired token (a refresh rotates it), then every
+    // events call fails.
+    fake.faults().add("/events", 10, server_error(500));
     let report = t.sync("box", SyncKind::Incremental).await;
     assert_eq!(report.status, JobStatus::Failed);
     assert_eq!(report.error.unwrap().kind, "transient");

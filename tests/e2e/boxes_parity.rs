@@ -246,3 +246,37 @@ async fn an_invitation_accepted_at_once_grants_access_incrementally() {
         "{after:?}"
     );
 }
+
+/// Event positions belong to the signed-in Box user, not to the client id: after the refresh
+/// token is replaced by one of another user (same app), the next incremental sync lists that
+/// user's tree instead of reading the old user's event stream from the old position.
+#[tokio::test]
+async fn positions_belong_to_the_signed_in_user() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let grace = fake.users()[1].id.clone();
+    let token = fake.authorize_as(&grace).unwrap();
+    let t = t
+        .restart_with(|config| {
+            config.connectors[0]
+                .config
+                .insert("refresh_token".into(), json!(token));
+        })
+        .await;
+    fake.faults().reset_log();
+    let report = t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(fake.faults().count("/items") > 0, "listed Grace's tree");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("signed-in user or the configuration changed")),
+        "{:?}",
+        report.warnings
+    );
+    let docs = t.documents("box").await;
+    for item in fake.items_for_user(&grace).unwrap() {
+        assert!(docs.contains_key(&item.id), "{} {}", item.id, item.path);
+    }
+}

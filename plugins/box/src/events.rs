@@ -324,19 +324,27 @@ impl Sync {
 /// full sync: only full jobs delete what they did not see).
 pub fn incremental(settings: Settings) -> Result<()> {
     let positions: Option<BTreeMap<String, String>> = state::get_json(POSITIONS_KEY)?;
-    let scope: Option<String> = state::get_json(SCOPE_KEY)?;
-    let mut positions = match positions {
-        Some(p) if scope.as_deref() == Some(settings.scope().as_str()) => p,
-        _ => {
-            tributary_sdk::info!(
-                "box: no event stream positions from a full sync of this configuration; listing \
-                 everything"
-            );
-            return sync::full(settings, false);
-        }
-    };
+    let stored: Option<String> = state::get_json(SCOPE_KEY)?;
     let mut sync = Sync::new(settings, Mode::Incremental);
     sync.api.authenticate()?;
+    let scope = sync.scope()?;
+    let mut positions = match (positions, stored) {
+        (Some(p), Some(stored)) if stored == scope => p,
+        (_, Some(_)) => {
+            tributary_sdk::warn!(
+                "box: the signed-in user or the configuration changed since the last full sync \
+                 (or it could not read event positions): listing everything instead of reading \
+                 events"
+            );
+            return sync::listing(sync.into_full(), scope, false);
+        }
+        (_, None) => {
+            tributary_sdk::info!(
+                "box: no full sync of this configuration has completed yet; listing everything"
+            );
+            return sync::listing(sync.into_full(), scope, false);
+        }
+    };
     let mut ring = Ring::load()?;
     if sync.settings.enterprise() {
         let views = sync.views()?;

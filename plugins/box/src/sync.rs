@@ -440,6 +440,25 @@ impl Sync {
     }
 }
 
+impl Sync {
+    /// What the stored state belongs to: the configuration's [`Settings::scope`] plus, for a
+    /// free account, the signed-in user — a refresh token of another Box user (same client id)
+    /// reads another user's tree and event stream, so the old positions mean nothing.
+    pub fn scope(&mut self) -> Result<String> {
+        let mut scope = self.settings.scope();
+        if !self.settings.enterprise() {
+            scope.push_str(&format!("|user={}", self.api.me()?.id));
+        }
+        Ok(scope)
+    }
+
+    /// Turns an incremental run into a full listing (no positions to read events from).
+    pub fn into_full(mut self) -> Sync {
+        self.mode = Mode::Full;
+        self
+    }
+}
+
 /// Encodes a state value for a checkpoint.
 pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<StateEntry> {
     Ok((key.to_string(), Some(state::encode(value)?)))
@@ -448,10 +467,15 @@ pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<StateEntry> {
 /// A full listing. `prune` is off when an incremental job falls back to listing everything (the
 /// host deletes vanished documents only after full jobs, so the map keeps them too).
 pub fn full(settings: Settings, prune: bool) -> Result<()> {
-    let started = std::time::Instant::now();
-    let scope = settings.scope();
     let mut sync = Sync::new(settings, Mode::Full);
     sync.api.authenticate()?;
+    let scope = sync.scope()?;
+    listing(sync, scope, prune)
+}
+
+/// The full listing of a signed-in [`Sync`] in full mode; stores `scope` with the positions.
+pub fn listing(mut sync: Sync, scope: String, prune: bool) -> Result<()> {
+    let started = std::time::Instant::now();
     let views = sync.views()?;
     // Positions before the listing: whatever changes while it runs is replayed next time.
     let mut positions = BTreeMap::new();

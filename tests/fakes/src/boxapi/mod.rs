@@ -296,6 +296,20 @@ impl FakeBox {
         })
     }
 
+    /// Issues a fresh refresh token acting as another user (someone else authorized the app
+    /// with the same client id) and returns it.
+    pub fn authorize_as(&self, user_id: &str) -> anyhow::Result<String> {
+        self.with(|st| {
+            let user = st
+                .user_index(user_id)
+                .ok_or_else(|| anyhow!("no user {user_id}"))?;
+            st.refresh_user = user;
+            let token = st.new_token("r");
+            st.refresh_token = Some(token.clone());
+            Ok(token)
+        })
+    }
+
     /// The enterprise id for `client_credentials` with `box_subject_type=enterprise`.
     pub fn enterprise_id(&self) -> String {
         self.with(|st| st.enterprise_id.clone())
