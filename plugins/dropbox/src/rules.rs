@@ -278,6 +278,17 @@ mod tests {
     }
 
     #[test]
+    fn ignored_rules_are_named_by_their_queries() {
+        assert_eq!(
+            describe(&json!([{"query": "budget"}, {"options": {}}])),
+            r#"rule 1 (query "budget"), rule 2"#
+        );
+        let many: Vec<Value> = (0..12).map(|i| json!({"query": i.to_string()})).collect();
+        let text = describe(&Value::Array(many));
+        assert!(text.starts_with(r#"rule 1 (query "0")"#) && text.ends_with(", and 2 more"));
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_rule() {
         let errors = parse(&json!([
             {"options": {}},
