@@ -521,6 +521,15 @@ impl Job {
                 continue;
             };
             let known_now = known(&document, dir);
+            // Something else was at this path (deleted and re-created, file ⇄ folder): Dropbox
+            // may report only the new entry, so the old one and its subtree go now.
+            if map.get(path)?.is_some_and(|k| k.id != known_now.id) {
+                for gone in map.remove_tree(path)? {
+                    if !upserted.contains(gone.id.as_str()) {
+                        deleted.push(gone.id);
+                    }
+                }
+            }
             // Reported again without a change we index (e.g. its folder was shared).
             if map
                 .get(path)?

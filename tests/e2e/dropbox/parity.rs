@@ -8,7 +8,7 @@ use tributary_fakes::Fault;
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
 
 use super::dls::want_with_access;
-use super::{assert_docs, host, spec};
+use super::{assert_docs, host, spec, want_all};
 
 /// A 409 `access_error` as Dropbox answers a member listing the caller may not read.
 fn no_permission() -> Fault {
@@ -125,4 +125,48 @@ async fn advanced_rules_are_ignored_with_document_level_security() {
         );
     }
     assert_eq!(fake.faults().count("/2/files/search"), 0);
+}
+
+/// Something replaced at the same path (deleted and re-created, file ⇄ folder), reported by
+/// Dropbox as the new entry only, takes the old document — and a replaced folder's whole
+/// subtree — out of the index at the next incremental sync.
+#[tokio::test]
+async fn an_entry_replaced_at_the_same_path_leaves_nothing_behind() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![spec("dbx", &fake, json!({}))]).await;
+    t.sync_ok("dbx", SyncKind::Full).await;
+    let entries = fake.entries();
+    let below = |folder: &str, path: &str| path.starts_with(&format!("{folder}/"));
+    let folder = entries
+        .iter()
+        .find(|e| {
+            e.is_folder
+                && e.shared_folder_id.is_none()
+                && e.parent_shared_folder_id.is_none()
+                && entries
+                    .iter()
+                    .filter(|c| below(&e.path_lower, &c.path_lower))
+                    .count()
+                    >= 2
+        })
+        .expect("a folder with a subtree")
+        .clone();
+    let file = entries
+        .iter()
+        .find(|e| {
+            !e.is_folder
+                && e.parent_shared_folder_id.is_none()
+                && !below(&folder.path_lower, &e.path_lower)
+        })
+        .expect("a file elsewhere")
+        .clone();
+    let new_file = fake
+        .replace_with_file(&folder.path_display, "a file where a folder was")
+        .unwrap();
+    let new_folder = fake.replace_with_folder(&file.path_display).unwrap();
+    assert!(new_file.id != folder.id && new_folder.id != file.id);
+    t.sync_ok("dbx", SyncKind::Incremental).await;
+    let docs = t.documents("dbx").await;
+    assert!(!docs.contains_key(&folder.id) && !docs.contains_key(&file.id));
+    assert_docs(&docs, &want_all(&fake, None));
 }
