@@ -18,7 +18,7 @@ use crate::support::{connector, host_with};
 const MIB: u64 = 1024 * 1024;
 
 /// A free-account connector for `fake`, with `extra` settings merged in.
-fn free(fake: &FakeBox, extra: Value) -> ConnectorSpec {
+pub(crate) fn free(fake: &FakeBox, extra: Value) -> ConnectorSpec {
     let mut config = json!({
         "client_id": fake.client_id(),
         "client_secret": fake.client_secret(),
@@ -31,7 +31,7 @@ fn free(fake: &FakeBox, extra: Value) -> ConnectorSpec {
 }
 
 /// An enterprise connector for `fake`, with `extra` settings merged in.
-fn enterprise(fake: &FakeBox, extra: Value) -> ConnectorSpec {
+pub(crate) fn enterprise(fake: &FakeBox, extra: Value) -> ConnectorSpec {
     let mut config = json!({
         "is_enterprise": "box_enterprise",
         "client_id": fake.client_id(),
@@ -65,7 +65,7 @@ fn extractable(item: &BoxItem) -> bool {
 
 /// The index holds exactly `expected`, each document with Box's fields and content exactly when
 /// the file is worth extracting.
-fn assert_documents(docs: &BTreeMap<String, SinkDocument>, expected: &[BoxItem]) {
+pub(crate) fn assert_documents(docs: &BTreeMap<String, SinkDocument>, expected: &[BoxItem]) {
     let want: BTreeSet<&str> = expected.iter().map(|i| i.id.as_str()).collect();
     let got: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
     let missing: Vec<_> = want.difference(&got).collect();
@@ -104,7 +104,7 @@ fn assert_documents(docs: &BTreeMap<String, SinkDocument>, expected: &[BoxItem])
 
 /// Expected identities of every document: users (owner and collaborators, groups expanded)
 /// and groups exactly as the fake grants access.
-fn assert_permissions(fake: &FakeBox, docs: &BTreeMap<String, SinkDocument>) {
+pub(crate) fn assert_permissions(fake: &FakeBox, docs: &BTreeMap<String, SinkDocument>) {
     let members: BTreeMap<String, Vec<String>> = fake
         .groups()
         .into_iter()
@@ -179,14 +179,14 @@ fn unauthorized() -> Fault {
     }
 }
 
-fn id_of(fake: &FakeBox, path: &str) -> String {
+pub(crate) fn id_of(fake: &FakeBox, path: &str) -> String {
     fake.find_path(path)
         .unwrap_or_else(|| panic!("no item at {path}"))
 }
 
 /// The first folder of the primary user's own tree (not shared) with a file directly inside
 /// and at least `min_items` items below it.
-fn busy_folder(fake: &FakeBox, min_items: usize) -> BoxItem {
+pub(crate) fn busy_folder(fake: &FakeBox, min_items: usize) -> BoxItem {
     let items = fake.items();
     let me = fake.primary_user_id();
     items
@@ -427,8 +427,9 @@ async fn refresh_token_rotation_survives_restarts_and_failures() {
     // token is already stored when the sync dies.
     fake.expire_access_tokens();
     let before = fake.grants().refresh_token;
-    // The first events call meets the expired token (a refresh rotates it), the rest fail.
-    fake.faults().add_after("/events", 1, 10, server_error(500));
+    // Reading the signed-in user meets the expired token (a refresh rotates it), then every
+    // events call fails.
+    fake.faults().add("/events", 10, server_error(500));
     let report = t.sync("box", SyncKind::Incremental).await;
     assert_eq!(report.status, JobStatus::Failed);
     assert_eq!(report.error.unwrap().kind, "transient");

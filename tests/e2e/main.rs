@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod boxes;
+mod boxes_parity;
 mod dropbox;
 mod elasticsearch;
 mod extraction;

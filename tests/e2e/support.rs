@@ -69,6 +69,16 @@ impl TestHost {
         TestHost { dir, host }
     }
 
+    /// Reopens the host on the same data directory with its configuration changed by `tweak`.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut HostConfig)) -> TestHost {
+        let TestHost { dir, host } = self;
+        let mut config = host.config().clone();
+        drop(host);
+        tweak(&mut config);
+        let host = Host::open(config).await.expect("host reopens");
+        TestHost { dir, host }
+    }
+
     /// Runs a sync and returns its report.
     pub async fn sync(&self, id: &str, kind: SyncKind) -> JobReport {
         self.host

@@ -3,7 +3,8 @@
 //!
 //! Semantics follow Elastic's connectors: rules are checked in order, the first rule whose
 //! condition holds decides (include or exclude), and a document no rule matches is included.
-//! Conditions: `equals`, `contains`, `starts_with`, `ends_with`, `regex` (whole value), `<`, `>`
+//! Conditions: `equals`, `contains`, `starts_with`, `ends_with`, `regex` (anchored at the start
+//! only, like the Python `re.match` Elastic uses: `draft` matches `draft-12.md`), `<`, `>`
 //! (numbers compare numerically, RFC 3339 timestamps chronologically, anything else as text).
 //! A field that is absent never matches; a list field matches when any element does.
 
@@ -36,7 +37,8 @@ pub enum Condition {
     /// The value ends with the rule value.
     #[serde(rename = "ends_with")]
     EndsWith,
-    /// The whole value matches the regular expression.
+    /// The regular expression matches at the start of the value (Python's `re.match`, as in
+    /// Elastic; end it with `$` to match the whole value).
     #[serde(rename = "regex")]
     Regex,
     /// The value is less than the rule value.
@@ -97,7 +99,7 @@ impl Rules {
                 }
             };
             let regex = if spec.rule == Condition::Regex {
-                match Regex::new(&format!("^(?:{value})$")) {
+                match Regex::new(&format!("^(?:{value})")) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         errors.push(format!("rule {n}: invalid regex `{value}`: {e}"));
@@ -264,12 +266,46 @@ mod tests {
         assert!(!r.includes(&fields(json!({"name": "draft-12.md"}))));
         assert!(
             r.includes(&fields(json!({"name": "my-draft-12.md"}))),
-            "regex matches the whole value"
+            "regex is anchored at the start"
         );
         assert!(
             r.includes(&fields(json!({"other": 1}))),
             "absent fields never match"
         );
+    }
+
+    /// Elastic evaluates `regex` with Python's `re.match(value, field)`: anchored at the start
+    /// of the field, not at its end, so a prefix pattern matches longer values.
+    #[test]
+    fn regex_is_anchored_at_the_start_only_like_python_re_match() {
+        let r = rules(json!([
+            {"field": "name", "rule": "regex", "value": "draft", "policy": "exclude"},
+            {"field": "file_path", "rule": "regex", "value": "/Archive/\\d{4}", "policy": "exclude"},
+            {"field": "ext", "rule": "regex", "value": "pdf$", "policy": "exclude"},
+            {"field": "alt", "rule": "regex", "value": "a|b", "policy": "exclude"},
+        ]));
+        assert!(
+            !r.includes(&fields(json!({"name": "draft-12.md"}))),
+            "prefix"
+        );
+        assert!(
+            !r.includes(&fields(json!({"name": "draft"}))),
+            "whole value"
+        );
+        assert!(
+            r.includes(&fields(json!({"name": "my draft"}))),
+            "not a search"
+        );
+        assert!(!r.includes(&fields(json!({"file_path": "/Archive/2019/q1.pdf"}))));
+        assert!(r.includes(&fields(json!({"file_path": "/Work/Archive/2019"}))));
+        assert!(!r.includes(&fields(json!({"ext": "pdf"}))));
+        assert!(
+            r.includes(&fields(json!({"ext": "pdfx"}))),
+            "`$` still ends"
+        );
+        // The anchor applies to the whole alternation, as `re.match` does.
+        assert!(!r.includes(&fields(json!({"alt": "bcd"}))));
+        assert!(r.includes(&fields(json!({"alt": "cab"}))));
     }
 
     #[test]

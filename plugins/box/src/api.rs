@@ -184,6 +184,10 @@ pub struct Page {
 pub struct Collaboration {
     #[serde(default)]
     pub status: Option<String>,
+    /// `editor`, `viewer`, `previewer`, `uploader`, `previewer uploader`, `viewer uploader`,
+    /// `co-owner` or `owner`.
+    #[serde(default)]
+    pub role: Option<String>,
     #[serde(default)]
     pub accessible_by: Option<Accessor>,
 }

@@ -4,6 +4,10 @@
 //! item or on any folder above it — Box collaborations inherit downwards. Identities use
 //! Elastic's prefixes, so search applications built for Elastic's connectors keep working:
 //! `user_id:<id>`, `email:<login>`, `group:<id>`.
+//!
+//! Fails closed: only collaborations whose role can see content grant access (an `uploader`
+//! can add files but not see them), and an item whose collaborations cannot be read is withheld
+//! from the index (see `sync`), never indexed with a partial or empty list.
 
 use std::collections::BTreeSet;
 
@@ -31,12 +35,28 @@ pub fn user_identities(user: &User) -> Vec<String> {
     out
 }
 
+/// Box collaboration roles that may see an item's content (all but `uploader`, which may only
+/// add files). An unknown or missing role grants nothing.
+const READING_ROLES: &[&str] = &[
+    "editor",
+    "viewer",
+    "previewer",
+    "previewer uploader",
+    "viewer uploader",
+    "co-owner",
+    "owner",
+];
+
 /// Identities granted by an item's own collaborations (accepted ones only: a pending invite
-/// grants nothing yet).
+/// grants nothing yet; roles that cannot see content grant nothing).
 pub fn collaborator_identities(collaborations: &[Collaboration]) -> Vec<String> {
     let mut out = BTreeSet::new();
     for collab in collaborations {
         if collab.status.as_deref().is_some_and(|s| s != "accepted") {
+            continue;
+        }
+        let role = collab.role.as_deref().unwrap_or_default();
+        if !READING_ROLES.contains(&role.to_ascii_lowercase().as_str()) {
             continue;
         }
         let Some(who) = &collab.accessible_by else {
@@ -125,10 +145,12 @@ mod tests {
     #[test]
     fn accepted_collaborations_grant_users_and_groups() {
         let collaborations: Vec<Collaboration> = serde_json::from_value(json!([
-            {"status": "accepted", "accessible_by": {"type": "user", "id": "1", "login": "a@x"}},
-            {"status": "accepted", "accessible_by": {"type": "group", "id": "9", "name": "G"}},
-            {"status": "pending", "accessible_by": {"type": "user", "id": "2", "login": "b@x"}},
-            {"status": "pending", "accessible_by": null, "invite_email": "c@x"},
+            {"status": "accepted", "role": "editor", "accessible_by": {"type": "user", "id": "1", "login": "a@x"}},
+            {"status": "accepted", "role": "viewer uploader", "accessible_by": {"type": "group", "id": "9", "name": "G"}},
+            {"status": "pending", "role": "viewer", "accessible_by": {"type": "user", "id": "2", "login": "b@x"}},
+            {"status": "pending", "role": "viewer", "accessible_by": null, "invite_email": "c@x"},
+            {"status": "accepted", "role": "uploader", "accessible_by": {"type": "user", "id": "3", "login": "u@x"}},
+            {"status": "accepted", "accessible_by": {"type": "user", "id": "4", "login": "n@x"}},
         ]))
         .unwrap();
         assert_eq!(

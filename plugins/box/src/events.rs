@@ -13,6 +13,10 @@
 //!   without events of their own;
 //! - anything else → indexed again when its version changed.
 //!
+//! Collaboration events (`COLLAB_ADD_COLLABORATOR`, `COLLAB_REMOVE_COLLABORATOR`, and
+//! `COLLAB_INVITE_COLLABORATOR`, the only event Box sends when it accepts an invitation of a
+//! managed user at once) make the item be read again like any change.
+//!
 //! The folders above a changed item (before and after a move) are read again too: Box sends no
 //! event for them, yet their `size` (and possibly `modified_at`) changed.
 //!
@@ -52,7 +56,6 @@ const READ_ONLY: &[&str] = &[
     "ITEM_SHARED_CREATE",
     "ITEM_SHARED_UNSHARE",
     "ITEM_SHARED_UPDATE",
-    "COLLAB_INVITE_COLLABORATOR",
 ];
 
 /// The last [`SEEN_EVENTS`] event ids.
@@ -200,6 +203,8 @@ impl Sync {
         let stored = self.map.get(&item.id)?;
         let inherited = self.inherited_acl(&item)?;
         let direct = self.direct_acl(&item, as_user.as_deref())?;
+        let withheld = direct.is_none();
+        let direct = direct.unwrap_or_default();
         let acl = self.settings.dls.then(|| {
             let own = item
                 .owner()
@@ -217,7 +222,11 @@ impl Sync {
                 }
             };
         let id = item.id.clone();
-        self.index(item, &parent, as_user.clone(), acl, direct.clone())?;
+        if withheld {
+            self.withhold(&item, &parent, as_user.clone())?;
+        } else {
+            self.index(item, &parent, as_user.clone(), acl, direct.clone())?;
+        }
         if relist {
             self.walk(Frame {
                 id,
@@ -315,18 +324,27 @@ impl Sync {
 /// full sync: only full jobs delete what they did not see).
 pub fn incremental(settings: Settings) -> Result<()> {
     let positions: Option<BTreeMap<String, String>> = state::get_json(POSITIONS_KEY)?;
-    let scope: Option<String> = state::get_json(SCOPE_KEY)?;
-    let mut positions = match positions {
-        Some(p) if scope.as_deref() == Some(settings.scope().as_str()) => p,
-        _ => {
+    let stored: Option<String> = state::get_json(SCOPE_KEY)?;
+    let mut sync = Sync::new(settings, Mode::Incremental);
+    sync.api.authenticate()?;
+    let scope = sync.scope()?;
+    let mut positions = match (positions, stored) {
+        (Some(p), Some(stored)) if stored == scope => p,
+        (_, Some(_)) => {
+            tributary_sdk::warn!(
+                "box: the signed-in user or the configuration changed since the last full sync \
+                 (or it could not read event positions): listing everything instead of reading \
+                 events"
+            );
+            return sync::listing(sync.into_full(), scope, false);
+        }
+        (_, None) => {
             tributary_sdk::info!(
                 "box: no full sync of this configuration has completed yet; listing everything"
             );
-            return sync::full(settings, false);
+            return sync::listing(sync.into_full(), scope, false);
         }
     };
-    let mut sync = Sync::new(settings, Mode::Incremental);
-    sync.api.authenticate()?;
     let mut ring = Ring::load()?;
     if sync.settings.enterprise() {
         let views = sync.views()?;
@@ -362,6 +380,7 @@ pub fn incremental(settings: Settings) -> Result<()> {
         }
     }
     let s = &sync.stats;
+    s.report_withheld();
     tributary_sdk::info!(
         "box: incremental: {changes} changed item(s), {duplicates} duplicate event(s) skipped, \
          {} document(s) emitted, {} unchanged, {} deleted, {} folder(s) listed",

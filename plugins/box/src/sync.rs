@@ -6,9 +6,17 @@
 //! A full sync takes the event stream position(s) *first*, then walks every tree from folder
 //! `"0"` (free: the user's; enterprise: every managed user's, with `As-User`), and checkpoints
 //! the positions last: a change made while the listing ran is replayed by the next incremental
-//! sync. Any listing that fails after retries fails the sync, so the host deletes nothing — a
+//! sync. Reading a position is best-effort: a full sync does not need events, so when Box (or a
+//! Box-compatible gateway, or a token without the events scope) refuses, the sync goes on, the
+//! job report says so, and no positions are stored — the next incremental sync lists everything
+//! as a full one does. Any listing that fails after retries fails the sync, so the host deletes nothing — a
 //! folder is never silently dropped. A folder that vanishes between being listed and being
 //! opened is gone for real and skipped.
+//!
+//! With document-level security, an item whose collaborations cannot be read is withheld: not
+//! indexed (deleted when it was), kept in the map without a version so the next pass that can
+//! read them indexes it, and counted in the job report. Its subtree is still listed: what it
+//! contains inherits every identity that *could* be read, a subset of who may really see it.
 //!
 //! Enterprise crawls index each item once, from its owner's view: an item owned by another
 //! crawled user is skipped (with its subtree: Box gives a folder's contents to the folder's
@@ -75,6 +83,22 @@ pub struct Target {
 pub struct Stats {
     pub folders: u64,
     pub unchanged: u64,
+    /// Items withheld because their collaborations could not be read.
+    pub withheld: u64,
+}
+
+impl Stats {
+    /// Reports the withheld items in the job report, if any.
+    pub fn report_withheld(&self) {
+        if self.withheld > 0 {
+            tributary_sdk::warn!(
+                "box: {} item(s) withheld: their collaborations could not be read, and \
+                 document-level security never indexes an item for more people than it knows; \
+                 they are indexed once their collaborations can be read",
+                self.withheld
+            );
+        }
+    }
 }
 
 /// One running sync.
@@ -191,12 +215,20 @@ impl Sync {
             return Ok(None); // reached from another tree already
         }
         let direct = self.direct_acl(&item, frame.as_user.as_deref())?;
+        let is_folder = item.kind == Kind::Folder;
+        let id = item.id.clone();
+        let Some(direct) = direct else {
+            self.withhold(&item, &frame.id, frame.as_user.clone())?;
+            return Ok(is_folder.then(|| Frame {
+                id,
+                as_user: frame.as_user.clone(),
+                inherited: frame.inherited.clone(),
+            }));
+        };
         let acl = self.settings.dls.then(|| {
             let own = owner.as_ref().map(dls::user_identities).unwrap_or_default();
             dls::merge(&[&frame.inherited, &own, &direct])
         });
-        let is_folder = item.kind == Kind::Folder;
-        let id = item.id.clone();
         self.index(item, &frame.id, frame.as_user.clone(), acl, direct.clone())?;
         Ok(is_folder.then(|| Frame {
             id,
@@ -206,21 +238,57 @@ impl Sync {
     }
 
     /// Identities of the item's own collaborations (document-level security only; Box says
-    /// whether there are any, so items without collaborations cost no call).
-    pub fn direct_acl(&mut self, item: &Item, as_user: Option<&str>) -> Result<Vec<String>> {
+    /// whether there are any, so items without collaborations cost no call); `None` when they
+    /// cannot be listed, and the item must be withheld.
+    pub fn direct_acl(
+        &mut self,
+        item: &Item,
+        as_user: Option<&str>,
+    ) -> Result<Option<Vec<String>>> {
         if !self.settings.dls || !item.has_collaborations() {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
-        match self.api.collaborations(item.kind, &item.id, as_user)? {
-            Some(collaborations) => Ok(dls::collaborator_identities(&collaborations)),
-            None => {
-                tributary_sdk::warn!(
-                    "box: the collaborations of {} {} cannot be listed; it is restricted to its \
-                     owner and inherited collaborators",
-                    item.kind.as_str(),
-                    item.id
-                );
-                Ok(Vec::new())
+        Ok(self
+            .api
+            .collaborations(item.kind, &item.id, as_user)?
+            .map(|collaborations| dls::collaborator_identities(&collaborations)))
+    }
+
+    /// Keeps an item out of the index because its access list is unknown: recorded in the map
+    /// without a version (so a later pass indexes it, and subtree deletions still find it),
+    /// deleted from the index (a full sync leaves that to the host), counted and reported.
+    pub fn withhold(&mut self, item: &Item, parent: &str, as_user: Option<String>) -> Result<()> {
+        self.stats.withheld += 1;
+        if self.stats.withheld <= 20 {
+            tributary_sdk::warn!(
+                "box: {} {} ({}) withheld from the index: its collaborations cannot be listed",
+                item.kind.as_str(),
+                item.id,
+                crate::docs::path(item)
+            );
+        }
+        let node = Node {
+            p: parent.to_string(),
+            k: item.kind.as_str().to_string(),
+            v: String::new(),
+            u: as_user,
+            s: (item.kind == Kind::Folder).then(|| structure_key(item)),
+            a: Vec::new(),
+        };
+        if item.kind == Kind::Folder {
+            self.acl_cache.insert(item.id.clone(), Vec::new());
+        }
+        match self.mode {
+            Mode::Full => {
+                self.seen.insert(item.id.clone(), parent.to_string());
+                self.map.put_fresh(&item.id, &node);
+                Ok(())
+            }
+            Mode::Incremental => {
+                self.done.insert(item.id.clone());
+                let stored = self.map.get(&item.id)?;
+                self.map.put(&item.id, &node, stored.as_ref());
+                self.out.delete(std::slice::from_ref(&item.id))
             }
         }
     }
@@ -372,6 +440,25 @@ impl Sync {
     }
 }
 
+impl Sync {
+    /// What the stored state belongs to: the configuration's [`Settings::scope`] plus, for a
+    /// free account, the signed-in user — a refresh token of another Box user (same client id)
+    /// reads another user's tree and event stream, so the old positions mean nothing.
+    pub fn scope(&mut self) -> Result<String> {
+        let mut scope = self.settings.scope();
+        if !self.settings.enterprise() {
+            scope.push_str(&format!("|user={}", self.api.me()?.id));
+        }
+        Ok(scope)
+    }
+
+    /// Turns an incremental run into a full listing (no positions to read events from).
+    pub fn into_full(mut self) -> Sync {
+        self.mode = Mode::Full;
+        self
+    }
+}
+
 /// Encodes a state value for a checkpoint.
 pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<StateEntry> {
     Ok((key.to_string(), Some(state::encode(value)?)))
@@ -380,25 +467,52 @@ pub fn entry<T: serde::Serialize>(key: &str, value: &T) -> Result<StateEntry> {
 /// A full listing. `prune` is off when an incremental job falls back to listing everything (the
 /// host deletes vanished documents only after full jobs, so the map keeps them too).
 pub fn full(settings: Settings, prune: bool) -> Result<()> {
-    let started = std::time::Instant::now();
-    let scope = settings.scope();
     let mut sync = Sync::new(settings, Mode::Full);
     sync.api.authenticate()?;
+    let scope = sync.scope()?;
+    listing(sync, scope, prune)
+}
+
+/// The full listing of a signed-in [`Sync`] in full mode; stores `scope` with the positions.
+pub fn listing(mut sync: Sync, scope: String, prune: bool) -> Result<()> {
+    let started = std::time::Instant::now();
     let views = sync.views()?;
     // Positions before the listing: whatever changes while it runs is replayed next time.
     let mut positions = BTreeMap::new();
+    let mut unknown = 0usize;
     for view in &views {
-        let position = sync.api.stream_now(view.as_deref())?;
-        positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+        match sync.api.stream_now(view.as_deref()) {
+            Ok(position) => {
+                positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+            }
+            // A cancelled job or a host limit stops the sync.
+            Err(e @ tributary_sdk::Error::Host(_)) => return Err(e),
+            Err(e) => {
+                unknown += 1;
+                if unknown == 1 {
+                    tributary_sdk::warn!(
+                        "box: the event stream position could not be read ({}); the full sync \
+                         goes on, and the next incremental sync lists everything instead of \
+                         reading events",
+                        e.describe()
+                    );
+                }
+            }
+        }
     }
     for view in views {
         sync.walk(Frame::root(view))?;
     }
     let mut extra = if prune { sync.prune()? } else { Vec::new() };
-    extra.push(entry(POSITIONS_KEY, &positions)?);
+    extra.push(if unknown == 0 {
+        entry(POSITIONS_KEY, &positions)?
+    } else {
+        (POSITIONS_KEY.to_string(), None)
+    });
     extra.push(entry(SCOPE_KEY, &scope)?);
     sync.checkpoint(extra)?;
     let s = &sync.stats;
+    s.report_withheld();
     tributary_sdk::info!(
         "box: full listing in {:?}: {} folder(s) listed, {} document(s) emitted, {} download(s) \
          re-sent",

@@ -16,6 +16,11 @@
 //!   side, plus `/continue`.
 //! - As in Elastic, with inherited off the syncing account is added to every list (it can see
 //!   what it syncs). Files shared with the user always include the user.
+//! - **Fails closed.** A member list that cannot be read (a refused call, an access error in a
+//!   batch answer, an answer that leaves a file out) yields *no* list for that entry: the sync
+//!   withholds its document (see `sync`), never indexes it without `_allow_access_control` or
+//!   with an empty list — both mean "everyone" to the search-time filter. A file shared with
+//!   the user is the exception: it keeps the user's own identity, which is certain.
 //!
 //! Lists are sorted and de-duplicated, so a document's version only changes when its access
 //! does.
@@ -41,7 +46,8 @@ const PAGE_MEMBERS: u64 = 300;
 pub struct Access {
     account: String,
     inherited: bool,
-    folders: HashMap<String, Vec<String>>,
+    /// Members per shared folder; `None` when they could not be read.
+    folders: HashMap<String, Option<Vec<String>>>,
 }
 
 impl Access {
@@ -61,7 +67,8 @@ impl Access {
         set.into_iter().collect()
     }
 
-    /// Access lists for the files and folders of one page, by id.
+    /// Access lists for the files and folders of one page, by id. An entry whose members could
+    /// not be read has no list: its document must be withheld.
     pub fn for_entries(
         &mut self,
         session: &mut Session,
@@ -77,10 +84,10 @@ impl Access {
         self.load_folders(session, wanted.into_iter().collect())?;
         for folder in folders {
             let acl = match folder.governing_shared_folder() {
-                Some(sf) => self.finish(
-                    self.folders.get(sf).cloned().unwrap_or_default(),
-                    !self.inherited,
-                ),
+                Some(sf) => match self.folders.get(sf).cloned().flatten() {
+                    Some(members) => self.finish(members, !self.inherited),
+                    None => continue,
+                },
                 None => vec![self.account.clone()],
             };
             out.insert(folder.id.clone(), acl);
@@ -92,16 +99,20 @@ impl Access {
             self.file_members_batched(session, &ids)?
         };
         for (id, identities) in members {
-            let acl = self.finish(identities, !self.inherited);
-            out.insert(id, acl);
+            if let Some(identities) = identities {
+                let acl = self.finish(identities, !self.inherited);
+                out.insert(id, acl);
+            }
         }
         Ok(out)
     }
 
-    /// The access list of a file shared with the user (by its id).
+    /// The access list of a file shared with the user (by its id). The user is on it even when
+    /// the members cannot be read: the file was shared with them, so that list is never wider
+    /// than the truth.
     pub fn for_shared_file(&mut self, session: &mut Session, id: &str) -> Result<Vec<String>> {
         let members = self.file_members(session, &[id], self.inherited)?;
-        let identities = members.into_iter().flat_map(|(_, m)| m);
+        let identities = members.into_iter().flat_map(|(_, m)| m.unwrap_or_default());
         Ok(self.finish(identities, true))
     }
 
@@ -116,14 +127,18 @@ impl Access {
         let answers = session.rpc_all::<Members>("sharing/list_folder_members", &bodies)?;
         for (id, answer) in ids.into_iter().zip(answers) {
             let identities = match answer {
-                Ok(first) => drain(session, "sharing/list_folder_members/continue", first)?,
+                Ok(first) => Some(drain(
+                    session,
+                    "sharing/list_folder_members/continue",
+                    first,
+                )?),
                 Err(conflict) => {
                     tributary_sdk::warn!(
-                        "members of shared folder {id} not readable ({}); only the syncing \
-                         account gets access to its folders",
+                        "members of shared folder {id} not readable ({}); its folders are \
+                         withheld from the index",
                         conflict.summary
                     );
-                    Vec::new()
+                    None
                 }
             };
             self.folders.insert(id.to_string(), identities);
@@ -131,13 +146,14 @@ impl Access {
         Ok(())
     }
 
-    /// `list_file_members` for each file, side by side (+ `/continue`).
+    /// `list_file_members` for each file, side by side (+ `/continue`); `None` for a file whose
+    /// members could not be read.
     fn file_members(
         &self,
         session: &mut Session,
         ids: &[&str],
         inherited: bool,
-    ) -> Result<Vec<(String, Vec<String>)>> {
+    ) -> Result<Vec<(String, Option<Vec<String>>)>> {
         let bodies: Vec<Value> = ids
             .iter()
             .map(|id| json!({"file": id, "include_inherited": inherited, "limit": PAGE_MEMBERS}))
@@ -146,10 +162,10 @@ impl Access {
         let mut out = Vec::with_capacity(ids.len());
         for (id, answer) in ids.iter().zip(answers) {
             let identities = match answer {
-                Ok(first) => drain(session, "sharing/list_file_members/continue", first)?,
+                Ok(first) => Some(drain(session, "sharing/list_file_members/continue", first)?),
                 Err(conflict) => {
                     tributary_sdk::debug!("members of {id} not readable: {}", conflict.summary);
-                    Vec::new()
+                    None
                 }
             };
             out.push((id.to_string(), identities));
@@ -157,12 +173,13 @@ impl Access {
         Ok(out)
     }
 
-    /// `list_file_members/batch`, 50 files per call, calls side by side.
+    /// `list_file_members/batch`, 50 files per call, calls side by side; `None` for a file
+    /// whose members could not be read.
     fn file_members_batched(
         &self,
         session: &mut Session,
         ids: &[&str],
-    ) -> Result<Vec<(String, Vec<String>)>> {
+    ) -> Result<Vec<(String, Option<Vec<String>>)>> {
         let bodies: Vec<Value> = ids
             .chunks(BATCH_FILES)
             .map(|chunk| json!({"files": chunk, "limit": BATCH_MEMBERS}))
@@ -182,7 +199,7 @@ impl Access {
                         if member_count.is_some_and(|n| n > members.len() as u64) {
                             incomplete.push(item.file);
                         } else {
-                            out.push((item.file, members.identities().collect()));
+                            out.push((item.file, Some(members.identities().collect())));
                         }
                     }
                     BatchResult::AccessError { access_error } => {
@@ -190,9 +207,9 @@ impl Access {
                             "members of {} not readable: {access_error}",
                             item.file
                         );
-                        out.push((item.file, Vec::new()));
+                        out.push((item.file, None));
                     }
-                    BatchResult::Other => out.push((item.file, Vec::new())),
+                    BatchResult::Other => out.push((item.file, None)),
                 }
             }
         }

@@ -29,13 +29,26 @@ use crate::settings::Settings;
 struct Dropbox;
 
 /// The active advanced rules of a sync request, parsed (the host validated them already).
-fn advanced_rules(request: &SyncRequest) -> Result<Option<(Value, Vec<rules::Rule>)>> {
+/// With document-level security on they are ignored, as in Elastic's connector (a search
+/// result carries no access list, so DLS wins), and the job report names them.
+fn advanced_rules(
+    settings: &Settings,
+    request: &SyncRequest,
+) -> Result<Option<(Value, Vec<rules::Rule>)>> {
     let Some(raw) = &request.advanced_rules else {
         return Ok(None);
     };
     let value: Value = serde_json::from_str(raw)
         .map_err(|e| Error::Config(format!("advanced rules are not JSON: {e}")))?;
     if value.as_array().is_some_and(Vec::is_empty) {
+        return Ok(None);
+    }
+    if settings.dls {
+        tributary_sdk::warn!(
+            "advanced rules ignored because document level security is on (DLS takes \
+             precedence, as in Elastic's Dropbox connector): {}; the whole of `path` is synced",
+            rules::describe(&value)
+        );
         return Ok(None);
     }
     let parsed = rules::parse(&value).map_err(|errors| {
@@ -99,14 +112,14 @@ impl Plugin for Dropbox {
 
     fn full_sync(request: SyncRequest) -> Result<()> {
         let settings = Settings::parse(&request.config)?;
-        let rules = advanced_rules(&request)?;
+        let rules = advanced_rules(&settings, &request)?;
         let job = sync::Job::start(settings, rules.as_ref().map(|(raw, _)| raw))?;
         job.full(rules.as_ref().map(|(_, r)| r.as_slice()))
     }
 
     fn incremental_sync(request: SyncRequest) -> Result<()> {
         let settings = Settings::parse(&request.config)?;
-        let rules = advanced_rules(&request)?;
+        let rules = advanced_rules(&settings, &request)?;
         let job = sync::Job::start(settings, rules.as_ref().map(|(raw, _)| raw))?;
         job.incremental(rules.as_ref().map(|(_, r)| r.as_slice()))
     }

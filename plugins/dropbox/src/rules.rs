@@ -35,6 +35,32 @@ pub struct Rule {
     pub path: Option<String>,
 }
 
+/// Names the rules of an advanced-rules array for a job report: `rule 1 (query "a"), …`
+/// (the first ten; queries cut at 80 characters).
+pub fn describe(rules: &Value) -> String {
+    let Some(list) = rules.as_array() else {
+        return "the advanced rules".into();
+    };
+    let mut names: Vec<String> = list
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(
+            |(i, rule)| match rule.get("query").and_then(Value::as_str) {
+                Some(query) => {
+                    let query: String = query.chars().take(80).collect();
+                    format!("rule {} (query {query:?})", i + 1)
+                }
+                None => format!("rule {}", i + 1),
+            },
+        )
+        .collect();
+    if list.len() > 10 {
+        names.push(format!("and {} more", list.len() - 10));
+    }
+    names.join(", ")
+}
+
 fn err(rule: usize, message: impl Into<String>) -> RuleError {
     RuleError {
         rule: u32::try_from(rule).ok(),
@@ -249,6 +275,17 @@ mod tests {
         assert_eq!(rules.len(), 4);
         assert_eq!(rules[3].path.as_deref(), Some("/Reports"));
         assert_eq!(rules[3].body["options"]["max_results"], json!(10));
+    }
+
+    #[test]
+    fn ignored_rules_are_named_by_their_queries() {
+        assert_eq!(
+            describe(&json!([{"query": "budget"}, {"options": {}}])),
+            r#"rule 1 (query "budget"), rule 2"#
+        );
+        let many: Vec<Value> = (0..12).map(|i| json!({"query": i.to_string()})).collect();
+        let text = describe(&Value::Array(many));
+        assert!(text.starts_with(r#"rule 1 (query "0")"#) && text.ends_with(", and 2 more"));
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //! cursor for searches, so an incremental run searches again and upserts what differs from the
 //! stored versions (`a:<id>`) and deletes what no longer matches.
 //!
+//! **Document-level security fails closed.** An entry whose access list could not be read is
+//! withheld: not indexed, deleted when it was (the host does that after a full sync), its path
+//! remembered without a version so the next report of it indexes it again. The job report
+//! names the first ones and counts them all.
+//!
 //! A configuration change that alters what is synced (account, path, team folders, DLS, rules)
 //! makes the stored cursor meaningless: incremental syncs then ask for a full sync.
 //!
@@ -148,6 +153,8 @@ pub struct Job {
     out: Outbox,
     access: Option<Access>,
     scope: String,
+    /// Documents withheld because their access list could not be read.
+    withheld: u64,
 }
 
 impl Job {
@@ -176,6 +183,7 @@ impl Job {
             out: Outbox::new(BATCH),
             access,
             scope,
+            withheld: 0,
         })
     }
 
@@ -212,7 +220,30 @@ impl Job {
         }
     }
 
+    /// With document-level security, whether the document `id` must be withheld because its
+    /// access list (absent from `acl`) could not be read; counts and reports it.
+    fn withhold(&mut self, acl: &HashMap<String, Vec<String>>, id: &str, what: &str) -> bool {
+        if self.access.is_none() || acl.contains_key(id) {
+            return false;
+        }
+        self.withheld += 1;
+        if self.withheld <= 20 {
+            tributary_sdk::warn!(
+                "{what} ({id}) withheld from the index: its access list could not be read"
+            );
+        }
+        true
+    }
+
     fn finish_log(&self, what: &str) {
+        if self.withheld > 0 {
+            tributary_sdk::warn!(
+                "{} document(s) withheld: their access lists could not be read, and document \
+                 level security never indexes a document for everyone by mistake; they are \
+                 indexed once their members can be read",
+                self.withheld
+            );
+        }
         tributary_sdk::info!(
             "{what}: {} document(s) emitted, {} deleted",
             self.out.emitted(),
@@ -260,7 +291,19 @@ impl Job {
         loop {
             let entries = std::mem::take(&mut page.entries);
             let acl = self.access_lists(&entries)?;
+            let mut withheld = Vec::new();
             for entry in &entries {
+                if let Some((id, path_lower, dir)) = entry_key(entry)
+                    && self.withhold(&acl, id, path_lower.unwrap_or(id))
+                {
+                    if let Some(path) = path_lower {
+                        seen_keys.insert(paths::key(path));
+                        map.set(path, unversioned(id, dir));
+                    }
+                    seen_ids.insert(id.to_string());
+                    withheld.push(id.to_string());
+                    continue;
+                }
                 let (document, path_lower, dir) = match entry {
                     Metadata::File(f) => (
                         docs::file_document(
@@ -285,6 +328,9 @@ impl Job {
                 }
                 seen_ids.insert(document.id().to_string());
                 self.out.emit(document)?;
+            }
+            if mode != Mode::Full {
+                self.out.delete(&withheld)?;
             }
             let writes = map.take_writes()?;
             self.checkpoint(writes)?;
@@ -432,6 +478,15 @@ impl Job {
         let mut deleted = Vec::new();
         let mut documents = Vec::new();
         for entry in entries {
+            if let Some((id, path_lower, dir)) = entry_key(entry)
+                && self.withhold(&acl, id, path_lower.unwrap_or(id))
+            {
+                if let Some(path) = path_lower {
+                    map.set(path, unversioned(id, dir));
+                }
+                deleted.push(id.to_string());
+                continue;
+            }
             let (document, path_lower, dir) = match entry {
                 Metadata::Deleted(d) => {
                     let Some(path) = d.path_lower.as_deref() else {
@@ -466,6 +521,15 @@ impl Job {
                 continue;
             };
             let known_now = known(&document, dir);
+            // Something else was at this path (deleted and re-created, file ⇄ folder): Dropbox
+            // may report only the new entry, so the old one and its subtree go now.
+            if map.get(path)?.is_some_and(|k| k.id != known_now.id) {
+                for gone in map.remove_tree(path)? {
+                    if !upserted.contains(gone.id.as_str()) {
+                        deleted.push(gone.id);
+                    }
+                }
+            }
             // Reported again without a change we index (e.g. its folder was shared).
             if map
                 .get(path)?
@@ -620,6 +684,10 @@ impl Job {
                     if !done.insert(document.id().to_string()) {
                         continue;
                     }
+                    let id = document.id().to_string();
+                    if self.withhold(&acl, &id, "advanced-rule result") {
+                        continue;
+                    }
                     let version = document.version_marker().unwrap_or_default().to_string();
                     let changed = tracked.record(document.id(), &version)?;
                     if changed || mode == Mode::Full {
@@ -662,6 +730,25 @@ impl Job {
 const RECEIVED_PREFIX: &str = "r:";
 /// Versions of advanced-rule results.
 const SEARCH_PREFIX: &str = "a:";
+
+/// The id, lower-case path and folderness of a listed entry (`None` for deletions).
+fn entry_key(entry: &Metadata) -> Option<(&str, Option<&str>, bool)> {
+    match entry {
+        Metadata::File(f) => Some((f.id.as_str(), f.path_lower.as_deref(), false)),
+        Metadata::Folder(f) => Some((f.id.as_str(), f.path_lower.as_deref(), true)),
+        Metadata::Deleted(_) => None,
+    }
+}
+
+/// A path's entry with no indexed version (withheld): the next report of it is indexed.
+fn unversioned(id: &str, dir: bool) -> Known {
+    Known {
+        id: id.to_string(),
+        dir,
+        version: String::new(),
+        path: None,
+    }
+}
 
 fn known(document: &Document, dir: bool) -> Known {
     Known {

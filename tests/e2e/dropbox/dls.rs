@@ -10,7 +10,7 @@ use tributary_host::{JobStatus, SyncKind};
 use super::{Want, assert_docs, host, identity, spec, want_all};
 
 /// The documents with the access lists the fake's sharing state implies.
-fn want_with_access(fake: &FakeDropbox, inherited: bool) -> BTreeMap<String, Want> {
+pub(super) fn want_with_access(fake: &FakeDropbox, inherited: bool) -> BTreeMap<String, Want> {
     let me = format!("user_id:{}", fake.admin().account_id);
     let finish = |ids: Vec<String>, add_me: bool| {
         let mut set: BTreeSet<String> = ids.into_iter().collect();

@@ -7,6 +7,7 @@
 
 mod dls;
 mod faults;
+mod parity;
 mod rules;
 mod sync;
 

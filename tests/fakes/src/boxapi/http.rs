@@ -384,7 +384,7 @@ async fn token(
             let access = st.new_token("a");
             let refresh = st.new_token("r");
             st.refresh_token = Some(refresh.clone());
-            let user = st.primary();
+            let user = st.refresh_user;
             st.access_tokens.insert(
                 access.clone(),
                 TokenGrant {

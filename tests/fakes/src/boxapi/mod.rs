@@ -296,6 +296,20 @@ impl FakeBox {
         })
     }
 
+    /// Issues a fresh refresh token acting as another user (someone else authorized the app
+    /// with the same client id) and returns it.
+    pub fn authorize_as(&self, user_id: &str) -> anyhow::Result<String> {
+        self.with(|st| {
+            let user = st
+                .user_index(user_id)
+                .ok_or_else(|| anyhow!("no user {user_id}"))?;
+            st.refresh_user = user;
+            let token = st.new_token("r");
+            st.refresh_token = Some(token.clone());
+            Ok(token)
+        })
+    }
+
     /// The enterprise id for `client_credentials` with `box_subject_type=enterprise`.
     pub fn enterprise_id(&self) -> String {
         self.with(|st| st.enterprise_id.clone())
@@ -543,6 +557,28 @@ impl FakeBox {
                 ),
             };
             st.add_collab(id, accessor, role)
+        })
+        .map(|id| id.to_string())
+    }
+
+    /// Invites a managed user or group, which Box accepts at once: the collaboration is active
+    /// and the only event is `COLLAB_INVITE_COLLABORATOR` (no `COLLAB_ADD_COLLABORATOR`).
+    pub fn invite_collaborator(
+        &self,
+        item_id: &str,
+        with: Collaborator,
+        role: &str,
+    ) -> anyhow::Result<String> {
+        self.mutate(|st| {
+            let id = Self::item(st, item_id)?;
+            let accessor = match &with {
+                Collaborator::User(user) => Accessor::User(Self::user(st, user)?),
+                Collaborator::Group(group) => Accessor::Group(
+                    st.group_index(group)
+                        .ok_or_else(|| format!("no group with id {group:?}"))?,
+                ),
+            };
+            st.add_collab_as(id, accessor, role, "COLLAB_INVITE_COLLABORATOR")
         })
         .map(|id| id.to_string())
     }

@@ -180,6 +180,8 @@ pub(crate) struct State {
     /// The fake clock (Unix seconds); advances one minute per mutation.
     pub(crate) clock: i64,
     pub(crate) refresh_token: Option<String>,
+    /// The user the refresh token acts as (the primary user unless re-authorized as another).
+    pub(crate) refresh_user: u32,
     pub(crate) access_tokens: HashMap<String, TokenGrant>,
     pub(crate) grants: GrantCounts,
     token_counter: u64,
@@ -221,6 +223,7 @@ impl State {
             next_version_id: 900_000_000_000,
             clock: CLOCK_START,
             refresh_token: None,
+            refresh_user: 0,
             access_tokens: HashMap::new(),
             grants: GrantCounts::default(),
             token_counter: 0,

@@ -474,6 +474,17 @@ impl State {
 
     /// Adds an accepted collaboration; emits `COLLAB_ADD_COLLABORATOR` (source: the item).
     pub(crate) fn add_collab(&mut self, id: u64, accessor: Accessor, role: &str) -> MutResult<u64> {
+        self.add_collab_as(id, accessor, role, "COLLAB_ADD_COLLABORATOR")
+    }
+
+    /// Adds an accepted collaboration and emits `event` for it (source: the item).
+    pub(crate) fn add_collab_as(
+        &mut self,
+        id: u64,
+        accessor: Accessor,
+        role: &str,
+        event: &str,
+    ) -> MutResult<u64> {
         let node = self.active_item(id)?;
         let owner = node.owner;
         match accessor {
@@ -521,7 +532,7 @@ impl State {
         }
         let recipients = Self::union(before, self.viewers(id));
         self.emit(
-            "COLLAB_ADD_COLLABORATOR",
+            event,
             id,
             owner,
             &recipients,

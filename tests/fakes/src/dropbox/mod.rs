@@ -488,6 +488,23 @@ impl FakeDropbox {
         self.mutate(|s| s.delete(path))
     }
 
+    /// Replaces whatever is at `path` (a folder with its subtree, or a file) by a new file with
+    /// a new id, reported as Dropbox may report it: only the new entry, no `deleted` one.
+    pub fn replace_with_file(
+        &self,
+        path: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<Entry> {
+        self.mutate(|s| s.delete_logged(path, false))?;
+        self.add_file(path, bytes)
+    }
+
+    /// Replaces whatever is at `path` by a new, empty folder, reported only as the new entry.
+    pub fn replace_with_folder(&self, path: &str) -> anyhow::Result<Entry> {
+        self.mutate(|s| s.delete_logged(path, false))?;
+        self.add_folder(path)
+    }
+
     /// The current entry at a path.
     pub fn entry(&self, path: &str) -> Option<Entry> {
         let s = self.lock();

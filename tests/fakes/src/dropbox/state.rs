@@ -1097,6 +1097,12 @@ impl State {
     }
 
     pub(crate) fn delete(&mut self, path: &str) -> anyhow::Result<()> {
+        self.delete_logged(path, true)
+    }
+
+    /// Deletes a file or folder (with its subtree); `log` off leaves no `deleted` entry, as when
+    /// Dropbox collapses a deletion and a re-creation at the same path into the new entry.
+    pub(crate) fn delete_logged(&mut self, path: &str, log: bool) -> anyhow::Result<()> {
         let key = self.test_key(path)?;
         if self.is_namespace_root(&key) {
             anyhow::bail!("{path:?} is a home or team folder and cannot be deleted");
@@ -1115,7 +1121,7 @@ impl State {
                 }
             }
         }
-        if let Some(node) = root {
+        if let Some(node) = root.filter(|_| log) {
             // One deleted entry for a folder stands for its whole subtree, as in Dropbox.
             self.record(
                 &key,

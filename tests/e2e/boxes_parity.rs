@@ -1,0 +1,282 @@
+//! The Box plugin where a migration from Elastic's connector meets a deliberate difference
+//! (issue 14): document-level security that fails closed.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use tributary::SyncKind;
+use tributary::sink::SinkDocument;
+use tributary_fakes::Fault;
+use tributary_fakes::boxapi::{BoxItem, Collaborator, FakeBox, Tree};
+
+use crate::boxes::{assert_documents, assert_permissions, busy_folder, free, id_of};
+use crate::support::host_with;
+
+fn forbidden() -> Fault {
+    Fault::Respond {
+        status: 403,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: r#"{"type": "error", "status": 403, "code": "access_denied_insufficient_permissions", "message": "Access denied - insufficient permission"}"#
+            .into(),
+    }
+}
+
+/// The access list of every document, asserting none is missing or empty (both mean public).
+fn access_lists(docs: &BTreeMap<String, SinkDocument>) -> BTreeMap<String, Vec<String>> {
+    docs.iter()
+        .map(|(id, doc)| {
+            let acl: Vec<String> = doc
+                .fields
+                .get("_allow_access_control")
+                .and_then(Value::as_array)
+                .unwrap_or_else(|| panic!("{id} has no _allow_access_control"))
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            assert!(!acl.is_empty(), "{id} is public");
+            (id.clone(), acl)
+        })
+        .collect()
+}
+
+/// A folder whose collaborations cannot be listed is withheld (not indexed for its owner and
+/// inherited collaborators only, and never for everyone); the report counts it; its contents
+/// are indexed with the identities that could be read; once readable, it is indexed again.
+#[tokio::test]
+async fn unreadable_collaborations_withhold_the_item() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(
+        vec![free(&fake, json!({"use_document_level_security": true}))],
+        |_| {},
+    )
+    .await;
+    let design = id_of(&fake, "/Design Reviews");
+    fake.faults().add(
+        &format!("/folders/{design}/collaborations"),
+        10_000,
+        forbidden(),
+    );
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    let docs = t.documents("box").await;
+    let expected: Vec<BoxItem> = fake
+        .items()
+        .into_iter()
+        .filter(|i| i.id != design)
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|i| i.path.starts_with("/Design Reviews/"))
+    );
+    assert_documents(&docs, &expected);
+    access_lists(&docs);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("box: 1 item(s) withheld")),
+        "{:?}",
+        report.warnings
+    );
+
+    fake.faults().clear();
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    let docs = t.documents("box").await;
+    assert_documents(&docs, &fake.items());
+    assert_permissions(&fake, &docs);
+    assert!(!report.warnings.iter().any(|w| w.contains("withheld")));
+}
+
+/// Box roles decide who may read: an `uploader` collaborator can add files but not see them,
+/// so gains no access; a `viewer uploader` can.
+#[tokio::test]
+async fn uploader_only_collaborators_get_no_read_access() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(
+        vec![free(&fake, json!({"use_document_level_security": true}))],
+        |_| {},
+    )
+    .await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let folder = busy_folder(&fake, 3);
+    let below = |docs: &BTreeMap<String, SinkDocument>| -> BTreeMap<String, Vec<String>> {
+        access_lists(docs)
+            .into_iter()
+            .filter(|(id, _)| {
+                let path = docs[id].fields["path"].as_str().unwrap_or_default();
+                *id == folder.id || path.starts_with(&format!("{}/", folder.path))
+            })
+            .collect()
+    };
+    let before = below(&t.documents("box").await);
+    assert!(before.len() >= 3);
+    let alan = fake.users()[2].id.clone();
+    let alan_id = format!("user_id:{alan}");
+    assert!(before.values().all(|acl| !acl.contains(&alan_id)));
+
+    fake.add_collaboration_with_role(&folder.id, Collaborator::User(alan.clone()), "uploader")
+        .unwrap();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    assert_eq!(below(&t.documents("box").await), before);
+    t.sync_ok("box", SyncKind::Full).await;
+    assert_eq!(below(&t.documents("box").await), before);
+
+    // A role that can see content does grant it.
+    let group = fake
+        .groups()
+        .into_iter()
+        .map(|g| g.id)
+        .find(|g| {
+            let g = format!("group:{g}");
+            before.values().all(|acl| !acl.contains(&g))
+        })
+        .expect("a group without access");
+    fake.add_collaboration_with_role(
+        &folder.id,
+        Collaborator::Group(group.clone()),
+        "viewer uploader",
+    )
+    .unwrap();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    let after = below(&t.documents("box").await);
+    assert_eq!(after.len(), before.len());
+    let group = format!("group:{group}");
+    assert!(
+        after
+            .values()
+            .all(|acl| acl.contains(&group) && !acl.contains(&alan_id)),
+        "{after:?}"
+    );
+}
+
+/// A full sync does not need events: when `GET /events?stream_position=now` fails (here a
+/// 404 as from a Box-compatible gateway), the full sync still indexes everything and says so
+/// in its report; the next incremental sync lists everything like a full one, and stores
+/// positions again, so the one after reads events.
+#[tokio::test]
+async fn a_refused_event_position_does_not_fail_the_full_sync() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    fake.faults().add(
+        "/events",
+        10_000,
+        Fault::Respond {
+            status: 404,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body:
+                r#"{"type": "error", "status": 404, "code": "not_found", "message": "Not Found"}"#
+                    .into(),
+        },
+    );
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    assert_documents(&t.documents("box").await, &fake.items());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("event stream position could not be read")),
+        "{:?}",
+        report.warnings
+    );
+
+    // Events work again: the next incremental sync is a full listing (its change is found by
+    // listing, not by an event it never had a position for).
+    fake.faults().clear();
+    let created = fake
+        .create_file("0", "after.txt", "made between syncs")
+        .unwrap();
+    fake.faults().reset_log();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    let folders = fake
+        .items()
+        .iter()
+        .filter(|i| i.kind == tributary_fakes::boxapi::ItemKind::Folder)
+        .count();
+    assert!(fake.faults().count("/items") > folders, "listed everything");
+    let docs = t.documents("box").await;
+    assert!(docs.contains_key(&created));
+    assert_documents(&docs, &fake.items());
+
+    // …and it stored positions: the following incremental sync reads events, lists nothing.
+    let edited = fake.create_file("0", "later.txt", "made after").unwrap();
+    fake.faults().reset_log();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(fake.faults().count("/events") > 0);
+    assert!(fake.faults().count("/items") < folders);
+    assert!(t.documents("box").await.contains_key(&edited));
+}
+
+/// Box accepts an invitation of a managed user at once and reports only
+/// `COLLAB_INVITE_COLLABORATOR`: the next incremental sync grants the new collaborator access
+/// to the folder and everything below it.
+#[tokio::test]
+async fn an_invitation_accepted_at_once_grants_access_incrementally() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(
+        vec![free(&fake, json!({"use_document_level_security": true}))],
+        |_| {},
+    )
+    .await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let folder = busy_folder(&fake, 3);
+    let alan = fake.users()[2].id.clone();
+    let alan_id = format!("user_id:{alan}");
+    let below = |docs: &BTreeMap<String, SinkDocument>| -> BTreeMap<String, Vec<String>> {
+        access_lists(docs)
+            .into_iter()
+            .filter(|(id, _)| {
+                let path = docs[id].fields["path"].as_str().unwrap_or_default();
+                *id == folder.id || path.starts_with(&format!("{}/", folder.path))
+            })
+            .collect()
+    };
+    assert!(
+        below(&t.documents("box").await)
+            .values()
+            .all(|acl| !acl.contains(&alan_id))
+    );
+    fake.invite_collaborator(&folder.id, Collaborator::User(alan.clone()), "viewer")
+        .unwrap();
+    t.sync_ok("box", SyncKind::Incremental).await;
+    let after = below(&t.documents("box").await);
+    assert!(after.len() >= 3);
+    assert!(
+        after.values().all(|acl| acl.contains(&alan_id)),
+        "{after:?}"
+    );
+}
+
+/// Event positions belong to the signed-in Box user, not to the client id: after the refresh
+/// token is replaced by one of another user (same app), the next incremental sync lists that
+/// user's tree instead of reading the old user's event stream from the old position.
+#[tokio::test]
+async fn positions_belong_to_the_signed_in_user() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let grace = fake.users()[1].id.clone();
+    let token = fake.authorize_as(&grace).unwrap();
+    let t = t
+        .restart_with(|config| {
+            config.connectors[0]
+                .config
+                .insert("refresh_token".into(), json!(token));
+        })
+        .await;
+    fake.faults().reset_log();
+    let report = t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(fake.faults().count("/items") > 0, "listed Grace's tree");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("signed-in user or the configuration changed")),
+        "{:?}",
+        report.warnings
+    );
+    let docs = t.documents("box").await;
+    for item in fake.items_for_user(&grace).unwrap() {
+        assert!(docs.contains_key(&item.id), "{} {}", item.id, item.path);
+    }
+}
