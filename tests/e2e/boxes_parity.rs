@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tributary::SyncKind;
-use tributary::sink::SinkDocument;
+use tributary_host::SyncKind;
+use tributary_host::sink::SinkDocument;
 use tributary_fakes::Fault;
 use tributary_fakes::boxapi::{BoxItem, Collaborator, FakeBox, Tree};
 

@@ -3,7 +3,7 @@
 //! closed.
 
 use serde_json::{Value, json};
-use tributary::SyncKind;
+use tributary_host::SyncKind;
 use tributary_fakes::Fault;
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
 
