@@ -714,6 +714,58 @@ async fn a_tenant_with_many_queued_jobs_does_not_starve_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searching_unknown_indexes_is_a_404_naming_those_that_exist_and_creates_nothing() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    items(&feed, "s", 3, "sought");
+    let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
+    let tenant_dir = svc.dir.path().join("data/index/acme");
+    let search = |index: String| {
+        let svc = &svc;
+        let token = &token;
+        async move {
+            svc.call(
+                "GET",
+                &format!("/v1/tenants/acme/search?index={index}&q=sought"),
+                Some(token),
+                None,
+            )
+            .await
+        }
+    };
+    for i in 0..300 {
+        let (status, body) = search(format!("nope{i}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(
+            body["error"],
+            format!("no index `nope{i}`: tenant `acme` has no indexes yet")
+        );
+    }
+    assert!(!tenant_dir.exists(), "a search created {tenant_dir:?}");
+
+    svc.feed_connector("acme", &token, "docs", &feed).await;
+    let job = svc.sync("acme", &token, "docs", "full").await;
+    assert_eq!(svc.wait("acme", &token, &job).await["status"], "succeeded");
+    assert_eq!(svc.search_ids("acme", &token, "docs", "sought").await.len(), 3);
+    for i in 0..300 {
+        let (status, body) = search(format!("nope{i}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(
+            body["error"],
+            format!("no index `nope{i}`; the indexes of tenant `acme` are: docs")
+        );
+    }
+    // Only what the sync wrote: the index and its access-control index.
+    let mut on_disk: Vec<_> = std::fs::read_dir(&tenant_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, vec![".search-acl-filter-docs", "docs"]);
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_fail_the_tenants_own_job_and_nothing_else() {
     let feed = FakeFeed::start(None).await.unwrap();
     items(&feed, "q", 25, "quota");
