@@ -146,6 +146,7 @@ async fn create_tenant(
 ) -> ApiResult {
     admin(&app, &headers).await?;
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
     if !valid_name(&body.id) {
         return Err(bad(format!(
             "tenant id `{}` must be 1-64 letters, digits, `-`, `_` or `.`",
@@ -213,6 +214,7 @@ async fn update_tenant(
 ) -> ApiResult {
     admin(&app, &headers).await?;
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
     if !app.store.set_quotas(&tenant, &body.quotas).await? {
         return Err(not_found());
     }
