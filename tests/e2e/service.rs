@@ -766,6 +766,73 @@ async fn searching_unknown_indexes_is_a_404_naming_those_that_exist_and_creates_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_schedules_and_zero_quotas_are_a_400_naming_the_field() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
+    for (schedule, field) in [
+        (json!({"full_minutes": 18446744073709551615u64}), "full_minutes"),
+        (json!({"full_minutes": 0}), "full_minutes"),
+        (json!({"incremental_minutes": 9007199254740993u64}), "incremental_minutes"),
+        (json!({"access_control_every": "18446744073709551615d"}), "access_control_every"),
+        (json!({"incremental_every": "0m"}), "incremental_every"),
+        (json!({"full_cron": "59/4294967295 * * * *"}), "full_cron"),
+        (json!({"access_control_cron": "* */99999999999 * * *"}), "access_control_cron"),
+    ] {
+        let (status, body) = svc
+            .call(
+                "POST",
+                "/v1/tenants/acme/connectors",
+                Some(&token),
+                Some(json!({"id": "docs", "plugin": "feed", "config": {"base_url": feed.base_url()}, "schedule": schedule})),
+            )
+            .await;
+        assert_eq!(status, 400, "{schedule}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(&format!("`{field}`")),
+            "{schedule}: {body}"
+        );
+    }
+    // Nothing was created by the refusals.
+    let (_, list) = svc
+        .call("GET", "/v1/tenants/acme/connectors", Some(&token), None)
+        .await;
+    assert_eq!(list["connectors"], json!([]), "{list}");
+
+    for field in ["memory_mib", "cpu_seconds", "wall_seconds", "max_concurrent_syncs"] {
+        let (status, body) = svc
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(ADMIN),
+                Some(json!({"id": format!("zero-{field}"), "quotas": {field: 0}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(&format!("`{field}`")),
+            "{field}: {body}"
+        );
+        let (status, body) = svc
+            .call(
+                "PATCH",
+                "/v1/tenants/acme",
+                Some(ADMIN),
+                Some(json!({"quotas": {field: 0}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{field}: {body}");
+    }
+    let (status, body) = svc
+        .call("GET", "/v1/tenants/zero-cpu_seconds", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, acme) = svc.call("GET", "/v1/tenants/acme", Some(ADMIN), None).await;
+    assert_eq!(acme["quotas"], json!({}), "{acme}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_fail_the_tenants_own_job_and_nothing_else() {
     let feed = FakeFeed::start(None).await.unwrap();
     items(&feed, "q", 25, "quota");
