@@ -202,7 +202,10 @@ mod tests {
             ("*/0 * * * *", "step must be at least 1"),
             ("5-1 * * * *", "runs backwards"),
             ("a * * * *", "not a number"),
-            ("59/4294967295 * * * *", "minute: step 4294967295 is more than 59"),
+            (
+                "59/4294967295 * * * *",
+                "minute: step 4294967295 is more than 59",
+            ),
             ("* */24 * * *", "hour: step 24 is more than 23"),
             ("* * * * 0/99999999999", "day of week: step"),
         ] {

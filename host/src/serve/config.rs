@@ -86,10 +86,12 @@ mod tests {
             err.contains("[service]") && err.contains("tick_msec"),
             "{err}"
         );
-        let zero: HostConfig =
-            toml::from_str("[service.tenant_defaults]
+        let zero: HostConfig = toml::from_str(
+            "[service.tenant_defaults]
 cpu_seconds = 0
-").unwrap();
+",
+        )
+        .unwrap();
         let err = ServeConfig::from_host(&zero).unwrap_err().to_string();
         assert!(err.contains("`cpu_seconds` must be at least 1"), "{err}");
     }

@@ -747,8 +747,18 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(found.total, 0);
-            assert!(sink.versions(ix.clone(), "c".into()).await.unwrap().is_empty());
-            assert!(sink.get(ix, "c".into(), vec!["1".into()]).await.unwrap().is_empty());
+            assert!(
+                sink.versions(ix.clone(), "c".into())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                sink.get(ix, "c".into(), vec!["1".into()])
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         assert!(sink.open.lock().unwrap().is_empty());

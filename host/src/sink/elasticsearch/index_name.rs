@@ -87,7 +87,11 @@ impl IndexPattern {
         let marker = "\u{0}";
         let rendered = self.render(tenant, marker);
         let (before, after) = rendered.split_once(marker).unwrap_or((&rendered, ""));
-        (format!("{before}*{after}"), before.to_string(), after.to_string())
+        (
+            format!("{before}*{after}"),
+            before.to_string(),
+            after.to_string(),
+        )
     }
 
     /// The Elasticsearch index holding `index`, or why there can be none.

@@ -541,8 +541,8 @@ impl ElasticsearchSink {
             .as_object()
             .into_iter()
             .flatten()
-            .filter_map(|(name, entry)| {
-                match entry.pointer("/mappings/_meta/tributary") {
+            .filter_map(
+                |(name, entry)| match entry.pointer("/mappings/_meta/tributary") {
                     Some(owner) => {
                         let owned = owner.get("tenant").and_then(Value::as_str) == Some(tenant);
                         let index = owner.get("index").and_then(Value::as_str)?;
@@ -552,8 +552,8 @@ impl ElasticsearchSink {
                         .strip_prefix(before.as_str())
                         .and_then(|n| n.strip_suffix(after.as_str()))
                         .map(str::to_string),
-                }
-            })
+                },
+            )
             .filter(|name| !IndexRef::new(tenant, name.as_str()).is_acl())
             .collect();
         names.sort();
