@@ -34,7 +34,14 @@ fn searching_an_unknown_index_fails_and_creates_nothing() {
     for name in ["nope", "other"] {
         let output = tributary(
             dir.path(),
-            &["--data-dir", data.to_str().unwrap(), "search", "--index", name, "anything"],
+            &[
+                "--data-dir",
+                data.to_str().unwrap(),
+                "search",
+                "--index",
+                name,
+                "anything",
+            ],
         );
         refused(
             &output,
@@ -49,9 +56,15 @@ fn a_bad_schedule_in_the_configuration_is_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();
     for (schedule, field) in [
         ("full_cron = \"59/4294967295 * * * *\"", "full_cron"),
-        ("incremental_minutes = 18446744073709551615", "incremental_minutes"),
+        (
+            "incremental_minutes = 18446744073709551615",
+            "incremental_minutes",
+        ),
         ("full_minutes = 0", "full_minutes"),
-        ("access_control_every = \"99999999999999999999d\"", "access_control_every"),
+        (
+            "access_control_every = \"99999999999999999999d\"",
+            "access_control_every",
+        ),
     ] {
         let config = dir.path().join("tributary.toml");
         std::fs::write(
