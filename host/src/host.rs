@@ -34,7 +34,7 @@ use crate::plugin::{
 };
 use crate::sink::elasticsearch::ElasticsearchSink;
 use crate::sink::embedded::EmbeddedIndex;
-use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink};
+use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink, UnknownIndex};
 
 /// Options of one sync run.
 #[derive(Clone, Default)]
@@ -498,16 +498,20 @@ impl Host {
         }
     }
 
-    /// Searches an index of a tenant.
+    /// Searches an index of a tenant; an index that does not exist is an [`UnknownIndex`] error
+    /// (and is not created).
     pub async fn search(
         &self,
         tenant: &str,
         index: &str,
         request: SearchRequest,
     ) -> anyhow::Result<SearchResults> {
-        self.sink
-            .search(IndexRef::new(tenant, index), request)
-            .await
+        let existing = self.sink.indexes(tenant.to_string()).await?;
+        let index = IndexRef::new(tenant, index);
+        if !existing.contains(&index.name) {
+            return Err(UnknownIndex { index, existing }.into());
+        }
+        self.sink.search(index, request).await
     }
 }
 

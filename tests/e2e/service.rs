@@ -714,6 +714,261 @@ async fn a_tenant_with_many_queued_jobs_does_not_starve_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searching_unknown_indexes_is_a_404_naming_those_that_exist_and_creates_nothing() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    items(&feed, "s", 3, "sought");
+    let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
+    let tenant_dir = svc.dir.path().join("data/index/acme");
+    let search = |index: String| {
+        let svc = &svc;
+        let token = &token;
+        async move {
+            svc.call(
+                "GET",
+                &format!("/v1/tenants/acme/search?index={index}&q=sought"),
+                Some(token),
+                None,
+            )
+            .await
+        }
+    };
+    for i in 0..300 {
+        let (status, body) = search(format!("nope{i}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(
+            body["error"],
+            format!("no index `nope{i}`: tenant `acme` has no indexes yet")
+        );
+    }
+    assert!(!tenant_dir.exists(), "a search created {tenant_dir:?}");
+
+    svc.feed_connector("acme", &token, "docs", &feed).await;
+    let job = svc.sync("acme", &token, "docs", "full").await;
+    assert_eq!(svc.wait("acme", &token, &job).await["status"], "succeeded");
+    assert_eq!(
+        svc.search_ids("acme", &token, "docs", "sought").await.len(),
+        3
+    );
+    for i in 0..300 {
+        let (status, body) = search(format!("nope{i}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(
+            body["error"],
+            format!("no index `nope{i}`; the indexes of tenant `acme` are: docs")
+        );
+    }
+    // Only what the sync wrote: the index and its access-control index.
+    let mut on_disk: Vec<_> = std::fs::read_dir(&tenant_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, vec![".search-acl-filter-docs", "docs"]);
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_schedules_and_zero_quotas_are_a_400_naming_the_field() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
+    for (schedule, field) in [
+        (
+            json!({"full_minutes": 18446744073709551615u64}),
+            "full_minutes",
+        ),
+        (json!({"full_minutes": 0}), "full_minutes"),
+        (
+            json!({"incremental_minutes": 9007199254740993u64}),
+            "incremental_minutes",
+        ),
+        (
+            json!({"access_control_every": "18446744073709551615d"}),
+            "access_control_every",
+        ),
+        (json!({"incremental_every": "0m"}), "incremental_every"),
+        (json!({"full_cron": "59/4294967295 * * * *"}), "full_cron"),
+        (
+            json!({"access_control_cron": "* */99999999999 * * *"}),
+            "access_control_cron",
+        ),
+    ] {
+        let (status, body) = svc
+            .call(
+                "POST",
+                "/v1/tenants/acme/connectors",
+                Some(&token),
+                Some(json!({"id": "docs", "plugin": "feed", "config": {"base_url": feed.base_url()}, "schedule": schedule})),
+            )
+            .await;
+        assert_eq!(status, 400, "{schedule}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{schedule}: {body}"
+        );
+    }
+    // Nothing was created by the refusals.
+    let (_, list) = svc
+        .call("GET", "/v1/tenants/acme/connectors", Some(&token), None)
+        .await;
+    assert_eq!(list["connectors"], json!([]), "{list}");
+
+    for field in [
+        "memory_mib",
+        "cpu_seconds",
+        "wall_seconds",
+        "max_concurrent_syncs",
+    ] {
+        let (status, body) = svc
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(ADMIN),
+                Some(json!({"id": format!("zero-{field}"), "quotas": {field: 0}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{field}: {body}"
+        );
+        let (status, body) = svc
+            .call(
+                "PATCH",
+                "/v1/tenants/acme",
+                Some(ADMIN),
+                Some(json!({"quotas": {field: 0}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{field}: {body}");
+    }
+    let (status, body) = svc
+        .call("GET", "/v1/tenants/zero-cpu_seconds", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, acme) = svc.call("GET", "/v1/tenants/acme", Some(ADMIN), None).await;
+    assert_eq!(acme["quotas"], json!({}), "{acme}");
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json_with_its_status_and_bearer_is_any_case() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    let svc = start(tempfile::tempdir().unwrap(), |c| {
+        c.service.insert("max_upload_mib".into(), 1.into());
+    })
+    .await;
+    let token = svc.tenant("acme", json!({})).await;
+    let raw = |method: &str, path: &str, auth: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let mut request = svc
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", svc.base),
+            )
+            .header("authorization", auth.to_string())
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let label = format!("{method} {path}");
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{label}: not JSON: {text:?}"));
+            assert!(body["error"].is_string(), "{label}: {body}");
+            status
+        }
+    };
+    let admin = format!("Bearer {ADMIN}");
+    let json_ct = Some("application/json");
+    let big = vec![b' '; 2 << 20];
+    for (method, path, content_type, body, status) in [
+        ("POST", "/v1/tenants", json_ct, b"{".to_vec(), 400),
+        (
+            "POST",
+            "/v1/tenants",
+            Some("text/plain"),
+            br#"{"id":"x"}"#.to_vec(),
+            415,
+        ),
+        ("POST", "/v1/tenants", None, br#"{"id":"x"}"#.to_vec(), 415),
+        ("POST", "/v1/tenants", json_ct, br#"{"id":5}"#.to_vec(), 422),
+        ("POST", "/v1/tenants", json_ct, big.clone(), 413),
+        ("POST", "/v1/plugins", None, big, 413),
+        ("GET", "/no/such/route", None, Vec::new(), 404),
+        ("DELETE", "/health", None, Vec::new(), 405),
+        (
+            "GET",
+            "/v1/tenants/acme/search?index=nope&q=x",
+            None,
+            Vec::new(),
+            404,
+        ),
+    ] {
+        assert_eq!(
+            raw(method, path, &admin, content_type, body).await,
+            status,
+            "{method} {path}"
+        );
+    }
+    // RFC 7235: the scheme is case-insensitive.
+    for auth in [format!("bearer {ADMIN}"), format!("BEARER {ADMIN}")] {
+        let response = svc
+            .http
+            .get(format!("{}/v1/tenants", svc.base))
+            .header("authorization", auth.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{auth}");
+    }
+    assert_eq!(
+        raw(
+            "GET",
+            "/v1/tenants",
+            &format!("Basic {ADMIN}"),
+            None,
+            Vec::new()
+        )
+        .await,
+        401
+    );
+
+    // Connector URLs other than http(s) are refused at creation, naming the setting.
+    for url in [
+        "file:///etc/passwd".to_string(),
+        "gopher://127.0.0.1:25/".to_string(),
+        "ftp://example.com/feed".to_string(),
+    ] {
+        let (status, body) = svc
+            .call(
+                "POST",
+                "/v1/tenants/acme/connectors",
+                Some(&token),
+                Some(json!({"id": "docs", "plugin": "feed", "config": {"base_url": url}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("`base_url`"),
+            "{url}: {body}"
+        );
+    }
+    svc.feed_connector("acme", &token, "docs", &feed).await;
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_fail_the_tenants_own_job_and_nothing_else() {
     let feed = FakeFeed::start(None).await.unwrap();
     items(&feed, "q", 25, "quota");

@@ -3,7 +3,8 @@
 //!
 //! Each field takes `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, and comma lists; day of
 //! week is 0-7 with both 0 and 7 meaning Sunday. As in Vixie cron, when both day fields are
-//! restricted a day matches if either does.
+//! restricted a day matches if either does. A step is 1 to the field's largest value; any
+//! other text is an error naming the field, never a panic (a property test feeds it noise).
 
 use crate::clock::civil_from_days as civil;
 
@@ -28,6 +29,7 @@ fn field(text: &str, name: &str, lo: u32, hi: u32) -> anyhow::Result<(u64, bool)
                     .parse()
                     .map_err(|_| anyhow::anyhow!("{name}: step `{s}` is not a number"))?;
                 anyhow::ensure!(step >= 1, "{name}: step must be at least 1");
+                anyhow::ensure!(step <= hi, "{name}: step {step} is more than {hi}");
                 (r, step)
             }
             None => (part, 1),
@@ -50,10 +52,11 @@ fn field(text: &str, name: &str, lo: u32, hi: u32) -> anyhow::Result<(u64, bool)
             // `5/15` means from 5 to the end, every 15.
             (a, if step > 1 { hi } else { a })
         };
+        // `to` is at most 59 and `step` at most `hi`, so this never overflows.
         let mut v = from;
         while v <= to {
             bits |= 1 << v;
-            v += step;
+            v = v.saturating_add(step);
         }
     }
     Ok((bits, text == "*"))
@@ -199,9 +202,39 @@ mod tests {
             ("*/0 * * * *", "step must be at least 1"),
             ("5-1 * * * *", "runs backwards"),
             ("a * * * *", "not a number"),
+            (
+                "59/4294967295 * * * *",
+                "minute: step 4294967295 is more than 59",
+            ),
+            ("* */24 * * *", "hour: step 24 is more than 23"),
+            ("* * * * 0/99999999999", "day of week: step"),
         ] {
             let err = Cron::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text of cron-ish characters parses or is refused; never a panic, and what
+        /// parses finds its next time without one.
+        #[test]
+        fn random_expressions_never_panic(
+            fields in proptest::collection::vec("[0-9*/,\\-]{1,12}", 5),
+            t in 0i64..4_000_000_000,
+        ) {
+            if let Ok(cron) = Cron::parse(&fields.join(" ")) {
+                let _ = cron.next_after(t);
+            }
+        }
+
+        /// Numbers of any size in any position are refused or accepted cleanly.
+        #[test]
+        fn huge_numbers_never_panic(a in proptest::num::u64::ANY, b in 0u32..60, i in 0usize..5) {
+            let mut fields = vec!["*".to_string(); 5];
+            fields[i] = format!("{b}/{a}");
+            let _ = Cron::parse(&fields.join(" "));
+            fields[i] = format!("{b}-{a}");
+            let _ = Cron::parse(&fields.join(" "));
         }
     }
 }

@@ -1,11 +1,16 @@
 //! When `tributary serve` runs a connector's syncs: per sync kind an interval (`<kind>_minutes`
 //! or `<kind>_every`, e.g. `"15m"`) or a five-field UTC cron expression (`<kind>_cron`), never
-//! two ways for one kind.
+//! two ways for one kind. An interval is at least one second (one minute for `<kind>_minutes`)
+//! and at most [`MAX_INTERVAL_SECS`] (366 days), so it never overflows a duration or a clock
+//! sum; anything else is an error naming the field.
 
 use serde::Deserialize;
 
 use super::cron::Cron;
 use crate::job::SyncKind;
+
+/// The longest interval: 366 days.
+pub const MAX_INTERVAL_SECS: u64 = 366 * 86_400;
 
 /// Sync intervals for `tributary serve`, in minutes; absent means never.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -88,8 +93,14 @@ impl Schedule {
             (Some(_), Some(_)) => {
                 anyhow::bail!("schedule: give `{name}_minutes` or `{name}_every`, not both")
             }
-            (Some(0), None) => Ok(None),
-            (Some(m), None) => Ok(Some(std::time::Duration::from_secs(m.saturating_mul(60)))),
+            (Some(0), None) => anyhow::bail!(
+                "schedule: `{name}_minutes` must be at least 1 (leave it out to never run)"
+            ),
+            (Some(m), None) if m > MAX_INTERVAL_SECS / 60 => anyhow::bail!(
+                "schedule: `{name}_minutes` {m} is more than {} (366 days)",
+                MAX_INTERVAL_SECS / 60
+            ),
+            (Some(m), None) => Ok(Some(std::time::Duration::from_secs(m * 60))),
             (None, Some(text)) => parse_every(text)
                 .map(Some)
                 .map_err(|e| anyhow::anyhow!("schedule: `{name}_every`: {e}")),
@@ -117,9 +128,13 @@ pub fn parse_every(text: &str) -> anyhow::Result<std::time::Duration> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| anyhow::anyhow!("`{text}` has no unit (s, m, h or d)"))?;
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{text}` does not start with a whole number"))?;
+    anyhow::ensure!(
+        !number.is_empty(),
+        "`{text}` does not start with a whole number"
+    );
+    let too_long = || anyhow::anyhow!("`{text}` is longer than 366 days");
+    // Only digits: a parse failure is a number too large for u64.
+    let n: u64 = number.parse().map_err(|_| too_long())?;
     let scale = match unit {
         "s" => 1,
         "m" => 60,
@@ -127,8 +142,9 @@ pub fn parse_every(text: &str) -> anyhow::Result<std::time::Duration> {
         "d" => 86_400,
         other => anyhow::bail!("unknown unit `{other}` in `{text}` (use s, m, h or d)"),
     };
-    let secs = n.saturating_mul(scale);
+    let secs = n.checked_mul(scale).ok_or_else(too_long)?;
     anyhow::ensure!(secs >= 1, "`{text}` is shorter than one second");
+    anyhow::ensure!(secs <= MAX_INTERVAL_SECS, too_long());
     Ok(std::time::Duration::from_secs(secs))
 }
 
@@ -158,7 +174,16 @@ mod tests {
             s.interval(SyncKind::AccessControl).unwrap(),
             Some(Duration::from_secs(86_400))
         );
-        for bad in ["10", "5x", "m", "0s", "-3m"] {
+        for bad in [
+            "10",
+            "5x",
+            "m",
+            "0s",
+            "-3m",
+            "367d",
+            "18446744073709551615m",
+            "99999999999999999999999s",
+        ] {
             assert!(parse_every(bad).is_err(), "{bad} was accepted");
         }
         let both = Schedule {
@@ -185,5 +210,34 @@ mod tests {
             err.contains("incremental_cron") && err.contains("minute"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn intervals_of_zero_or_that_overflow_are_refused_naming_the_field() {
+        let minutes = |m| Schedule {
+            full_minutes: Some(m),
+            ..Schedule::default()
+        };
+        for (m, needle) in [
+            (0, "`full_minutes` must be at least 1"),
+            (u64::MAX, "`full_minutes` 18446744073709551615 is more than"),
+            (MAX_INTERVAL_SECS / 60 + 1, "`full_minutes`"),
+        ] {
+            let err = minutes(m).check().unwrap_err().to_string();
+            assert!(err.contains(needle), "{m}: {err}");
+        }
+        assert!(minutes(MAX_INTERVAL_SECS / 60).check().is_ok());
+        let every = Schedule {
+            access_control_every: Some("18446744073709551615d".into()),
+            ..Schedule::default()
+        };
+        let err = every.check().unwrap_err().to_string();
+        assert!(err.contains("`access_control_every`"), "{err}");
+        let cron = Schedule {
+            incremental_cron: Some("59/4294967295 * * * *".into()),
+            ..Schedule::default()
+        };
+        let err = cron.check().unwrap_err().to_string();
+        assert!(err.contains("`incremental_cron`"), "{err}");
     }
 }

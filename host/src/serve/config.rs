@@ -48,9 +48,14 @@ impl Default for ServeConfig {
 impl ServeConfig {
     /// Parses the host configuration's `[service]` section (defaults for what it leaves out).
     pub fn from_host(config: &HostConfig) -> anyhow::Result<Self> {
-        toml::Value::Table(config.service.clone())
+        let serve: Self = toml::Value::Table(config.service.clone())
             .try_into()
-            .map_err(|e| anyhow::anyhow!("[service]: {e}"))
+            .map_err(|e| anyhow::anyhow!("[service]: {e}"))?;
+        serve
+            .tenant_defaults
+            .check()
+            .map_err(|e| anyhow::anyhow!("[service.tenant_defaults]: {e}"))?;
+        Ok(serve)
     }
 }
 
@@ -81,5 +86,13 @@ mod tests {
             err.contains("[service]") && err.contains("tick_msec"),
             "{err}"
         );
+        let zero: HostConfig = toml::from_str(
+            "[service.tenant_defaults]
+cpu_seconds = 0
+",
+        )
+        .unwrap();
+        let err = ServeConfig::from_host(&zero).unwrap_err().to_string();
+        assert!(err.contains("`cpu_seconds` must be at least 1"), "{err}");
     }
 }

@@ -140,7 +140,7 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "get",
         "/v1/tenants/{tenant}/search",
         "admin or that tenant",
-        "Search an index of the tenant (?index=&q=&limit=&as=)",
+        "Search an index of the tenant (?index=&q=&limit=&as=); an index that does not exist is a 404 naming those that do, and is not created",
     ),
 ];
 

@@ -40,6 +40,35 @@ pub struct TenantQuotas {
 }
 
 impl TenantQuotas {
+    /// Refuses values that would make every job of the tenant fail or overflow a clock: a
+    /// `memory_mib`, `cpu_seconds`, `wall_seconds` or `max_concurrent_syncs` of 0, and times
+    /// longer than 366 days. The error names the field. (`max_connectors`, `max_documents` and
+    /// `max_storage_bytes` of 0 are meaningful: a tenant that may hold nothing.)
+    pub fn check(&self) -> anyhow::Result<()> {
+        const MAX_SECONDS: u64 = crate::connector::schedule::MAX_INTERVAL_SECS;
+        for (name, value, max) in [
+            ("memory_mib", self.memory_mib, u64::MAX),
+            ("cpu_seconds", self.cpu_seconds, MAX_SECONDS),
+            ("wall_seconds", self.wall_seconds, MAX_SECONDS),
+            (
+                "max_concurrent_syncs",
+                self.max_concurrent_syncs.map(u64::from),
+                u64::MAX,
+            ),
+        ] {
+            match value {
+                Some(0) => anyhow::bail!(
+                    "quota `{name}` must be at least 1 (leave it out for the default)"
+                ),
+                Some(v) if v > max => {
+                    anyhow::bail!("quota `{name}` {v} is more than {max} (366 days)")
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// `self`, with unset fields taken from `defaults`.
     pub fn over(&self, defaults: &TenantQuotas) -> TenantQuotas {
         TenantQuotas {

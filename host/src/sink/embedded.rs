@@ -5,6 +5,10 @@
 //! connectors writing one index never overwrite each other. Writers are opened lazily and shared
 //! by the jobs of a process; tantivy's own lock file stops a second process from writing the same
 //! index at once (it gets a clear error), while readers never block.
+//!
+//! Only writes create an index: a read of an index whose directory holds no tantivy index
+//! answers empty and leaves nothing on disk (nor open), and [`Sink::indexes`] lists the
+//! directories that hold one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -346,6 +350,29 @@ fn dir_name(name: &str) -> String {
     out
 }
 
+/// The index name a directory was made for by [`dir_name`]; a name that does not decode back
+/// to the same directory is shown as the directory name.
+fn name_of_dir(dir: &str) -> String {
+    let decoded = (|| {
+        let mut out = String::new();
+        let mut chars = dir.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' {
+                let hex: String = chars.by_ref().take(2).collect();
+                let code = u32::from_str_radix(&hex, 16).ok()?;
+                out.push(char::from_u32(code)?);
+            } else {
+                out.push(c);
+            }
+        }
+        Some(out)
+    })();
+    match decoded {
+        Some(name) if dir_name(&name) == dir => name,
+        _ => dir.to_string(),
+    }
+}
+
 /// The embedded tantivy sink.
 #[derive(Clone)]
 pub struct EmbeddedIndex {
@@ -362,36 +389,93 @@ impl EmbeddedIndex {
         }
     }
 
-    fn index(&self, index: &IndexRef) -> anyhow::Result<Arc<OpenIndex>> {
+    /// The open index, opening it first — and creating it only when `create` (writes).
+    fn index(&self, index: &IndexRef, create: bool) -> anyhow::Result<Option<Arc<OpenIndex>>> {
         let mut open = self
             .open
             .lock()
             .map_err(|_| anyhow!("index table lock poisoned"))?;
         if let Some(found) = open.get(index) {
-            return Ok(found.clone());
+            return Ok(Some(found.clone()));
         }
         let dir = self
             .root
             .join(dir_name(&index.tenant))
             .join(dir_name(&index.name));
+        if !create && !holds_index(&dir) {
+            return Ok(None);
+        }
         let opened = Arc::new(OpenIndex::open(&dir).with_context(|| format!("index {index}"))?);
         open.insert(index.clone(), opened.clone());
-        Ok(opened)
+        Ok(Some(opened))
     }
 
+    /// Runs a write on `index`, creating it if needed.
     fn blocking<R: Send + 'static>(
         &self,
         index: IndexRef,
         f: impl FnOnce(&OpenIndex) -> anyhow::Result<R> + Send + 'static,
     ) -> BoxFuture<'_, anyhow::Result<R>> {
         Box::pin(async move {
-            let opened = self.index(&index)?;
-            tokio::task::spawn_blocking(move || f(&opened))
-                .await
-                .context("index task failed")?
-                .with_context(|| format!("index {index}"))
+            let opened = self
+                .index(&index, true)?
+                .ok_or_else(|| anyhow!("index {index} could not be created"))?;
+            run(index, opened, f).await
         })
     }
+
+    /// Runs a read on `index`; `absent` is the answer when it does not exist.
+    fn reading<R: Send + 'static>(
+        &self,
+        index: IndexRef,
+        absent: R,
+        f: impl FnOnce(&OpenIndex) -> anyhow::Result<R> + Send + 'static,
+    ) -> BoxFuture<'_, anyhow::Result<R>> {
+        Box::pin(async move {
+            match self.index(&index, false)? {
+                Some(opened) => run(index, opened, f).await,
+                None => Ok(absent),
+            }
+        })
+    }
+
+    fn list(&self, tenant: &str) -> anyhow::Result<Vec<String>> {
+        let dir = self.root.join(dir_name(tenant));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(anyhow!(e).context(format!("listing {}", dir.display()))),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let name = name_of_dir(&file);
+            if holds_index(&entry.path()) && !IndexRef::new(tenant, name.as_str()).is_acl() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+async fn run<R: Send + 'static>(
+    index: IndexRef,
+    opened: Arc<OpenIndex>,
+    f: impl FnOnce(&OpenIndex) -> anyhow::Result<R> + Send + 'static,
+) -> anyhow::Result<R> {
+    tokio::task::spawn_blocking(move || f(&opened))
+        .await
+        .context("index task failed")?
+        .with_context(|| format!("index {index}"))
+}
+
+/// Whether `dir` holds a tantivy index (its `meta.json` is written when the index is created).
+fn holds_index(dir: &Path) -> bool {
+    dir.join("meta.json").is_file()
 }
 
 impl Sink for EmbeddedIndex {
@@ -425,7 +509,7 @@ impl Sink for EmbeddedIndex {
         index: IndexRef,
         connector: String,
     ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
-        self.blocking(index, move |i| i.versions(&connector))
+        self.reading(index, HashMap::new(), move |i| i.versions(&connector))
     }
 
     fn search(
@@ -433,7 +517,11 @@ impl Sink for EmbeddedIndex {
         index: IndexRef,
         request: SearchRequest,
     ) -> BoxFuture<'_, anyhow::Result<SearchResults>> {
-        self.blocking(index, move |i| i.search(&request))
+        let empty = SearchResults {
+            total: 0,
+            hits: Vec::new(),
+        };
+        self.reading(index, empty, move |i| i.search(&request))
     }
 
     fn get(
@@ -442,7 +530,16 @@ impl Sink for EmbeddedIndex {
         connector: String,
         ids: Vec<String>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<SinkDocument>>> {
-        self.blocking(index, move |i| i.get(&connector, &ids))
+        self.reading(index, Vec::new(), move |i| i.get(&connector, &ids))
+    }
+
+    fn indexes(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.list(&tenant))
+                .await
+                .context("index task failed")?
+        })
     }
 }
 
@@ -630,6 +727,67 @@ mod tests {
             format!("{err:#}").contains("another tributary process"),
             "{err:#}"
         );
+    }
+
+    #[tokio::test]
+    async fn reads_never_create_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        for i in 0..50 {
+            let ix = IndexRef::new("acme", format!("nope{i}"));
+            let found = sink
+                .search(
+                    ix.clone(),
+                    SearchRequest {
+                        query: "x".into(),
+                        limit: 5,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(found.total, 0);
+            assert!(
+                sink.versions(ix.clone(), "c".into())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                sink.get(ix, "c".into(), vec!["1".into()])
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(sink.open.lock().unwrap().is_empty());
+        assert!(sink.indexes("acme".into()).await.unwrap().is_empty());
+
+        // Writes create; the listing names them (decoded), without the access-control index.
+        for name in ["docs", "a b", "zeta"] {
+            let ix = IndexRef::new("acme", name);
+            sink.upsert(ix.clone(), vec![doc("a", "1", "v1", "t", "b")])
+                .await
+                .unwrap();
+            sink.commit(ix.acl()).await.unwrap();
+        }
+        sink.commit(IndexRef::new("other", "theirs")).await.unwrap();
+        assert_eq!(
+            sink.indexes("acme".into()).await.unwrap(),
+            vec!["a b".to_string(), "docs".into(), "zeta".into()]
+        );
+        // Another process sees them too.
+        let fresh = EmbeddedIndex::new(dir.path());
+        assert_eq!(fresh.indexes("acme".into()).await.unwrap().len(), 3);
+        assert_eq!(fresh.indexes("other".into()).await.unwrap(), vec!["theirs"]);
+    }
+
+    #[test]
+    fn directory_names_decode() {
+        for name in ["docs-1.x", "a/b c", "é", "%41"] {
+            assert_eq!(name_of_dir(&dir_name(name)), name, "{name}");
+        }
     }
 
     #[test]

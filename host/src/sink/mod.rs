@@ -6,6 +6,10 @@
 //! source of truth for what is indexed: a full sync asks it for the ids and versions it holds, so
 //! unchanged documents are skipped and vanished ones deleted, whatever the backend.
 //! [`quota::QuotaSink`] wraps a sink to enforce a tenant's document quota (`tributary serve`).
+//!
+//! Reads never create anything: `search`, `get` and `versions` of an index that does not exist
+//! answer empty, and [`Sink::indexes`] says which indexes of a tenant exist, so a search of an
+//! unknown name is refused ([`UnknownIndex`]) instead of leaving an empty index behind.
 
 use std::collections::HashMap;
 
@@ -16,6 +20,9 @@ use serde_json::{Map, Value};
 pub mod elasticsearch;
 pub mod embedded;
 pub mod quota;
+
+/// Names of access-control indexes start with this (as Elastic names them).
+const ACL_INDEX_PREFIX: &str = ".search-acl-filter-";
 
 /// An index of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -39,8 +46,13 @@ impl IndexRef {
     pub fn acl(&self) -> Self {
         Self::new(
             self.tenant.clone(),
-            format!(".search-acl-filter-{}", self.name),
+            format!("{ACL_INDEX_PREFIX}{}", self.name),
         )
+    }
+
+    /// Whether this is an access-control index (see [`IndexRef::acl`]).
+    pub fn is_acl(&self) -> bool {
+        self.name.starts_with(ACL_INDEX_PREFIX)
     }
 }
 
@@ -49,6 +61,38 @@ impl std::fmt::Display for IndexRef {
         write!(f, "{}/{}", self.tenant, self.name)
     }
 }
+
+/// A search named an index the tenant does not have; the host returns this (found by type:
+/// `tributary serve` answers 404, the CLI exits non-zero) instead of creating the index.
+#[derive(Debug)]
+pub struct UnknownIndex {
+    /// The index asked for.
+    pub index: IndexRef,
+    /// The tenant's indexes that exist, sorted.
+    pub existing: Vec<String>,
+}
+
+impl std::fmt::Display for UnknownIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = crate::text::truncate(&self.index.name, 100);
+        if self.existing.is_empty() {
+            write!(
+                f,
+                "no index `{name}`: tenant `{}` has no indexes yet",
+                self.index.tenant
+            )
+        } else {
+            write!(
+                f,
+                "no index `{name}`; the indexes of tenant `{}` are: {}",
+                self.index.tenant,
+                self.existing.join(", ")
+            )
+        }
+    }
+}
+
+impl std::error::Error for UnknownIndex {}
 
 /// A document as stored.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -132,6 +176,8 @@ pub trait Sink: Send + Sync + 'static {
         index: IndexRef,
         request: SearchRequest,
     ) -> BoxFuture<'_, anyhow::Result<SearchResults>>;
+    /// The names of `tenant`'s indexes that exist (access-control indexes excluded), sorted.
+    fn indexes(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
     /// Fetches documents by id (ACL lookups, tests, admin).
     fn get(
         &self,

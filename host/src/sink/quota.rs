@@ -171,6 +171,10 @@ impl Sink for QuotaSink {
         self.inner.search(index, request)
     }
 
+    fn indexes(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        self.inner.indexes(tenant)
+    }
+
     fn get(
         &self,
         index: IndexRef,

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    ApiError, ApiResult, App, Caller, QueryArg, admin, bad, caller, not_found, ok, query,
-    tenant_scope,
+    ApiError, ApiResult, App, Caller, JsonArg, QueryArg, admin, bad, caller, json_body, not_found,
+    ok, query, tenant_scope,
 };
 use crate::connector::valid_name;
 use crate::serve::{TenantQuotas, new_token, token_hash};
@@ -54,10 +54,12 @@ async fn upload_plugin(
     State(app): State<App>,
     headers: HeaderMap,
     q: QueryArg<UploadQuery>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     admin(&app, &headers).await?;
     let q = query(q)?;
+    // Over the upload limit: 413, as JSON.
+    let body = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
     if body.is_empty() {
         return Err(bad("the request body must be the plugin's .wasm component"));
     }
@@ -142,10 +144,11 @@ struct NewTenant {
 async fn create_tenant(
     State(app): State<App>,
     headers: HeaderMap,
-    body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>,
+    body: JsonArg<NewTenant>,
 ) -> ApiResult {
     admin(&app, &headers).await?;
-    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let body = json_body(body)?;
+    body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
     if !valid_name(&body.id) {
         return Err(bad(format!(
             "tenant id `{}` must be 1-64 letters, digits, `-`, `_` or `.`",
@@ -209,10 +212,11 @@ async fn update_tenant(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    body: Result<Json<TenantUpdate>, axum::extract::rejection::JsonRejection>,
+    body: JsonArg<TenantUpdate>,
 ) -> ApiResult {
     admin(&app, &headers).await?;
-    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let body = json_body(body)?;
+    body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
     if !app.store.set_quotas(&tenant, &body.quotas).await? {
         return Err(not_found());
     }

@@ -9,7 +9,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, ok, query, tenant_scope};
+use super::{
+    ApiError, ApiResult, App, JsonArg, QueryArg, bad, json_body, not_found, ok, query, tenant_scope,
+};
 use crate::connector::rules::RuleSpec;
 use crate::connector::schedule::Schedule;
 use crate::connector::{ConnectorSpec, valid_name};
@@ -131,6 +133,7 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
         }
     }
     spec.schedule.check().map_err(|e| bad(format!("{e:#}")))?;
+    spec.check_url_schemes().map_err(bad)?;
     crate::connector::rules::Rules::compile(&spec.rules)
         .map_err(|e| bad(format!("sync rules: {}", e.join("; "))))?;
     if let Err(e) = app.host.validate_connector(spec, ping).await {
@@ -152,11 +155,11 @@ async fn create_connector(
     headers: HeaderMap,
     Path(tenant): Path<String>,
     q: QueryArg<PingQuery>,
-    body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+    body: JsonArg<ConnectorBody>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
-    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let body = json_body(body)?;
     let Some(id) = body.id.clone() else {
         return Err(bad("`id` is required"));
     };
@@ -209,11 +212,11 @@ async fn replace_connector(
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
     q: QueryArg<PingQuery>,
-    body: Result<Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+    body: JsonArg<ConnectorBody>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
-    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let body = json_body(body)?;
     if body.id.as_deref().is_some_and(|id| id != connector) {
         return Err(bad("`id` in the body differs from the path"));
     }

@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiResult, App, QueryArg, bad, not_found, ok, query, tenant_scope};
+use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, ok, query, tenant_scope};
 use crate::connector::valid_name;
 use crate::job::JobStatus;
-use crate::sink::SearchRequest;
+use crate::sink::{SearchRequest, UnknownIndex};
 
 /// The job and search routes.
 pub(super) fn routes() -> axum::Router<App> {
@@ -105,6 +105,9 @@ async fn search(
     };
     match app.host.search(&tenant, &q.index, request).await {
         Ok(results) => ok(json!(results)),
-        Err(e) => Err(bad(format!("{e:#}"))),
+        Err(e) => match e.downcast_ref::<UnknownIndex>() {
+            Some(unknown) => Err(ApiError(StatusCode::NOT_FOUND, unknown.to_string())),
+            None => Err(bad(format!("{e:#}"))),
+        },
     }
 }

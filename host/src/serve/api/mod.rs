@@ -1,7 +1,9 @@
 //! The service's HTTP API: admin routes (tenants, plugins, metrics) and tenant routes
 //! (connectors, jobs, plugin state, search), JSON in and out, described by `/v1/openapi.json`.
 //!
-//! Authentication is `Authorization: Bearer <token>`: the admin token reaches everything; a
+//! Every error is `{"error": "…"}` with its status, unknown routes and methods included.
+//!
+//! Authentication is `Authorization: Bearer <token>` (the scheme in any case): the admin token reaches everything; a
 //! tenant token reaches only `/v1/tenants/{its id}/…`. A tenant asking for another tenant's
 //! anything gets the same `404` as for a tenant that does not exist, so nothing leaks — not even
 //! whether the other tenant exists. Secrets (config fields the plugin marks `sensitive`) are
@@ -35,6 +37,13 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .merge(admin::routes())
         .merge(connectors::routes())
         .merge(jobs::routes())
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(upload_limit))
         .with_state(service)
 }
@@ -80,6 +89,16 @@ fn query<T>(q: QueryArg<T>) -> Result<T, ApiError> {
     q.map(|Query(q)| q).map_err(|e| bad(e.body_text()))
 }
 
+/// A JSON body, judged (like a query) after authentication; a refusal keeps axum's status —
+/// 415 without a JSON content type, 400 for malformed JSON, 422 for JSON of the wrong shape,
+/// 413 over the body limit — with the `{"error": …}` body of every other error.
+type JsonArg<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn json_body<T>(body: JsonArg<T>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError(e.status(), e.body_text()))
+}
+
 fn ok(value: Value) -> ApiResult {
     Ok(Json(value).into_response())
 }
@@ -96,8 +115,10 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim_start().split_once(' '))
+        // The scheme is case-insensitive (RFC 7235 section 2.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         app.metrics.denied();

@@ -81,6 +81,19 @@ impl IndexPattern {
         out
     }
 
+    /// The Elasticsearch wildcard expression matching every index of `tenant`, and the
+    /// fixed text around `{index}` in its names (to read a name back).
+    pub(super) fn of_tenant(&self, tenant: &str) -> (String, String, String) {
+        let marker = "\u{0}";
+        let rendered = self.render(tenant, marker);
+        let (before, after) = rendered.split_once(marker).unwrap_or((&rendered, ""));
+        (
+            format!("{before}*{after}"),
+            before.to_string(),
+            after.to_string(),
+        )
+    }
+
     /// The Elasticsearch index holding `index`, or why there can be none.
     pub fn resolve(&self, index: &IndexRef) -> anyhow::Result<String> {
         let name = match index.name.strip_prefix(ACL_PREFIX) {

@@ -197,6 +197,10 @@ impl Sink for ElasticsearchSink {
         })
     }
 
+    fn indexes(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move { self.indexes_of(&tenant).await })
+    }
+
     fn get(
         &self,
         index: IndexRef,

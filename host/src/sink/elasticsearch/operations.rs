@@ -519,6 +519,48 @@ impl ElasticsearchSink {
         Ok(SearchResults { total, hits })
     }
 
+    /// The indexes of `tenant`: those matching the pattern for the tenant whose recorded owner
+    /// (`_meta.tributary`) is the tenant, or that record none (made by hand, as
+    /// [`Self::check_owner`] accepts them).
+    pub(super) async fn indexes_of(&self, tenant: &str) -> anyhow::Result<Vec<String>> {
+        let (wildcard, before, after) = self.pattern.of_tenant(tenant);
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[&wildcard]))
+            .allow_no_indices(true)
+            .ignore_unavailable(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("listing the indexes `{wildcard}`: {e}"))?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let body = read_json(response, &format!("listing the indexes `{wildcard}`")).await?;
+        let mut names: Vec<String> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(
+                |(name, entry)| match entry.pointer("/mappings/_meta/tributary") {
+                    Some(owner) => {
+                        let owned = owner.get("tenant").and_then(Value::as_str) == Some(tenant);
+                        let index = owner.get("index").and_then(Value::as_str)?;
+                        owned.then(|| index.to_string())
+                    }
+                    None => name
+                        .strip_prefix(before.as_str())
+                        .and_then(|n| n.strip_suffix(after.as_str()))
+                        .map(str::to_string),
+                },
+            )
+            .filter(|name| !IndexRef::new(tenant, name.as_str()).is_acl())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     pub(super) async fn get_docs(
         &self,
         index: &str,

@@ -5,7 +5,7 @@
 //! | endpoint | notes |
 //! | --- | --- |
 //! | `GET /` | cluster info (`version.number` 9.1.0) |
-//! | `HEAD /{index}`, `PUT /{index}`, `DELETE /{index}`, `GET /{index}/_mapping` | create answers 400 `resource_already_exists_exception` when it exists, 400 `invalid_index_name_exception` for names Elasticsearch refuses |
+//! | `HEAD /{index}`, `PUT /{index}`, `DELETE /{index}`, `GET /{index}/_mapping` (`{index}` may hold `*` wildcards) | create answers 400 `resource_already_exists_exception` when it exists, 400 `invalid_index_name_exception` for names Elasticsearch refuses |
 //! | `POST [/{index}]/_bulk` | NDJSON `index`/`create`/`update`/`delete` (`delete` honours `if_seq_no`/`if_primary_term`: 409 on a mismatch); per-item results; `errors: true` when any item failed |
 //! | `GET/PUT/POST /{index}/_doc/{id}`, `POST /{index}/_doc`, `DELETE /{index}/_doc/{id}` | `if_seq_no` + `if_primary_term` → 409 `version_conflict_engine_exception`; `op_type=create` |
 //! | `POST /{index}/_update/{id}` | `{"doc": …}` merged recursively (`detect_noop`), `doc_as_upsert`, optimistic concurrency as above, 404 `document_missing_exception` |
@@ -754,6 +754,18 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
             Some(_) => json_response(StatusCode::OK, json!({"acknowledged": true})),
             None => index_not_found(index),
         },
+        (&Method::GET, [index, "_mapping"]) if index.contains('*') => {
+            // A wildcard matches any run of characters; names starting with `.` only when the
+            // pattern does (hidden, as Elasticsearch); no match is an empty object.
+            let all: serde_json::Map<String, Value> = store
+                .indices
+                .iter()
+                .filter(|(name, _)| wildcard_match(index, name))
+                .filter(|(name, _)| !name.starts_with('.') || index.starts_with('.'))
+                .map(|(name, ix)| (name.clone(), json!({"mappings": ix.mappings.clone()})))
+                .collect();
+            json_response(StatusCode::OK, Value::Object(all))
+        }
         (&Method::GET, [index, "_mapping"]) => match store.indices.get(*index) {
             Some(ix) => json_response(
                 StatusCode::OK,
@@ -1770,3 +1782,23 @@ async fn bulk(
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `name` matches `pattern`, where `*` is any run of characters.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}

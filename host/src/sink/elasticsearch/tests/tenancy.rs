@@ -368,3 +368,41 @@ async fn the_sink_contract_holds_as_in_the_embedded_index() {
     );
     assert_eq!(contract_scenario(&elasticsearch).await, want);
 }
+
+#[tokio::test]
+async fn a_tenant_lists_only_its_own_indexes() {
+    use elasticsearch::indices::IndicesCreateParts;
+    let es = fake().await;
+    let sink = sink_for(&es, |_| {});
+    // `tributary-a-*` also matches tenant `a-b`'s names: the recorded owner tells them apart.
+    for ix in [
+        IndexRef::new("a", "docs"),
+        IndexRef::new("a", "wiki"),
+        IndexRef::new("a-b", "docs"),
+        IndexRef::new("a", "docs").acl(),
+    ] {
+        sink.upsert(ix.clone(), vec![doc("c", "1", "v1", "t", "b")])
+            .await
+            .unwrap();
+        sink.commit(ix).await.unwrap();
+    }
+    // An index made by hand (no owner recorded) counts by its name.
+    sink.client()
+        .indices()
+        .create(IndicesCreateParts::Index("tributary-a-legacy"))
+        .body(serde_json::json!({"mappings": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.indexes("a".into()).await.unwrap(),
+        vec!["docs", "legacy", "wiki"]
+    );
+    assert_eq!(sink.indexes("a-b".into()).await.unwrap(), vec!["docs"]);
+    assert!(sink.indexes("nobody".into()).await.unwrap().is_empty());
+    // Searching an unknown index created nothing.
+    sink.search(IndexRef::new("a", "nope"), search("x"))
+        .await
+        .unwrap();
+    assert!(!es.exists("tributary-a-nope"));
+}
