@@ -109,7 +109,11 @@ async fn hot_swap(base_url: &str) {
     let spec = feed_spec("t", "c", base_url);
     service.store().put_connector(&spec, None).await.unwrap();
     let first = service
-        .enqueue(&spec, SyncKind::Full, "bench")
+        .enqueue(
+            &spec,
+            SyncKind::Full,
+            tributary_host::serve::store::QueueReason::Api,
+        )
         .await
         .unwrap();
     wait(&service, "t", &first.id).await;
@@ -118,7 +122,11 @@ async fn hot_swap(base_url: &str) {
     service.upload_plugin(next, true).await.unwrap();
     let uploaded = t.elapsed();
     let job = service
-        .enqueue(&spec, SyncKind::Full, "bench")
+        .enqueue(
+            &spec,
+            SyncKind::Full,
+            tributary_host::serve::store::QueueReason::Api,
+        )
         .await
         .unwrap();
     let report = wait(&service, "t", &job.id).await;
@@ -175,7 +183,11 @@ async fn many_tenants(tenants: usize, concurrent: usize, base_url: &str, feed: &
     for spec in specs.iter().take(concurrent) {
         jobs.push(
             service
-                .enqueue(spec, SyncKind::Full, "bench")
+                .enqueue(
+                    spec,
+                    SyncKind::Full,
+                    tributary_host::serve::store::QueueReason::Api,
+                )
                 .await
                 .unwrap(),
         );

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tributary_host::SyncKind;
-use tributary_host::sink::SinkDocument;
 use tributary_fakes::Fault;
 use tributary_fakes::boxapi::{BoxItem, Collaborator, FakeBox, Tree};
+use tributary_host::SyncKind;
+use tributary_host::sink::SinkDocument;
 
 use crate::boxes::{assert_documents, assert_permissions, busy_folder, free, id_of};
 use crate::support::host_with;

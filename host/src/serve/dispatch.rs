@@ -22,7 +22,7 @@ impl Service {
         &self,
         spec: &ConnectorSpec,
         kind: SyncKind,
-        reason: &str,
+        reason: store::QueueReason,
     ) -> anyhow::Result<JobReport> {
         let report = JobReport {
             id: crate::job::new_job_id(),
@@ -106,7 +106,9 @@ impl Service {
             .count();
         let queued = queue
             .iter()
-            .filter(|q| q.state == "queued" && tenant.is_none_or(|t| t == q.tenant))
+            .filter(|q| {
+                q.state == store::QueueState::Queued && tenant.is_none_or(|t| t == q.tenant)
+            })
             .count();
         Ok((running, queued))
     }
@@ -152,7 +154,10 @@ impl Service {
                 return Ok(());
             }
             let mut best: Option<(u32, i64, &store::QueuedJob)> = None;
-            for job in queue.iter().filter(|j| j.state == "queued") {
+            for job in queue
+                .iter()
+                .filter(|j| j.state == store::QueueState::Queued)
+            {
                 if started.contains(&job.job_id)
                     || busy.contains(&(job.tenant.clone(), job.connector.clone()))
                 {

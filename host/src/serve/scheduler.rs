@@ -67,7 +67,8 @@ impl Service {
                     self.store
                         .mark_scheduled(&spec.tenant, &spec.id, kind, now)
                         .await?;
-                    self.enqueue(&spec, kind, "schedule").await?;
+                    self.enqueue(&spec, kind, super::store::QueueReason::Schedule)
+                        .await?;
                 }
             }
         }

@@ -109,12 +109,71 @@ pub struct QueuedJob {
     pub connector: String,
     /// Sync kind.
     pub kind: SyncKind,
-    /// `queued` or `running`.
-    pub state: String,
+    /// Waiting, or holding a slot.
+    pub state: QueueState,
     /// Runs started so far (a job resumed after a crash has more than one).
     pub attempt: i64,
-    /// Why it was queued (`api`, `schedule`, `restart`).
-    pub reason: String,
+    /// Why it was queued.
+    pub reason: QueueReason,
+}
+
+/// Where a queue entry stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueState {
+    /// Waiting for a slot.
+    Queued,
+    /// Holding a slot: its job runs (or ran when the host stopped).
+    Running,
+}
+
+impl QueueState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueState::Queued => "queued",
+            QueueState::Running => "running",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "running" {
+            QueueState::Running
+        } else {
+            QueueState::Queued
+        }
+    }
+}
+
+/// Why a job was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueReason {
+    /// A sync requested through the API.
+    Api,
+    /// A connector's schedule made it due.
+    Schedule,
+    /// It was running when the host stopped.
+    Restart,
+}
+
+impl QueueReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueReason::Api => "api",
+            QueueReason::Schedule => "schedule",
+            QueueReason::Restart => "restart",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "schedule" => QueueReason::Schedule,
+            "restart" => QueueReason::Restart,
+            _ => QueueReason::Api,
+        }
+    }
 }
 
 /// An uploaded plugin version.
@@ -483,14 +542,14 @@ impl Store {
         tenant: &str,
         connector: &str,
         kind: SyncKind,
-        reason: &str,
+        reason: QueueReason,
     ) -> anyhow::Result<()> {
         let args = (
             job_id.to_string(),
             tenant.to_string(),
             connector.to_string(),
             kind.to_string(),
-            reason.to_string(),
+            reason.as_str(),
         );
         self.db
             .call(move |c| {
@@ -518,9 +577,9 @@ impl Store {
                         tenant: r.get(2)?,
                         connector: r.get(3)?,
                         kind: kind_from(&r.get::<_, String>(4)?),
-                        state: r.get(5)?,
+                        state: QueueState::parse(&r.get::<_, String>(5)?),
                         attempt: r.get(6)?,
-                        reason: r.get(7)?,
+                        reason: QueueReason::parse(&r.get::<_, String>(7)?),
                     })
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -571,7 +630,7 @@ impl Store {
             .queue()
             .await?
             .into_iter()
-            .filter(|j| j.state == "running")
+            .filter(|j| j.state == QueueState::Running)
             .collect();
         self.db
             .call(|c| {

@@ -3,9 +3,9 @@
 //! closed.
 
 use serde_json::{Value, json};
-use tributary_host::SyncKind;
 use tributary_fakes::Fault;
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
+use tributary_host::SyncKind;
 
 use super::dls::want_with_access;
 use super::{assert_docs, host, spec, want_all};

@@ -302,7 +302,9 @@ async fn trigger_sync(
         return Err(not_found());
     };
     let kind = body.and_then(|Json(b)| b.kind).unwrap_or(SyncKind::Full);
-    let report = app.enqueue(&spec, kind, "api").await?;
+    let report = app
+        .enqueue(&spec, kind, crate::serve::store::QueueReason::Api)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!(report))).into_response())
 }
 
