@@ -25,6 +25,8 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use super::{IndexRef, SearchHit, SearchRequest, SearchResults, Sink, SinkDocument};
 
+/// How long a busy writer lock is waited for before it is reported.
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of indexing buffer per open writer.
 const WRITER_HEAP: usize = 48 * 1024 * 1024;
 /// Separator inside `_key` (connector, id); a control character no sane id contains.
@@ -87,6 +89,30 @@ impl OpenIndex {
         })
     }
 
+    /// Opens the index's one writer. Runs on a blocking thread: a writer still held by a job
+    /// that is winding down in this process (its last commit running after the job was
+    /// stopped) releases the lock within moments, so a busy lock is retried for a few seconds
+    /// before it is reported as another process's.
+    fn open_writer(&self) -> anyhow::Result<IndexWriter> {
+        let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
+        loop {
+            match self.index.writer_with_num_threads(1, WRITER_HEAP) {
+                Ok(writer) => return Ok(writer),
+                Err(tantivy::TantivyError::LockFailure(..))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(tantivy::TantivyError::LockFailure(..)) => {
+                    return Err(anyhow!(
+                        "the index is being written by another tributary process; wait for it to finish"
+                    ));
+                }
+                Err(other) => return Err(anyhow!(other).context("opening the index writer")),
+            }
+        }
+    }
+
     fn with_writer<R>(
         &self,
         f: impl FnOnce(&mut IndexWriter) -> anyhow::Result<R>,
@@ -96,13 +122,7 @@ impl OpenIndex {
             .lock()
             .map_err(|_| anyhow!("index writer lock poisoned"))?;
         if guard.is_none() {
-            let writer = self.index.writer_with_num_threads(1, WRITER_HEAP).map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => anyhow!(
-                    "the index is being written by another tributary process; wait for it to finish"
-                ),
-                other => anyhow!(other).context("opening the index writer"),
-            })?;
-            *guard = Some(writer);
+            *guard = Some(self.open_writer()?);
         }
         match guard.as_mut() {
             Some(writer) => f(writer),
