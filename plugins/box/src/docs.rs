@@ -29,9 +29,6 @@ const MORE_EXTENSIONS: &[&str] = &[
     "vcf", "mdx",
 ];
 
-/// Formats only an external extraction service reads: not downloaded without one.
-const SERVICE_ONLY: &[&str] = &["doc", "ppt", "msg", "vsd", "vsdx", "vsdm"];
-
 /// The lower-cased extension of a file name.
 pub fn extension(name: &str) -> Option<String> {
     name.rsplit_once('.')
@@ -48,14 +45,13 @@ pub fn wants_content(item: &Item, settings: &Settings) -> bool {
     }
     let size_ok = item
         .size()
-        .is_some_and(|s| s > 0 && s <= settings.max_content_bytes);
+        .is_some_and(|s| s > 0 && s <= settings.content_limit());
     let Some(ext) = extension(item.name()) else {
         return false;
     };
     let known =
         ELASTIC_EXTENSIONS.contains(&ext.as_str()) || MORE_EXTENSIONS.contains(&ext.as_str());
-    let readable = settings.extraction_service || !SERVICE_ONLY.contains(&ext.as_str());
-    size_ok && known && readable
+    size_ok && known
 }
 
 /// `/A/B/name` as the viewer sees it.
@@ -183,6 +179,39 @@ mod tests {
         assert_ne!(build(&item(base.clone()), Some(&acl)).1, v1);
         assert!(v1.starts_with("2024-01-01T00:00:00-08:00#"));
         assert_eq!(path(&item(base)), "/F/a.txt");
+    }
+
+    #[test]
+    fn legacy_formats_are_fetched_and_the_service_lifts_the_size_cap() {
+        let settings = |extra: Value| {
+            let mut config = json!({"refresh_token": "r", "client_id": "a", "client_secret": "b", "max_content_size_mb": 1});
+            if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
+                c.extend(extra);
+            }
+            Settings::parse(&config.to_string()).unwrap()
+        };
+        let file = |name: &str, size: u64| {
+            item(
+                json!({"type": "file", "id": "7", "name": name, "size": size,
+                "modified_at": "2024-01-01T00:00:00Z"}),
+            )
+        };
+        let local = settings(json!({}));
+        // The host extracts legacy Office, Outlook and Visio files itself (issue 14 item 9).
+        for name in [
+            "memo.doc",
+            "deck.ppt",
+            "mail.msg",
+            "chart.vsd",
+            "chart.vsdm",
+        ] {
+            assert!(wants_content(&file(name, 10), &local), "{name}");
+        }
+        assert!(!wants_content(&file("big.pdf", 2 * 1024 * 1024), &local));
+        // With the extraction service the plugin's cap is lifted, as Elastic does.
+        let service = settings(json!({"use_text_extraction_service": true}));
+        assert!(wants_content(&file("big.pdf", 2 * 1024 * 1024), &service));
+        assert!(!wants_content(&file("empty.pdf", 0), &service));
     }
 
     #[test]

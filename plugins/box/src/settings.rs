@@ -47,6 +47,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Largest file whose content is fetched: `max_content_size_mb`, or no cap of the plugin's
+    /// own with the extraction service, as Elastic does (the host's download limit still applies).
+    pub fn content_limit(&self) -> u64 {
+        if self.extraction_service {
+            u64::MAX
+        } else {
+            self.max_content_bytes
+        }
+    }
+
     /// Parses and checks the configuration the host hands to every export.
     pub fn parse(json: &str) -> Result<Self> {
         let config = Config::parse(json)?;

@@ -364,7 +364,7 @@ impl Sync {
     fn emit(&mut self, doc: Document, item: &Item, as_user: Option<String>) -> Result<()> {
         let doc = if wants_content(item, &self.settings) {
             let request = self.api.content_request(&item.id, as_user.as_deref())?;
-            let fetch = Fetch::new(item.name(), item.size(), self.settings.max_content_bytes)
+            let fetch = Fetch::new(item.name(), item.size(), self.settings.content_limit())
                 .retries(self.settings.retry_count);
             doc.fetch(&request, fetch)
         } else {

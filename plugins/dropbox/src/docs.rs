@@ -32,9 +32,6 @@ const EXTENSIONS: &[&str] = &[
     "sql",
 ];
 
-/// Formats only an external extraction service reads: not downloaded without one.
-const LEGACY: &[&str] = &["doc", "ppt", "msg", "vsd", "vsdx", "vsdm"];
-
 /// FNV-1a, 64 bits, as 16 hex digits: stable across runs and builds (versions, key suffixes).
 pub fn hash_hex(bytes: &[u8]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -81,15 +78,15 @@ impl Plan {
     }
 }
 
-fn supported(settings: &Settings, ext: &str) -> bool {
-    EXTENSIONS.contains(&ext) && (settings.extraction_service || !LEGACY.contains(&ext))
+fn supported(ext: &str) -> bool {
+    EXTENSIONS.contains(&ext)
 }
 
 /// Elastic's rules: content only for size > 0, size ≤ the limit and a supported extension;
 /// Paper is exported as markdown. Other non-downloadable files (e.g. Google Docs) are exported
 /// in the format Dropbox offers when the host can read it.
 pub fn plan_for_file(settings: &Settings, file: &FileMetadata) -> Option<Plan> {
-    if file.size == 0 || file.size > settings.max_file_size {
+    if file.size == 0 || file.size > settings.content_limit() {
         return None;
     }
     let ext = extension(&file.name);
@@ -106,12 +103,12 @@ pub fn plan_for_file(settings: &Settings, file: &FileMetadata) -> Option<Plan> {
         } else {
             export_as
         };
-        return supported(settings, format_ext).then(|| Plan::Export {
+        return supported(format_ext).then(|| Plan::Export {
             format: export_as.to_string(),
             file_name: format!("{}.{format_ext}", stem(&file.name)),
         });
     }
-    supported(settings, &ext).then_some(Plan::Download)
+    supported(&ext).then_some(Plan::Download)
 }
 
 /// A file from a listing or a search.
@@ -176,12 +173,11 @@ pub fn shared_document(
         .field("size", size)
         .field_opt("_timestamp", link.server_modified.as_deref());
     let ext = extension(&link.name);
-    let plan =
-        (size > 0 && size <= settings.max_file_size && supported(settings, &ext)).then(|| {
-            Plan::SharedLink {
-                url: link.url.clone(),
-            }
-        });
+    let plan = (size > 0 && size <= settings.content_limit() && supported(&ext)).then(|| {
+        Plan::SharedLink {
+            url: link.url.clone(),
+        }
+    });
     let document = finish(
         document,
         acl,
@@ -229,7 +225,7 @@ fn fetch(
         Plan::Export { .. } => None,
         _ => Some(size),
     };
-    let fetch = Fetch::new(file_name, size, settings.max_file_size).retries(settings.retry_count);
+    let fetch = Fetch::new(file_name, size, settings.content_limit()).retries(settings.retry_count);
     Ok(document.fetch(&request, fetch))
 }
 
@@ -284,10 +280,29 @@ mod tests {
         assert_eq!(plan_for_file(&s, &file("a.txt", 0, true)), None);
         assert_eq!(plan_for_file(&s, &file("a.txt", 101, true)), None);
         assert_eq!(plan_for_file(&s, &file("a.png", 10, true)), None);
+        // Legacy Office formats: the host extracts them itself (issue 14 item 9).
+        for legacy in [
+            "legacy.doc",
+            "deck.ppt",
+            "mail.msg",
+            "chart.vsd",
+            "chart.vsdx",
+        ] {
+            assert_eq!(
+                plan_for_file(&s, &file(legacy, 10, true)),
+                Some(Plan::Download),
+                "{legacy}"
+            );
+        }
+        // With the extraction service on, the size cap is lifted (as Elastic does); the host's
+        // own download limit still bounds the body.
+        let service = Settings::parse(
+            r#"{"app_key": "k", "app_secret": "s", "refresh_token": "r", "max_file_size": 100, "use_text_extraction_service": true}"#,
+        )
+        .unwrap();
         assert_eq!(
-            plan_for_file(&s, &file("legacy.doc", 10, true)),
-            None,
-            "only with an extraction service"
+            plan_for_file(&service, &file("big.pdf", 101, true)),
+            Some(Plan::Download)
         );
         assert_eq!(
             plan_for_file(&s, &file("Plan \"A\".paper", 10, false)),

@@ -28,8 +28,8 @@ pub struct Settings {
     pub include_inherited: bool,
     pub max_file_size: u64,
     pub team_folders: bool,
-    /// The host reads this key itself; the plugin only uses it to decide whether legacy Office
-    /// formats (which only an extraction service reads) are worth downloading.
+    /// The host reads this key itself; the plugin only uses it to lift the size cap, as
+    /// Elastic does when its extraction service reads the content.
     pub extraction_service: bool,
     pub api_url: String,
     pub content_url: String,
@@ -38,6 +38,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Largest file whose content is fetched: `max_file_size`, or no cap of the plugin's own
+    /// with the extraction service (the host's download limit still applies).
+    pub fn content_limit(&self) -> u64 {
+        if self.extraction_service {
+            u64::MAX
+        } else {
+            self.max_file_size
+        }
+    }
+
     /// Parses and checks the configuration the host hands to every export.
     pub fn parse(json: &str) -> Result<Self> {
         let c = Config::parse(json)?;
