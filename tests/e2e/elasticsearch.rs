@@ -878,6 +878,142 @@ async fn box_jobs_index_what_the_embedded_index_holds() {
     );
 }
 
+/// Issue 14 item 12: `sync_cursor` carries cursors only. A Box refresh token rotated by a job
+/// that saves no cursor (here a failed one) is not overwritten by the older token from the
+/// connector document before the next incremental job, and no token ever reaches the cluster.
+#[tokio::test]
+async fn tokens_stay_home_and_a_rotated_box_token_survives_the_next_incremental_job() {
+    use tributary_fakes::boxapi::{FakeBox, Tree, server_error};
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let configured = fake.refresh_token();
+    let config = json!({
+        "client_id": fake.client_id(), "client_secret": fake.client_secret(),
+        "refresh_token": configured, "api_base_url": fake.base_url(), "retry_count": 2,
+    });
+    let es = FakeElasticsearch::start().await.unwrap();
+    let doc = connector_doc(
+        "search-box",
+        "box",
+        elastic_configuration(config),
+        json!([]),
+    );
+    es.put(".elastic-connectors", "box", doc.clone());
+    es.put(
+        ".elastic-connectors-sync-jobs",
+        "j-full",
+        job_doc("box", &doc, "full"),
+    );
+    let (_t, svc) = service(&es, &[("box", "box")], "worker").await;
+    assert_eq!(run_one(&svc).await.status.as_deref(), Some("completed"));
+    let mut tokens = vec![configured.clone(), fake.refresh_token()];
+    assert_ne!(tokens[0], tokens[1], "the full job rotated the token");
+    let assert_no_token = |tokens: &[String]| {
+        let connector = es.document(".elastic-connectors", "box").unwrap();
+        let cursor = connector["sync_cursor"].to_string();
+        for token in tokens {
+            assert!(!cursor.contains(token.as_str()), "token in {cursor}");
+        }
+        let state = connector["sync_cursor"]["tributary_state"]
+            .as_object()
+            .unwrap();
+        // The event position travels; the token and the node maps stay home.
+        assert_eq!(
+            state.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["positions", "scope"],
+            "{cursor}"
+        );
+        assert!(cursor.len() < 64 * 1024);
+    };
+    assert_no_token(&tokens);
+
+    // An incremental job rotates the token (access tokens expired), then fails: it saves no
+    // cursor, so the connector document's cursor is older than the stored token.
+    fake.expire_access_tokens();
+    fake.faults().add("/events", 10, server_error(500));
+    let connector = es.document(".elastic-connectors", "box").unwrap();
+    es.put(
+        ".elastic-connectors-sync-jobs",
+        "j-failing",
+        job_doc("box", &connector, "incremental"),
+    );
+    assert_eq!(run_one(&svc).await.status.as_deref(), Some("error"));
+    tokens.push(fake.refresh_token());
+    assert_ne!(tokens[1], tokens[2], "the failed job rotated the token");
+    fake.faults().clear();
+
+    // The next incremental job still authenticates with the newest token.
+    fake.create_file("0", "after-rotation.txt", "still here")
+        .unwrap();
+    fake.expire_access_tokens();
+    let connector = es.document(".elastic-connectors", "box").unwrap();
+    es.put(
+        ".elastic-connectors-sync-jobs",
+        "j-next",
+        job_doc("box", &connector, "incremental"),
+    );
+    let outcome = run_one(&svc).await;
+    assert_eq!(outcome.status.as_deref(), Some("completed"), "{outcome:?}");
+    assert_eq!(fake.grants().rejected, 0, "no used token was presented");
+    tokens.push(fake.refresh_token());
+    assert_no_token(&tokens);
+    assert!(
+        es.documents("search-box")
+            .values()
+            .any(|d| d["name"] == "after-rotation.txt"),
+        "the incremental job indexed the new file"
+    );
+}
+
+/// Issue 14 item 14: a connector document from Elastic with numbers our schema refuses runs
+/// with the nearest allowed values, and the job document says so.
+#[tokio::test]
+async fn migrated_out_of_range_numbers_are_clamped_with_a_warning() {
+    use tributary_fakes::boxapi::{FakeBox, Tree};
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let config = json!({
+        "is_enterprise": "box_enterprise", "client_id": fake.client_id(), "client_secret": fake.client_secret(),
+        "enterprise_id": fake.enterprise_id(), "api_base_url": fake.base_url(),
+        "retry_count": 20, "concurrent_downloads": 2000,
+    });
+    let es = FakeElasticsearch::start().await.unwrap();
+    let mut configuration = elastic_configuration(config);
+    // Elastic stores numbers typed in Kibana as they were typed, sometimes as text.
+    configuration["concurrent_downloads"]["value"] = json!("2000");
+    let doc = connector_doc("search-box", "box", configuration, json!([]));
+    es.put(".elastic-connectors", "box", doc.clone());
+    es.put(
+        ".elastic-connectors-sync-jobs",
+        "j-full",
+        job_doc("box", &doc, "full"),
+    );
+    let (_t, svc) = service(&es, &[("box", "box")], "worker").await;
+    let outcome = run_one(&svc).await;
+    assert_eq!(outcome.status.as_deref(), Some("completed"), "{outcome:?}");
+    assert!(!es.documents("search-box").is_empty());
+    let job = es
+        .document(".elastic-connectors-sync-jobs", "j-full")
+        .unwrap();
+    let warnings: Vec<&str> = job["metadata"]["tributary_warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{job}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`retry_count`") && w.contains("20") && w.contains("using 10")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("`concurrent_downloads`")
+            && w.contains("2000")
+            && w.contains("using 100")),
+        "{warnings:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Document-level security: the access-control query templates, evaluated
 

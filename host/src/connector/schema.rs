@@ -77,6 +77,43 @@ pub fn resolve(
     }
 }
 
+/// Brings integer settings of a *migrated* configuration (a connector document written for
+/// Elastic's connectors service) into the range `fields` declares, returning one warning per
+/// changed value. Elastic accepted e.g. `retry_count` 20 or `concurrent_downloads` 2000, so
+/// refusing them would stop a migrated connector; a value typed for tributary (`tributary.toml`,
+/// the API) still goes through the strict [`resolve`] alone.
+pub fn clamp_migrated(fields: &[ConfigField], raw: &mut Map<String, Value>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for field in fields {
+        if !matches!(field.kind, FieldKind::Integer) {
+            continue;
+        }
+        let Some(value) = raw.get_mut(&field.key) else {
+            continue;
+        };
+        let n = match value {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        let Some(n) = n else { continue };
+        let bound = match (field.min, field.max) {
+            (Some(min), _) if n < min => min,
+            (_, Some(max)) if n > max => max,
+            _ => continue,
+        };
+        warnings.push(format!(
+            "`{}` ({}): the migrated value {n} is out of range ({}..={}); using {bound}",
+            field.key,
+            field.label,
+            field.min.map(|m| m.to_string()).unwrap_or_default(),
+            field.max.map(|m| m.to_string()).unwrap_or_default(),
+        ));
+        *value = Value::from(bound);
+    }
+    warnings
+}
+
 /// Whether every `depends-on` condition of `field` holds in `values`.
 pub fn active(field: &ConfigField, values: &Map<String, Value>) -> bool {
     field.depends_on.iter().all(|dep| {
@@ -276,6 +313,26 @@ mod tests {
         assert!(all.contains("\"b\" is not one of: a"), "{all}");
         assert!(all.contains("`app_key` (APP_KEY) is required"), "{all}");
         assert_eq!(errors.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn migrated_out_of_range_numbers_are_clamped_with_a_warning() {
+        let fields = schema();
+        let mut raw = map(json!({"retry_count": 20, "app_key": "k"}));
+        let warnings = clamp_migrated(&fields, &mut raw);
+        assert_eq!(raw["retry_count"], json!(10));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("`retry_count`") && warnings[0].contains("20"));
+        assert!(resolve(&fields, &raw).is_ok());
+        let mut raw = map(json!({"retry_count": "-3"}));
+        clamp_migrated(&fields, &mut raw);
+        assert_eq!(raw["retry_count"], json!(0));
+        // In range, or not a number: untouched (the strict check reports the latter).
+        let mut raw = map(json!({"retry_count": "many"}));
+        assert!(clamp_migrated(&fields, &mut raw).is_empty());
+        assert_eq!(raw["retry_count"], json!("many"));
+        // Typed for tributary, the strict check still refuses it.
+        assert!(resolve(&fields, &map(json!({"retry_count": 20}))).is_err());
     }
 
     #[test]

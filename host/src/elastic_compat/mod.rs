@@ -384,6 +384,7 @@ impl ConnectorsService {
             claimed,
             cancel,
             stop,
+            warnings: Default::default(),
         };
         let running = self.running.clone();
         tokio::spawn(async move {

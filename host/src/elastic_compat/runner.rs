@@ -38,6 +38,8 @@ pub(super) struct JobRunner {
     pub(super) claimed: Claimed,
     pub(super) cancel: Arc<AtomicBool>,
     pub(super) stop: Arc<AtomicU8>,
+    /// Warnings about the job's configuration (clamped migrated values), for the job document.
+    pub(super) warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl JobRunner {
@@ -52,46 +54,81 @@ impl JobRunner {
         )
     }
 
-    /// The plugin's stored state as a `sync_cursor` value.
+    /// The plugin's sync cursors as a `sync_cursor` value: only the keys [`is_cursor_key`]
+    /// allows, each at most [`MAX_CURSOR_VALUE`] bytes and all together at most
+    /// [`MAX_CURSOR_TOTAL`]. Tokens, secrets and per-item maps never leave the host's storage.
     async fn export_state(&self) -> anyhow::Result<Value> {
         let storage = self.storage();
+        let plugin = self.claimed.service_type.as_str();
         let mut state = Map::new();
+        let mut total = 0usize;
         for key in storage
             .list_keys(String::new())
             .await
             .map_err(|e| anyhow!("reading plugin state: {e:?}"))?
         {
-            if let Some(bytes) = storage
+            if !is_cursor_key(plugin, &key) {
+                continue;
+            }
+            let Some(bytes) = storage
                 .get(key.clone())
                 .await
                 .map_err(|e| anyhow!("reading plugin state: {e:?}"))?
-            {
-                let value = match String::from_utf8(bytes) {
-                    Ok(text) => json!({"text": text}),
-                    Err(e) => json!({"hex": hex::encode(e.into_bytes())}),
-                };
-                state.insert(key, value);
+            else {
+                continue;
+            };
+            if bytes.len() > MAX_CURSOR_VALUE || total + bytes.len() > MAX_CURSOR_TOTAL {
+                tracing::warn!(
+                    connector = %self.claimed.plan.connector_id,
+                    "cursor `{key}` ({} bytes) is too large for `sync_cursor`; it stays in this host's storage only",
+                    bytes.len()
+                );
+                continue;
             }
+            total += bytes.len();
+            let value = match String::from_utf8(bytes) {
+                Ok(text) => json!({"text": text}),
+                Err(e) => json!({"hex": hex::encode(e.into_bytes())}),
+            };
+            state.insert(key, value);
         }
         Ok(json!({"tributary_state": state}))
     }
 
-    /// Replaces the plugin's local state with the connector's `sync_cursor`, when it holds one
-    /// tributary wrote (another host may have run the previous sync).
+    /// Restores the plugin's cursors from the connector's `sync_cursor`, when it holds some
+    /// tributary wrote (another host may have run the previous sync). Only cursor keys are
+    /// written, so a token rotated since the cursor was saved (an access-control job, a failed
+    /// job) is never overwritten by an older one; nothing else is deleted.
     async fn import_state(&self, cursor: &Value) -> anyhow::Result<()> {
         let Some(Value::Object(state)) = cursor.get("tributary_state") else {
             return Ok(());
         };
+        let plugin = self.claimed.service_type.as_str();
         let storage = self.storage();
-        let mut writes: Vec<(String, Option<Vec<u8>>)> = storage
+        // Dropbox's and Box's cursors go with per-item maps that stay local: on a host without
+        // them, the plugin starts over (a listing) rather than applying changes to nothing.
+        let has_maps = storage
             .list_keys(String::new())
             .await
             .map_err(|e| anyhow!("reading plugin state: {e:?}"))?
-            .into_iter()
-            .filter(|k| !state.contains_key(k))
-            .map(|k| (k, None))
-            .collect();
+            .iter()
+            .any(|k| !is_cursor_key(plugin, k));
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         for (key, value) in state {
+            if !is_cursor_key(plugin, key) {
+                tracing::warn!(
+                    connector = %self.claimed.plan.connector_id,
+                    "`sync_cursor` key `{key}` is not a cursor of plugin {plugin}; not restored"
+                );
+                continue;
+            }
+            if !has_maps && keeps_maps(plugin) {
+                tracing::info!(
+                    connector = %self.claimed.plan.connector_id,
+                    "no local state of plugin {plugin}: cursor `{key}` not restored, the plugin lists everything"
+                );
+                continue;
+            }
             let bytes = match (
                 value.get("text").and_then(Value::as_str),
                 value.get("hex").and_then(Value::as_str),
@@ -103,6 +140,9 @@ impl JobRunner {
                 _ => continue,
             };
             writes.push((key.clone(), Some(bytes)));
+        }
+        if writes.is_empty() {
+            return Ok(());
         }
         storage
             .apply(writes)
@@ -119,6 +159,16 @@ impl JobRunner {
                 config.insert(key.clone(), value.clone());
             } else {
                 tracing::warn!(connector = %plan.connector_id, "configuration `{key}` is not a setting of plugin {}; ignored", plugin.label());
+            }
+        }
+        // Elastic accepted numbers our schema refuses (`retry_count` 20, `concurrent_downloads`
+        // 2000): a migrated connector runs with the nearest allowed value and a warning.
+        for warning in
+            crate::connector::schema::clamp_migrated(&plugin.manifest.config, &mut config)
+        {
+            tracing::warn!(connector = %plan.connector_id, "{warning}");
+            if let Ok(mut w) = self.warnings.lock() {
+                w.push(warning);
             }
         }
         Ok(ConnectorSpec {
@@ -318,6 +368,10 @@ impl JobRunner {
         if status == "canceled" {
             doc["canceled_at"] = json!(now);
         }
+        let warnings = self.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+        if !warnings.is_empty() {
+            doc["metadata"] = json!({"tributary_warnings": warnings});
+        }
         let (indexed, deleted) = counts.unwrap_or((0, 0));
         doc["indexed_document_count"] = json!(indexed);
         doc["deleted_document_count"] = json!(deleted);
@@ -360,7 +414,73 @@ impl JobRunner {
     }
 }
 
+/// Largest single cursor value copied into `sync_cursor`.
+const MAX_CURSOR_VALUE: usize = 16 * 1024;
+/// Largest total of cursor values in one `sync_cursor`.
+const MAX_CURSOR_TOTAL: usize = 64 * 1024;
+
+/// The storage keys of built-in plugins that hold sync cursors (positions, not secrets and not
+/// per-item maps). Any plugin may also name a key `cursor` or start it with `cursor/`.
+const CURSOR_KEYS: &[(&str, &[&str])] = &[
+    // `sync`: mode, configuration fingerprint and the `list_folder` cursor.
+    ("dropbox", &["sync"]),
+    // `positions`: event stream position per crawled user; `scope`: what they belong to.
+    ("box", &["positions", "scope"]),
+];
+
+/// Whether plugin `plugin` keeps per-item maps next to its cursors (the built-in ones).
+fn keeps_maps(plugin: &str) -> bool {
+    CURSOR_KEYS.iter().any(|(p, _)| *p == plugin)
+}
+
+/// Whether storage key `key` of plugin `plugin` is a cursor that may travel in `sync_cursor`.
+/// Everything else (OAuth tokens such as Box's `oauth`, path and node maps, seen events) stays
+/// in the host's storage.
+fn is_cursor_key(plugin: &str, key: &str) -> bool {
+    key == "cursor"
+        || key.starts_with("cursor/")
+        || CURSOR_KEYS
+            .iter()
+            .any(|(p, keys)| *p == plugin && keys.contains(&key))
+}
+
 fn mib(sink: &ElasticsearchSink) -> u64 {
     let bytes = sink.stats().indexed_bytes.load(Ordering::Relaxed);
     (bytes as f64 / (1024.0 * 1024.0)).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cursors_may_leave_the_host() {
+        for (plugin, key) in [
+            ("dropbox", "sync"),
+            ("box", "positions"),
+            ("box", "scope"),
+            ("feed", "cursor"),
+            ("anything", "cursor/events"),
+        ] {
+            assert!(is_cursor_key(plugin, key), "{plugin} {key}");
+        }
+        for (plugin, key) in [
+            // Box's rotated OAuth token, node and child maps, seen events.
+            ("box", "oauth"),
+            ("box", "n/123"),
+            ("box", "c/0/123"),
+            ("box", "events/seen"),
+            // Dropbox's path map, received files, advanced-rule results.
+            ("dropbox", "p:/a/b"),
+            ("dropbox", "r:id:1"),
+            ("dropbox", "a:q"),
+            // Another plugin's cursor names are not borrowed.
+            ("feed", "sync"),
+            ("testbed", "token"),
+            ("x", "cursors"),
+        ] {
+            assert!(!is_cursor_key(plugin, key), "{plugin} {key}");
+        }
+        assert!(keeps_maps("box") && keeps_maps("dropbox") && !keeps_maps("feed"));
+    }
 }
