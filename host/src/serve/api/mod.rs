@@ -103,14 +103,42 @@ fn json_body<T>(body: JsonArg<T>) -> Result<T, ApiError> {
 /// quote a remote body, which must not come back whole (it can be large, or an internal page).
 const ERROR_EXCERPT_CHARS: usize = 300;
 
-/// `text` bounded to [`ERROR_EXCERPT_CHARS`], saying how much was left out.
+/// `text` bounded to [`ERROR_EXCERPT_CHARS`]: wasm backtrace lines dropped, then its start and
+/// its end (where the cause usually is), saying how much was left out between them.
 fn excerpt(text: &str) -> String {
+    let is_frame = |line: &str| {
+        line.trim_start().split_once(':').is_some_and(|(n, rest)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && rest.trim_start().starts_with("0x")
+        })
+    };
+    let text: String = if text.lines().any(is_frame) {
+        // A frame line may end with the error chain (`…<wasm function 1>: cause`): kept.
+        text.lines()
+            .filter_map(|l| {
+                if is_frame(l) {
+                    l.split_once(">: ").map(|(_, cause)| cause)
+                } else {
+                    Some(l)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        text.to_string()
+    };
     let total = text.chars().count();
     if total <= ERROR_EXCERPT_CHARS {
-        return text.to_string();
+        return text;
     }
-    let head: String = text.chars().take(ERROR_EXCERPT_CHARS).collect();
-    format!("{head}… ({} more characters)", total - ERROR_EXCERPT_CHARS)
+    let half = ERROR_EXCERPT_CHARS / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(total - half).collect();
+    format!(
+        "{head} … ({} characters left out) … {tail}",
+        total - 2 * half
+    )
 }
 
 /// A job record as the API shows it: warnings and the error message bounded by [`excerpt`].
@@ -252,7 +280,8 @@ mod tests {
             shown.starts_with("feed answered HTTP 500: <html>"),
             "{shown}"
         );
-        assert!(shown.ends_with("more characters)"), "{shown}");
+        assert!(shown.contains("characters left out"), "{shown}");
+        assert!(shown.ends_with("internal admin page "), "{shown}");
         assert_eq!(excerpt("short"), "short");
         // Multi-byte characters are cut on a character boundary.
         assert_eq!(
