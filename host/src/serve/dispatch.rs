@@ -27,6 +27,16 @@ pub enum Enqueued {
     Full(usize),
 }
 
+impl Enqueued {
+    /// The job record, new or merged into; `None` when the queue was full.
+    pub fn into_report(self) -> Option<JobReport> {
+        match self {
+            Enqueued::New(r) | Enqueued::Merged(r) => Some(r),
+            Enqueued::Full(_) => None,
+        }
+    }
+}
+
 impl Service {
     /// Queues a sync of a connector. A connector and kind that already has a job waiting in
     /// the queue gets that job back ([`Enqueued::Merged`]) instead of a second one, as the
