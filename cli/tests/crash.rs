@@ -130,7 +130,9 @@ impl Server {
                 Some(json!({"kind": kind})),
             )
             .await;
-        assert_eq!(status, 202, "{body}");
+        // 200: merged into the job of that connector and kind still queued (e.g. requeued by
+        // the restart and not started yet).
+        assert!(status == 202 || status == 200, "{status} {body}");
         body["id"].as_str().unwrap().to_string()
     }
 

@@ -115,7 +115,9 @@ async fn hot_swap(base_url: &str) {
             tributary_host::serve::store::QueueReason::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_report()
+        .expect("the queue has room");
     wait(&service, "t", &first.id).await;
     let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
     let t = Instant::now();
@@ -128,7 +130,9 @@ async fn hot_swap(base_url: &str) {
             tributary_host::serve::store::QueueReason::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_report()
+        .expect("the queue has room");
     let report = wait(&service, "t", &job.id).await;
     assert_eq!(report.plugin_version, "0.2.0-next");
     let done = t.elapsed();
@@ -189,7 +193,9 @@ async fn many_tenants(tenants: usize, concurrent: usize, base_url: &str, feed: &
                     tributary_host::serve::store::QueueReason::Api,
                 )
                 .await
-                .unwrap(),
+                .unwrap()
+                .into_report()
+                .expect("the queue has room"),
         );
     }
     let mut peak = 0u64;

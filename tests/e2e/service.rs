@@ -417,8 +417,11 @@ async fn a_plugin_swap_under_a_stream_of_jobs_loses_none_and_each_reports_its_ve
     })
     .await;
     let token = svc.tenant("t", json!({})).await;
-    for c in ["c0", "c1", "c2"] {
-        svc.feed_connector("t", &token, c, &feed).await;
+    // One connector per job: triggers of a connector that already has a job waiting merge
+    // into it, and this test counts jobs.
+    for i in 0..15 {
+        svc.feed_connector("t", &token, &format!("c{i}"), &feed)
+            .await;
     }
     let next = std::fs::read(tributary_e2e::FEED_NEXT).unwrap();
 
@@ -452,7 +455,7 @@ async fn a_plugin_swap_under_a_stream_of_jobs_loses_none_and_each_reports_its_ve
 
     let mut before = Vec::new();
     for i in 0..9 {
-        before.push(svc.sync("t", &token, &format!("c{}", i % 3), "full").await);
+        before.push(svc.sync("t", &token, &format!("c{i}"), "full").await);
     }
     let (status, body) = svc.upload(next).await;
     assert_eq!(status, 201, "{body}");
@@ -460,7 +463,7 @@ async fn a_plugin_swap_under_a_stream_of_jobs_loses_none_and_each_reports_its_ve
     assert_eq!(body["active"], true);
     let mut after = Vec::new();
     for i in 0..6 {
-        after.push(svc.sync("t", &token, &format!("c{}", i % 3), "full").await);
+        after.push(svc.sync("t", &token, &format!("c{}", 9 + i), "full").await);
     }
     let mut versions = std::collections::BTreeMap::<String, usize>::new();
     for id in before.iter().chain(&after) {
@@ -1178,4 +1181,122 @@ async fn every_described_route_exists_and_metrics_are_served() {
         assert!(text.contains(metric), "{metric} missing:\n{text}");
     }
     svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_triggers_merge_the_queue_is_capped_and_delete_cancels_jobs() {
+    let feed = FakeFeed::start(None).await.unwrap();
+    items(&feed, "q", 100, "queued");
+    feed.faults()
+        .add("/items", 10_000, Fault::Delay(Duration::from_millis(400)));
+    let svc = start(tempfile::tempdir().unwrap(), |c| {
+        c.service.insert("max_concurrent_syncs".into(), 1.into());
+        c.service.insert("max_queued_per_tenant".into(), 3.into());
+    })
+    .await;
+    let token = svc.tenant("t", json!({})).await;
+    for id in ["a", "b", "c", "d"] {
+        svc.feed_connector("t", &token, id, &feed).await;
+    }
+    let trigger = |connector: &'static str| {
+        let svc = &svc;
+        let token = token.clone();
+        async move {
+            svc.call(
+                "POST",
+                &format!("/v1/tenants/t/connectors/{connector}/sync"),
+                Some(&token),
+                Some(json!({"kind": "full"})),
+            )
+            .await
+        }
+    };
+    // The first job of `a` runs (slowly); a second trigger queues one more.
+    let (status, first) = trigger("a").await;
+    assert_eq!(status, 202, "{first}");
+    let first = first["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while svc.job("t", &token, &first).await["status"] != "running" {
+        assert!(Instant::now() < deadline, "first job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, second) = trigger("a").await;
+    assert_eq!(status, 202, "{second}");
+    let second = second["id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    // Every further trigger while that one waits merges into it: 200 with its id.
+    for _ in 0..50 {
+        let (status, body) = trigger("a").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], second.as_str(), "{body}");
+        assert_eq!(body["status"], "queued", "{body}");
+    }
+    // The tenant's queue holds three waiting jobs; a fourth connector's trigger is refused.
+    assert_eq!(trigger("b").await.0, 202);
+    assert_eq!(trigger("c").await.0, 202);
+    let (status, body) = trigger("d").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("queued"), "{body}");
+    let (_, queued) = svc
+        .call(
+            "GET",
+            "/v1/tenants/t/jobs?status=queued",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(queued["jobs"].as_array().unwrap().len(), 3, "{queued}");
+
+    // One DELETE removes `a` although it has a running and a queued job: both end.
+    let (status, body) = svc
+        .call("DELETE", "/v1/tenants/t/connectors/a", Some(&token), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = svc
+        .call("GET", "/v1/tenants/t/connectors/a", Some(&token), None)
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        !svc.service
+            .running()
+            .iter()
+            .any(|(_, t, c, _)| t == "t" && c == "a"),
+        "a job of the deleted connector still runs"
+    );
+    for id in [&first, &second] {
+        let job = svc.wait("t", &token, id).await;
+        assert_eq!(job["status"], "cancelled", "{job}");
+    }
+    // With room again, `d` queues.
+    assert_eq!(trigger("d").await.0, 202);
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_health_fails_when_the_database_file_is_deleted_or_overwritten() {
+    for damage in ["delete", "overwrite", "replace"] {
+        let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+        svc.tenant("t", json!({})).await;
+        let (status, body) = svc.call("GET", "/health", None, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "ok");
+        let db = svc.dir.path().join("data").join("tributary.db");
+        match damage {
+            "delete" => std::fs::remove_file(&db).unwrap(),
+            "overwrite" => std::fs::write(&db, vec![b'x'; 8192]).unwrap(),
+            _ => {
+                // A valid but different database put in its place.
+                let copy = svc.dir.path().join("other.db");
+                std::fs::copy(&db, &copy).unwrap();
+                std::fs::rename(&copy, &db).unwrap();
+            }
+        }
+        let (status, body) = svc.call("GET", "/health", None, None).await;
+        assert_eq!(status, 503, "{damage}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("database"),
+            "{damage}: {body}"
+        );
+        svc.stop().await;
+    }
 }

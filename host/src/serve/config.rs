@@ -22,6 +22,10 @@ pub struct ServeConfig {
     /// How often the plugins directory is checked for new or changed `.wasm` files, seconds
     /// (0: never).
     pub plugin_watch_seconds: u64,
+    /// Jobs a tenant may have waiting in the queue (running ones not counted); a trigger beyond
+    /// it is refused with 429. Triggers of a connector and kind that is already queued merge
+    /// into that job and do not count again.
+    pub max_queued_per_tenant: u32,
     /// Largest plugin upload, MiB.
     pub max_upload_mib: u64,
     /// Quotas of tenants that set none of their own.
@@ -36,6 +40,7 @@ impl Default for ServeConfig {
             tick_ms: 1000,
             plugin_watch_seconds: 2,
             max_upload_mib: 64,
+            max_queued_per_tenant: 100,
             tenant_defaults: TenantQuotas {
                 max_connectors: Some(100),
                 max_concurrent_syncs: Some(2),

@@ -16,14 +16,49 @@ use crate::job::{Counters, CountsSnapshot};
 use crate::job::{JobReport, JobStatus};
 use crate::plugin::LoadedPlugin;
 
+/// What queueing a sync did.
+#[derive(Debug)]
+pub enum Enqueued {
+    /// A new job, queued.
+    New(JobReport),
+    /// The connector already had a job of that kind waiting; this is it (nothing new queued).
+    Merged(JobReport),
+    /// The tenant's queue is full (this many jobs waiting).
+    Full(usize),
+}
+
+impl Enqueued {
+    /// The job record, new or merged into; `None` when the queue was full.
+    pub fn into_report(self) -> Option<JobReport> {
+        match self {
+            Enqueued::New(r) | Enqueued::Merged(r) => Some(r),
+            Enqueued::Full(_) => None,
+        }
+    }
+}
+
 impl Service {
-    /// Queues a sync of a connector and returns its job record (status `queued`).
+    /// Queues a sync of a connector. A connector and kind that already has a job waiting in
+    /// the queue gets that job back ([`Enqueued::Merged`]) instead of a second one, as the
+    /// scheduler does; a tenant with `max_queued_per_tenant` jobs waiting gets
+    /// [`Enqueued::Full`].
     pub async fn enqueue(
         &self,
         spec: &ConnectorSpec,
         kind: SyncKind,
         reason: store::QueueReason,
-    ) -> anyhow::Result<JobReport> {
+    ) -> anyhow::Result<Enqueued> {
+        let _serial = self.enqueuing.lock().await;
+        let (existing, queued) = self.store.queued_for(&spec.tenant, &spec.id, kind).await?;
+        if let Some(id) = existing
+            && let Some(report) = self.job(&spec.tenant, &id).await?
+        {
+            return Ok(Enqueued::Merged(report));
+        }
+        let cap = self.config.max_queued_per_tenant.max(1) as usize;
+        if queued >= cap {
+            return Ok(Enqueued::Full(cap));
+        }
         let report = JobReport {
             id: crate::job::new_job_id(),
             tenant: spec.tenant.clone(),
@@ -45,7 +80,66 @@ impl Service {
             .enqueue(&report.id, &spec.tenant, &spec.id, kind, reason)
             .await?;
         self.wake.notify_one();
-        Ok(report)
+        Ok(Enqueued::New(report))
+    }
+
+    /// Cancels every job of a connector that is about to be deleted: queued ones at once,
+    /// running ones asked to stop and then waited for (up to `wait`; a job still running after
+    /// that is aborted and recorded as cancelled). When this returns, no job of the connector
+    /// holds a slot.
+    pub async fn cancel_connector_jobs(
+        &self,
+        tenant: &str,
+        connector: &str,
+        wait: Duration,
+    ) -> anyhow::Result<()> {
+        for job in self.store.queue().await? {
+            if job.tenant == tenant
+                && job.connector == connector
+                && job.state == store::QueueState::Queued
+            {
+                self.cancel(tenant, &job.job_id).await?;
+            }
+        }
+        let mine = |r: &Running| r.tenant == tenant && r.connector == connector;
+        let ids: Vec<String> = lock(&self.running)
+            .iter()
+            .filter(|(_, r)| mine(r))
+            .map(|(id, r)| {
+                r.cancel.store(true, Ordering::Relaxed);
+                id.clone()
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline
+            && ids.iter().any(|id| lock(&self.running).contains_key(id))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for id in ids {
+            let Some(r) = lock(&self.running).remove(&id) else {
+                continue;
+            };
+            if let Some(abort) = r.abort {
+                abort.abort();
+            }
+            self.store.dequeue(&id).await?;
+            if let Some(mut report) = self.host.jobs().get(tenant, &id).await? {
+                report.status = JobStatus::Cancelled;
+                report.finished_at = Some(unix_now());
+                report.error = Some(crate::job::JobError::new(
+                    crate::job::JobErrorKind::Cancelled,
+                    "stopped: its connector was deleted",
+                ));
+                self.host.jobs().save(&report).await?;
+            }
+            tracing::warn!(job = %id, %tenant, %connector, "job did not stop when asked; aborted");
+        }
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// A job's record, with live counts while it runs.

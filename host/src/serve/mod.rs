@@ -50,6 +50,7 @@ use crate::job::JobStatus;
 use crate::job::SyncKind;
 
 pub use config::ServeConfig;
+pub use dispatch::Enqueued;
 pub use metrics::{Metrics, resident_bytes};
 pub use plugins::Rejection;
 pub use store::{Store, TenantQuotas};
@@ -74,6 +75,9 @@ pub struct Service {
     /// Where a generated admin token was written, if this start generated one.
     generated_admin_token: Option<PathBuf>,
     running: Mutex<HashMap<String, Running>>,
+    /// Serialises queueing, so merging a trigger into a queued job and the tenant's queue cap
+    /// are decided on a queue no other trigger changes meanwhile.
+    enqueuing: tokio::sync::Mutex<()>,
     wake: Notify,
     metrics: Metrics,
     rejected: Mutex<Vec<Rejection>>,
@@ -140,6 +144,7 @@ impl Service {
             admin_hash: token_hash(&admin_token),
             generated_admin_token,
             running: Mutex::default(),
+            enqueuing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             metrics: Metrics::default(),
             rejected: Mutex::default(),

@@ -98,13 +98,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "delete",
         "/v1/tenants/{tenant}/connectors/{connector}",
         "admin or that tenant",
-        "Delete a connector, its state, queued jobs and documents",
+        "Delete a connector with its state and documents; its queued jobs are cancelled and a running one stopped first",
     ),
     (
         "post",
         "/v1/tenants/{tenant}/connectors/{connector}/sync",
         "admin or that tenant",
-        "Queue a sync {kind: full|incremental|access_control}",
+        "Queue a sync {kind: full|incremental|access_control}: 202 with a new job, 200 with the job already queued for that connector and kind, 429 when the tenant's queue is full",
     ),
     (
         "get",

@@ -67,8 +67,15 @@ impl Service {
                     self.store
                         .mark_scheduled(&spec.tenant, &spec.id, kind, now)
                         .await?;
-                    self.enqueue(&spec, kind, super::store::QueueReason::Schedule)
-                        .await?;
+                    if let super::dispatch::Enqueued::Full(cap) = self
+                        .enqueue(&spec, kind, super::store::QueueReason::Schedule)
+                        .await?
+                    {
+                        tracing::warn!(
+                            tenant = %spec.tenant, connector = %spec.id,
+                            "scheduled {kind} sync skipped: the tenant has {cap} jobs queued"
+                        );
+                    }
                 }
             }
         }

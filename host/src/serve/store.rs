@@ -193,6 +193,8 @@ pub struct Upload {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// The database file's inode when the service opened it (health compares).
+    file_id: Option<u64>,
 }
 
 fn kind_from(s: &str) -> SyncKind {
@@ -203,10 +205,30 @@ fn kind_from(s: &str) -> SyncKind {
     }
 }
 
+/// A file's identity (inode) on Unix; `None` elsewhere or when it cannot be read.
+fn file_id(path: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 impl Store {
     /// Records live in `db`.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        let file_id = db
+            .call_blocking(|c| Ok(c.path().map(str::to_string)))
+            .ok()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| file_id(std::path::Path::new(&p)));
+        Self { db, file_id }
     }
 
     // ---- tenants ----
@@ -558,6 +580,72 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
                     rusqlite::params![args.0, args.1, args.2, args.3, args.4, unix_now()],
                 )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// For merging a trigger: the job already *queued* (not running) for this connector and
+    /// kind, if any, and how many jobs the tenant has queued in all.
+    pub async fn queued_for(
+        &self,
+        tenant: &str,
+        connector: &str,
+        kind: SyncKind,
+    ) -> anyhow::Result<(Option<String>, usize)> {
+        let args = (tenant.to_string(), connector.to_string(), kind.to_string());
+        self.db
+            .call(move |c| {
+                let existing: Option<String> = c
+                    .prepare_cached(
+                        "SELECT job_id FROM queue WHERE tenant = ?1 AND connector = ?2 AND kind = ?3
+                         AND state = 'queued' ORDER BY seq LIMIT 1",
+                    )?
+                    .query_map(rusqlite::params![args.0, args.1, args.2], |r| r.get(0))?
+                    .next()
+                    .transpose()?;
+                let queued: i64 = c.query_row(
+                    "SELECT count(*) FROM queue WHERE tenant = ?1 AND state = 'queued'",
+                    [&args.0],
+                    |r| r.get(0),
+                )?;
+                Ok((existing, queued.max(0) as usize))
+            })
+            .await
+    }
+
+    /// Health: a real query through the service's connection, and the database file on disk
+    /// opened afresh and queried — a file deleted or replaced under a running service fails
+    /// here even though the open connection still reads the old (unlinked) one.
+    pub async fn check_health(&self) -> anyhow::Result<()> {
+        let expected = self.file_id;
+        self.db
+            .call(move |c| {
+                c.query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))?;
+                c.query_row("SELECT count(*) FROM queue", [], |r| r.get::<_, i64>(0))?;
+                let path = c.path().unwrap_or_default().to_string();
+                if path.is_empty() {
+                    return Ok(());
+                }
+                let fresh = rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| anyhow::anyhow!("the state database file cannot be opened: {e}"))?;
+                fresh
+                    .query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| anyhow::anyhow!("the state database file cannot be read: {e}"))?;
+                // Pages still in the write-ahead log can hide a main file overwritten in place.
+                let mut header = [0u8; 16];
+                std::io::Read::read_exact(&mut std::fs::File::open(&path)?, &mut header)
+                    .map_err(|e| anyhow::anyhow!("the state database file cannot be read: {e}"))?;
+                if &header != b"SQLite format 3\0" {
+                    anyhow::bail!("the state database file is not an SQLite database any more");
+                }
+                if expected.is_some() && file_id(std::path::Path::new(&path)) != expected {
+                    anyhow::bail!("the state database file was replaced under the service");
+                }
                 Ok(())
             })
             .await

@@ -10,13 +10,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ApiError, ApiResult, App, JsonArg, QueryArg, bad, json_body, not_found, ok, query, tenant_scope,
+    ApiError, ApiResult, App, JsonArg, QueryArg, bad, excerpt, job_json, json_body, not_found, ok,
+    query, tenant_scope,
 };
 use crate::connector::rules::RuleSpec;
 use crate::connector::schedule::Schedule;
 use crate::connector::{ConnectorSpec, valid_name};
 use crate::job::JobError;
 use crate::job::SyncKind;
+use crate::serve::Enqueued;
 
 /// The connector routes.
 pub(super) fn routes() -> axum::Router<App> {
@@ -142,12 +144,13 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
     Ok(())
 }
 
-fn validation_error(e: JobError) -> ApiError {
+pub(super) fn validation_error(e: JobError) -> ApiError {
     let status = match e.kind {
         crate::job::JobErrorKind::Config => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    ApiError(status, format!("{e}"))
+    // A plugin's error may quote what the remote answered: only an excerpt reaches the tenant.
+    ApiError(status, excerpt(&format!("{e}")))
 }
 
 async fn create_connector(
@@ -255,16 +258,10 @@ async fn delete_connector(
     let Some(spec) = app.store.connector(&tenant, &connector).await? else {
         return Err(not_found());
     };
-    if app
-        .running()
-        .iter()
-        .any(|(_, t, c, _)| *t == tenant && *c == connector)
-    {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("connector `{connector}` has a running job; cancel it first"),
-        ));
-    }
+    // Its queued jobs are cancelled and a running one is stopped (and waited for) first, so
+    // one call removes a connector however many syncs were triggered.
+    app.cancel_connector_jobs(&tenant, &connector, std::time::Duration::from_secs(30))
+        .await?;
     app.store.delete_connector(&tenant, &connector).await?;
     let index = crate::sink::IndexRef::new(tenant.clone(), spec.index_name());
     let sink = app.host.sink();
@@ -302,10 +299,21 @@ async fn trigger_sync(
         return Err(not_found());
     };
     let kind = body.and_then(|Json(b)| b.kind).unwrap_or(SyncKind::Full);
-    let report = app
+    // 202 with a new job; 200 with the job already waiting for this connector and kind (the
+    // trigger merged into it); 429 when the tenant's queue is full.
+    match app
         .enqueue(&spec, kind, crate::serve::store::QueueReason::Api)
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(report))).into_response())
+        .await?
+    {
+        Enqueued::New(report) => {
+            Ok((StatusCode::ACCEPTED, Json(job_json(&report))).into_response())
+        }
+        Enqueued::Merged(report) => Ok((StatusCode::OK, Json(job_json(&report))).into_response()),
+        Enqueued::Full(cap) => Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("the tenant already has {cap} jobs queued; wait for some to finish"),
+        )),
+    }
 }
 
 async fn get_state(

@@ -8,7 +8,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, ok, query, tenant_scope};
+use super::{
+    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, tenant_scope,
+};
 use crate::connector::valid_name;
 use crate::job::JobStatus;
 use crate::sink::{SearchRequest, UnknownIndex};
@@ -46,6 +48,7 @@ async fn list_jobs(
     for job in &mut jobs {
         app.overlay(job);
     }
+    let jobs: Vec<serde_json::Value> = jobs.iter().map(job_json).collect();
     ok(json!({"jobs": jobs}))
 }
 
@@ -56,7 +59,7 @@ async fn get_job(
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
     match app.job(&tenant, &job).await? {
-        Some(report) => ok(json!(report)),
+        Some(report) => ok(job_json(&report)),
         None => Err(not_found()),
     }
 }

@@ -99,6 +99,60 @@ fn json_body<T>(body: JsonArg<T>) -> Result<T, ApiError> {
         .map_err(|e| ApiError(e.status(), e.body_text()))
 }
 
+/// The most of a plugin's or remote's error text a tenant is shown, in characters: errors may
+/// quote a remote body, which must not come back whole (it can be large, or an internal page).
+const ERROR_EXCERPT_CHARS: usize = 300;
+
+/// `text` bounded to [`ERROR_EXCERPT_CHARS`]: wasm backtrace lines dropped, then its start and
+/// its end (where the cause usually is), saying how much was left out between them.
+fn excerpt(text: &str) -> String {
+    let is_frame = |line: &str| {
+        line.trim_start().split_once(':').is_some_and(|(n, rest)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && rest.trim_start().starts_with("0x")
+        })
+    };
+    let text: String = if text.lines().any(is_frame) {
+        // A frame line may end with the error chain (`…<wasm function 1>: cause`): kept.
+        text.lines()
+            .filter_map(|l| {
+                if is_frame(l) {
+                    l.split_once(">: ").map(|(_, cause)| cause)
+                } else {
+                    Some(l)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        text.to_string()
+    };
+    let total = text.chars().count();
+    if total <= ERROR_EXCERPT_CHARS {
+        return text;
+    }
+    let half = ERROR_EXCERPT_CHARS / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(total - half).collect();
+    format!(
+        "{head} … ({} characters left out) … {tail}",
+        total - 2 * half
+    )
+}
+
+/// A job record as the API shows it: warnings and the error message bounded by [`excerpt`].
+fn job_json(report: &crate::job::JobReport) -> Value {
+    let mut report = report.clone();
+    if let Some(e) = report.error.as_mut() {
+        e.message = excerpt(&e.message);
+    }
+    for w in &mut report.warnings {
+        *w = excerpt(w);
+    }
+    json!(report)
+}
+
 fn ok(value: Value) -> ApiResult {
     Ok(Json(value).into_response())
 }
@@ -172,7 +226,16 @@ async fn tenant_scope(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Ca
 
 // ---- health, metrics, description ----
 
+/// Liveness with a real check of the state database (a query through the service's connection
+/// and the file on disk opened afresh): 503 with `{"error": …}` when it fails.
 async fn health(State(app): State<App>) -> ApiResult {
+    if let Err(e) = app.store.check_health().await {
+        tracing::error!("health check failed: {e:#}");
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("state database unavailable: {e:#}"),
+        ));
+    }
     let (running, queued) = app.load(None).await?;
     ok(json!({
         "status": "ok",
@@ -199,4 +262,66 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
 
 async fn openapi() -> ApiResult {
     ok(super::openapi::document())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn errors_shown_to_tenants_quote_only_an_excerpt() {
+        // A remote's long body inside a plugin error (a ping's refusal or a failed job).
+        let body = "<html>internal admin page ".repeat(4000);
+        let message = format!("feed answered HTTP 500: {body}");
+        let shown = excerpt(&message);
+        assert!(shown.chars().count() < ERROR_EXCERPT_CHARS + 40, "{shown}");
+        assert!(
+            shown.starts_with("feed answered HTTP 500: <html>"),
+            "{shown}"
+        );
+        assert!(shown.contains("characters left out"), "{shown}");
+        assert!(shown.ends_with("internal admin page "), "{shown}");
+        assert_eq!(excerpt("short"), "short");
+        // Multi-byte characters are cut on a character boundary.
+        assert_eq!(
+            excerpt(&"é".repeat(400))
+                .chars()
+                .filter(|c| *c == 'é')
+                .count(),
+            ERROR_EXCERPT_CHARS
+        );
+
+        let refusal = connectors::validation_error(crate::job::JobError::new(
+            crate::job::JobErrorKind::Transient,
+            message.clone(),
+        ));
+        assert!(refusal.1.chars().count() < ERROR_EXCERPT_CHARS + 40);
+
+        let mut report = crate::job::JobReport {
+            id: "j".into(),
+            tenant: "t".into(),
+            connector: "c".into(),
+            kind: crate::job::SyncKind::Full,
+            plugin: "feed".into(),
+            plugin_version: String::new(),
+            status: crate::job::JobStatus::Failed,
+            counts: Default::default(),
+            error: Some(crate::job::JobError::new(
+                crate::job::JobErrorKind::Transient,
+                message.clone(),
+            )),
+            warnings: vec![message.clone()],
+            started_at: 0,
+            finished_at: None,
+            duration_ms: 0,
+        };
+        let shown = job_json(&report);
+        let text = shown["error"]["message"].as_str().unwrap();
+        assert!(text.chars().count() < ERROR_EXCERPT_CHARS + 40, "{text}");
+        let warning = shown["warnings"][0].as_str().unwrap();
+        assert!(warning.chars().count() < ERROR_EXCERPT_CHARS + 40);
+        report.error = None;
+        assert!(job_json(&report)["error"].is_null());
+    }
 }
