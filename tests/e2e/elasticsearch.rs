@@ -575,6 +575,163 @@ async fn a_job_nobody_heartbeats_is_failed() {
     );
 }
 
+/// Unix seconds of the next UTC midnight after now.
+fn next_midnight() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now / 86_400 + 1) * 86_400
+}
+
+#[tokio::test]
+async fn scheduling_creates_each_due_job_once_across_hosts_and_one_open_job_per_kind() {
+    let es = FakeElasticsearch::start().await.unwrap();
+    let feed = FakeFeed::start(Some("s3cret")).await.unwrap();
+    feed.upsert("a", "Alpha", Some("report"));
+    let mut connector = connector_doc(
+        "search-sched",
+        "feed",
+        feed_configuration(&feed, "s3cret"),
+        json!([]),
+    );
+    // Elastic's Quartz form; incremental and access control are enabled in `scheduling` but
+    // the connector's features and configuration do not allow them, so Elastic skips them.
+    connector["scheduling"] = json!({
+        "full": {"enabled": true, "interval": "0 0 0 * * ?"},
+        "incremental": {"enabled": true, "interval": "0 * * * * ?"},
+        "access_control": {"enabled": true, "interval": "0 * * * * ?"},
+    });
+    es.put(".elastic-connectors", "sched", connector);
+    let (_ta, a) = service(&es, &[("sched", "feed")], "worker-a").await;
+    let (_tb, b) = service(&es, &[("sched", "feed")], "worker-b").await;
+    let midnight = next_midnight();
+    let jobs = || es.documents(".elastic-connectors-sync-jobs");
+
+    // Not yet due.
+    assert!(a.schedule_due(midnight - 1).await.unwrap().is_empty());
+    assert!(jobs().is_empty());
+    // Both hosts wake after midnight: one job between them.
+    let made = a.schedule_due(midnight + 5).await.unwrap();
+    let made_b = b.schedule_due(midnight + 6).await.unwrap();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made_b.is_empty(), "{made_b:?}");
+    assert_eq!((made[0].kind, made[0].due), (SyncKind::Full, midnight));
+    let all = jobs();
+    assert_eq!(all.len(), 1);
+    let job = all.values().next().unwrap();
+    assert_eq!(job["trigger_method"], "scheduled");
+    assert_eq!(job["job_type"], "full");
+    assert_eq!(job["status"], "pending");
+    assert_eq!(job["connector"]["id"], "sched");
+    assert_eq!(job["connector"]["index_name"], "search-sched");
+    assert_eq!(job["connector"]["service_type"], "feed");
+    assert_eq!(
+        job["connector"]["configuration"]["api_token"]["value"],
+        "s3cret"
+    );
+    let stored = es.document(".elastic-connectors", "sched").unwrap();
+    let scheduled_at = stored["last_sync_scheduled_at"].as_str().unwrap();
+    assert_eq!(
+        tributary_host::elastic_compat::protocol::parse_iso(scheduled_at),
+        Some(midnight)
+    );
+
+    // The next midnight comes while that job is still pending: no second job.
+    assert!(
+        a.schedule_due(midnight + 86_400 + 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(jobs().len(), 1);
+
+    // The scheduled job runs like any other.
+    let outcome = run_one(&a).await;
+    assert_eq!(outcome.status.as_deref(), Some("completed"), "{outcome:?}");
+    // Once it is done, the following due time makes a new one.
+    let made = a.schedule_due(midnight + 2 * 86_400 + 5).await.unwrap();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].due, midnight + 2 * 86_400);
+    assert_eq!(jobs().len(), 2);
+}
+
+#[tokio::test]
+async fn scheduling_honours_features_dls_and_refuses_bad_intervals_per_connector() {
+    let es = FakeElasticsearch::start().await.unwrap();
+    let feed = FakeFeed::start(None).await.unwrap();
+    let mut on = connector_doc(
+        "search-on",
+        "feed",
+        feed_configuration(&feed, ""),
+        json!([]),
+    );
+    on["features"] = json!({"incremental_sync": {"enabled": true}});
+    on["configuration"]["use_document_level_security"] =
+        json!({"label": "DLS", "type": "bool", "display": "toggle", "value": true});
+    // Quartz day of week 1 is Sunday; `?` in day of month.
+    on["scheduling"] = json!({
+        "full": {"enabled": false, "interval": "0 0 0 * * ?"},
+        "incremental": {"enabled": true, "interval": "0 0 12 ? * 1"},
+        "access_control": {"enabled": true, "interval": "0 0 0 * * ?"},
+    });
+    let mut bad = on.clone();
+    bad["index_name"] = json!("search-bad");
+    bad["scheduling"] = json!({"full": {"enabled": true, "interval": "0 0 25 * * ?"}});
+    let mut unconfigured = on.clone();
+    unconfigured["status"] = json!("needs_configuration");
+    es.put(".elastic-connectors", "on", on);
+    es.put(".elastic-connectors", "bad", bad);
+    es.put(".elastic-connectors", "fresh", unconfigured);
+    let (_t, svc) = service(
+        &es,
+        &[("bad", "feed"), ("on", "feed"), ("fresh", "feed")],
+        "worker",
+    )
+    .await;
+    // A window of eight days holds a Sunday noon and a midnight.
+    let start = next_midnight() + 60;
+    let made = svc.schedule_due(start + 8 * 86_400).await.unwrap();
+    let mut kinds: Vec<(String, SyncKind)> = made
+        .iter()
+        .map(|s| (s.connector_id.clone(), s.kind))
+        .collect();
+    kinds.sort_by_key(|(c, k)| (c.clone(), k.to_string()));
+    assert_eq!(
+        kinds,
+        vec![
+            ("on".to_string(), SyncKind::AccessControl),
+            ("on".to_string(), SyncKind::Incremental),
+        ]
+    );
+    let acl = made
+        .iter()
+        .find(|s| s.kind == SyncKind::AccessControl)
+        .unwrap();
+    let job = es
+        .document(".elastic-connectors-sync-jobs", &acl.job_id)
+        .unwrap();
+    assert_eq!(
+        job["connector"]["index_name"],
+        ".search-acl-filter-search-on"
+    );
+    assert_eq!(job["job_type"], "access_control");
+    let incremental = made
+        .iter()
+        .find(|s| s.kind == SyncKind::Incremental)
+        .unwrap();
+    // The first due time after the window opened (now): a Sunday, 12:00 UTC.
+    let days = incremental.due.div_euclid(86_400);
+    assert_eq!((days + 4).rem_euclid(7), 0, "a Sunday");
+    assert_eq!(incremental.due.rem_euclid(86_400), 12 * 3600);
+    let connector = es.document(".elastic-connectors", "on").unwrap();
+    assert!(connector["last_incremental_sync_scheduled_at"].is_string());
+    assert!(connector["last_access_control_sync_scheduled_at"].is_string());
+    assert!(connector["last_sync_scheduled_at"].is_null());
+    // The connector with an hour of 25 got nothing and stopped no one.
+    assert!(es.document(".elastic-connectors", "bad").unwrap()["last_sync_scheduled_at"].is_null());
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real cluster
 

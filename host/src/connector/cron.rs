@@ -1,163 +1,139 @@
-//! Cron schedules for `tributary serve`: the classic five fields (minute, hour, day of month,
-//! month, day of week), in UTC.
+//! Cron expressions, parsed and evaluated by the `croner` crate, in UTC.
 //!
-//! Each field takes `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, and comma lists; day of
-//! week is 0-7 with both 0 and 7 meaning Sunday. As in Vixie cron, when both day fields are
-//! restricted a day matches if either does. A step is 1 to the field's largest value; any
-//! other text is an error naming the field, never a panic (a property test feeds it noise).
+//! Two dialects, one type:
+//! - [`Cron::parse`]: the classic five fields (minute, hour, day of month, month, day of week)
+//!   of `tributary serve` schedules. Day of week 0-7 (0 and 7 are Sunday); when both day fields
+//!   are restricted a day matches if either does, as in Vixie cron. `croner`'s extensions
+//!   (`L`, `W`, `#`, names such as `MON`/`JAN`, `@daily`) are accepted too.
+//! - [`Cron::parse_quartz`]: Quartz expressions as Elastic's connectors service stores them in
+//!   `scheduling.<kind>.interval`: seconds first, an optional year last, `?` for "no specific
+//!   value", day of week 1-7 with 1 = Sunday (e.g. `0 0 0 * * ?`).
+//!
+//! Invariants: parsing never panics, whatever the text (a property test feeds it noise and
+//! huge numbers); an error names the field at fault; [`Cron::next_after`] is strictly after its
+//! argument and whole seconds.
 
-use crate::clock::civil_from_days as civil;
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+
+/// The fields of a five-field expression, in order.
+const POSIX_FIELDS: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
+/// The fields of a Quartz expression, in order (the year is optional).
+const QUARTZ_FIELDS: [&str; 7] = [
+    "second",
+    "minute",
+    "hour",
+    "day of month",
+    "month",
+    "day of week",
+    "year",
+];
 
 /// A parsed cron expression.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Cron {
-    minutes: u64,
-    hours: u64,
-    days: u64,
-    months: u64,
-    weekdays: u64,
-    days_any: bool,
-    weekdays_any: bool,
+    // Boxed: the parsed pattern is a few hundred bytes and schedules hold it in an enum.
+    inner: Box<croner::Cron>,
 }
 
-fn field(text: &str, name: &str, lo: u32, hi: u32) -> anyhow::Result<(u64, bool)> {
-    let mut bits = 0u64;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("{name}: step `{s}` is not a number"))?;
-                anyhow::ensure!(step >= 1, "{name}: step must be at least 1");
-                anyhow::ensure!(step <= hi, "{name}: step {step} is more than {hi}");
-                (r, step)
-            }
-            None => (part, 1),
-        };
-        let number = |s: &str| -> anyhow::Result<u32> {
-            let n: u32 = s
-                .parse()
-                .map_err(|_| anyhow::anyhow!("{name}: `{s}` is not a number"))?;
-            anyhow::ensure!((lo..=hi).contains(&n), "{name}: {n} is outside {lo}-{hi}");
-            Ok(n)
-        };
-        let (from, to) = if range == "*" {
-            (lo, hi)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (number(a)?, number(b)?);
-            anyhow::ensure!(a <= b, "{name}: range {a}-{b} runs backwards");
-            (a, b)
-        } else {
-            let a = number(range)?;
-            // `5/15` means from 5 to the end, every 15.
-            (a, if step > 1 { hi } else { a })
-        };
-        // `to` is at most 59 and `step` at most `hi`, so this never overflows.
-        let mut v = from;
-        while v <= to {
-            bits |= 1 << v;
-            v = v.saturating_add(step);
-        }
-    }
-    Ok((bits, text == "*"))
-}
+// Equality is on the parsed fields (`0 0 * * 7` equals `0 0 * * 0`).
+impl Eq for Cron {}
 
 impl Cron {
     /// Parses `"m h dom mon dow"`; the error names the field at fault.
     pub fn parse(text: &str) -> anyhow::Result<Cron> {
-        let parts: Vec<&str> = text.split_whitespace().collect();
+        let parser = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build();
+        let fields = text.split_whitespace().count();
         anyhow::ensure!(
-            parts.len() == 5,
-            "`{text}` needs five fields (minute hour day-of-month month day-of-week), found {}",
-            parts.len()
+            fields == 5,
+            "`{text}` needs five fields (minute hour day-of-month month day-of-week), found {fields}"
         );
-        let (minutes, _) = field(parts[0], "minute", 0, 59)?;
-        let (hours, _) = field(parts[1], "hour", 0, 23)?;
-        let (days, days_any) = field(parts[2], "day of month", 1, 31)?;
-        let (months, _) = field(parts[3], "month", 1, 12)?;
-        let (mut weekdays, weekdays_any) = field(parts[4], "day of week", 0, 7)?;
-        if weekdays & (1 << 7) != 0 {
-            weekdays = (weekdays | 1) & !(1 << 7); // 7 is Sunday too
-        }
-        Ok(Cron {
-            minutes,
-            hours,
-            days,
-            months,
-            weekdays,
-            days_any,
-            weekdays_any,
-        })
+        Self::parse_with(&parser, text, &POSIX_FIELDS)
     }
 
-    /// Whether the minute starting at Unix time `t` (seconds, UTC) matches.
+    /// Parses a Quartz expression (`sec min hour dom month dow [year]`, `?` allowed, day of
+    /// week 1 = Sunday); the error names the field at fault.
+    pub fn parse_quartz(text: &str) -> anyhow::Result<Cron> {
+        let parser = CronParser::builder()
+            .seconds(Seconds::Required)
+            .year(Year::Optional)
+            .alternative_weekdays(true)
+            .build();
+        let fields = text.split_whitespace().count();
+        anyhow::ensure!(
+            (6..=7).contains(&fields),
+            "`{text}` needs six or seven fields (second minute hour day-of-month month \
+             day-of-week [year]), found {fields}"
+        );
+        Self::parse_with(&parser, text, &QUARTZ_FIELDS)
+    }
+
+    fn parse_with(parser: &CronParser, text: &str, names: &[&str]) -> anyhow::Result<Cron> {
+        match parser.parse(text) {
+            Ok(inner) => Ok(Cron {
+                inner: Box::new(inner),
+            }),
+            Err(whole) => {
+                // `croner` does not say which field failed: try each one alone among
+                // wildcards, so the message can name it.
+                let parts: Vec<&str> = text.split_whitespace().collect();
+                for (i, part) in parts.iter().enumerate() {
+                    let alone: Vec<&str> = (0..parts.len())
+                        .map(|j| if j == i { *part } else { "*" })
+                        .collect();
+                    if let Err(e) = parser.parse(&alone.join(" ")) {
+                        let name = names.get(i).copied().unwrap_or("field");
+                        anyhow::bail!("{name}: `{part}`: {e}");
+                    }
+                }
+                anyhow::bail!("`{text}`: {whole}")
+            }
+        }
+    }
+
+    /// Whether the second at Unix time `t` (UTC) matches.
     pub fn matches(&self, t: i64) -> bool {
-        let days = t.div_euclid(86_400);
-        let secs = t.rem_euclid(86_400);
-        let (minute, hour) = ((secs / 60) % 60, secs / 3600);
-        let (_, month, _) = civil(days);
-        let bit = |set: u64, v: i64| set & (1u64 << v) != 0;
-        bit(self.minutes, minute)
-            && bit(self.hours, hour)
-            && bit(self.months, month)
-            && self.day_matches(days)
+        DateTime::<Utc>::from_timestamp(t, 0)
+            .is_some_and(|at| self.inner.is_time_matching(&at).unwrap_or(false))
     }
 
-    /// The first matching minute after `after` (Unix seconds), looking at most a little over
-    /// four years ahead (so `0 0 29 2 *` is found).
+    /// The first matching time after `after` (Unix seconds), if there is one before the year
+    /// 5000 (`0 0 31 2 *` has none).
     pub fn next_after(&self, after: i64) -> Option<i64> {
-        let mut t = after.div_euclid(60) * 60 + 60;
-        let end = t + 4 * 366 * 86_400 + 86_400;
-        while t < end {
-            let days = t.div_euclid(86_400);
-            let (_, month, _) = civil(days);
-            if self.months & (1 << month) == 0 || !self.day_matches(days) {
-                t = (days + 1) * 86_400; // skip to the next day
-                continue;
-            }
-            let hour = t.rem_euclid(86_400) / 3600;
-            if self.hours & (1 << hour) == 0 {
-                t = t.div_euclid(3600) * 3600 + 3600; // skip to the next hour
-                continue;
-            }
-            if self.matches(t) {
-                return Some(t);
-            }
-            t += 60;
-        }
-        None
+        let at = DateTime::<Utc>::from_timestamp(after, 0)?;
+        self.inner
+            .find_next_occurrence(&at, false)
+            .ok()
+            .map(|next| next.timestamp())
     }
+}
 
-    /// The day rule: day of month and day of week, either one when both are restricted.
-    fn day_matches(&self, days: i64) -> bool {
-        let (_, _, day) = civil(days);
-        // 1970-01-01 was a Thursday (4).
-        let weekday = (days + 4).rem_euclid(7);
-        let bit = |set: u64, v: i64| set & (1u64 << v) != 0;
-        match (self.days_any, self.weekdays_any) {
-            (true, true) => true,
-            (false, true) => bit(self.days, day),
-            (true, false) => bit(self.weekdays, weekday),
-            (false, false) => bit(self.days, day) || bit(self.weekdays, weekday),
-        }
-    }
+/// Parses an expression with `croner`'s defaults (five to seven fields); only for tests that
+/// compare the dialects.
+#[cfg(test)]
+fn croner_default(text: &str) -> Option<croner::Cron> {
+    use std::str::FromStr as _;
+    croner::Cron::from_str(text).ok()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::clock::civil_from_days as civil;
 
     // 2026-11-25T10:07:00Z, a Wednesday.
     const T: i64 = 1_795_601_220;
 
     #[test]
     fn calendar_fields_are_right() {
-        assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(T.div_euclid(86_400)), (2026, 11, 25));
-        assert_eq!(civil(11_016), (2000, 2, 29));
         assert!(Cron::parse("7 10 * * 3").unwrap().matches(T));
         assert!(!Cron::parse("7 10 * * 4").unwrap().matches(T));
+        assert!(Cron::parse("7 10 * * WED").unwrap().matches(T));
     }
 
     #[test]
@@ -188,42 +164,82 @@ mod tests {
             Cron::parse("0 0 * * 7").unwrap(),
             Cron::parse("0 0 * * 0").unwrap()
         );
+        // Strictly after: at a matching minute, the next one.
+        assert_eq!(every_15.next_after(T + 8 * 60), Some(T + 23 * 60));
+    }
+
+    #[test]
+    fn quartz_expressions_as_elastic_stores_them() {
+        // Elastic's default: every day at midnight.
+        let midnight = Cron::parse_quartz("0 0 0 * * ?").unwrap();
+        let next = midnight.next_after(T).unwrap();
+        assert_eq!(civil(next.div_euclid(86_400)), (2026, 11, 26));
+        assert_eq!(next.rem_euclid(86_400), 0);
+        // Seconds count: every 30 seconds.
+        let often = Cron::parse_quartz("*/30 * * * * ?").unwrap();
+        assert_eq!(often.next_after(T), Some(T + 30));
+        // Day of week 1 is Sunday in Quartz (0 in POSIX): 2026-11-29.
+        let sundays = Cron::parse_quartz("0 0 12 ? * 1").unwrap();
+        let next = sundays.next_after(T).unwrap();
+        assert_eq!(civil(next.div_euclid(86_400)), (2026, 11, 29));
+        assert_eq!(
+            next,
+            Cron::parse("0 12 * * 0").unwrap().next_after(T).unwrap()
+        );
+        // A year field.
+        let once = Cron::parse_quartz("0 0 0 1 1 ? 2030").unwrap();
+        assert_eq!(
+            civil(once.next_after(T).unwrap().div_euclid(86_400)),
+            (2030, 1, 1)
+        );
+        assert!(once.next_after(T + 5 * 366 * 86_400).is_none());
+        // The five-field form is not Quartz.
+        let err = Cron::parse_quartz("0 0 * * *").unwrap_err().to_string();
+        assert!(err.contains("six or seven fields"), "{err}");
+        // What croner alone would do with Quartz's `1`: Monday, which is why the dialect is
+        // configured.
+        let posix_reading = croner_default("0 0 12 ? * 1").unwrap();
+        let at = DateTime::<Utc>::from_timestamp(T, 0).unwrap();
+        let monday = posix_reading.find_next_occurrence(&at, false).unwrap();
+        assert_eq!(civil(monday.timestamp().div_euclid(86_400)), (2026, 11, 30));
     }
 
     #[test]
     fn bad_expressions_name_the_field() {
         for (text, needle) in [
             ("* * * *", "five fields"),
-            ("60 * * * *", "minute: 60 is outside 0-59"),
-            ("* 24 * * *", "hour"),
-            ("* * 0 * *", "day of month"),
-            ("* * * 13 *", "month"),
-            ("* * * * 8", "day of week"),
-            ("*/0 * * * *", "step must be at least 1"),
-            ("5-1 * * * *", "runs backwards"),
-            ("a * * * *", "not a number"),
-            (
-                "59/4294967295 * * * *",
-                "minute: step 4294967295 is more than 59",
-            ),
-            ("* */24 * * *", "hour: step 24 is more than 23"),
-            ("* * * * 0/99999999999", "day of week: step"),
+            ("* * * * * *", "five fields"),
+            ("60 * * * *", "minute: `60`"),
+            ("* 24 * * *", "hour: `24`"),
+            ("* * 0 * *", "day of month: `0`"),
+            ("* * * 13 *", "month: `13`"),
+            ("* * * * 8", "day of week: `8`"),
+            ("*/0 * * * *", "minute: `*/0`"),
+            ("a * * * *", "minute: `a`"),
+            ("59/4294967295 * * * *", "minute: `59/4294967295`"),
+            ("* */99999 * * *", "hour: `*/99999`"),
+            ("* * * * 0/99999999999", "day of week: `0/99999999999`"),
         ] {
             let err = Cron::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        let err = Cron::parse_quartz("0 0 25 * * ?").unwrap_err().to_string();
+        assert!(err.contains("hour: `25`"), "{err}");
     }
 
     proptest::proptest! {
         /// Any text of cron-ish characters parses or is refused; never a panic, and what
-        /// parses finds its next time without one.
+        /// parses finds its next time (strictly later) without one.
         #[test]
         fn random_expressions_never_panic(
-            fields in proptest::collection::vec("[0-9*/,\\-]{1,12}", 5),
+            fields in proptest::collection::vec("[0-9*/,\\-?LW#]{1,12}", 5..=7),
             t in 0i64..4_000_000_000,
         ) {
-            if let Ok(cron) = Cron::parse(&fields.join(" ")) {
-                let _ = cron.next_after(t);
+            let text = fields.join(" ");
+            for cron in [Cron::parse(&text), Cron::parse_quartz(&text)].into_iter().flatten() {
+                if let Some(next) = cron.next_after(t) {
+                    proptest::prop_assert!(next > t);
+                }
             }
         }
 

@@ -5,12 +5,13 @@
 //!
 //! Files: `config.rs` (Elastic's `config.yml`, [`CompatConfig`]), `protocol.rs` (the documents
 //! and conditional writes of Elastic's indices), this file (polling, heartbeats, claiming),
-//! `runner.rs` (one claimed job, run to its end).
+//! `runner.rs` (one claimed job, run to its end), `schedule.rs` (scheduled jobs).
 //!
 //! Each round (every `service.idling` seconds): heartbeat the connectors (`last_seen`, every
 //! `service.heartbeat`), fail jobs nobody has heartbeated for 5 minutes (every
-//! `service.job_cleanup_interval`), then claim and start pending jobs while slots are free
-//! (`max_concurrent_content_syncs`, `max_concurrent_access_control_syncs`).
+//! `service.job_cleanup_interval`), create the jobs the connectors' `scheduling` made due
+//! since the previous round (`schedule.rs`), then claim and start pending jobs while slots are
+//! free (`max_concurrent_content_syncs`, `max_concurrent_access_control_syncs`).
 //!
 //! # Claiming: exactly one host runs a job
 //!
@@ -46,6 +47,7 @@
 pub mod config;
 pub mod protocol;
 mod runner;
+pub mod schedule;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,6 +101,8 @@ pub struct ConnectorsService {
     running: Arc<Mutex<HashMap<String, Running>>>,
     last_heartbeat: Mutex<Option<Instant>>,
     last_cleanup: Mutex<Option<Instant>>,
+    /// The end of the previous scheduling window (Unix seconds; Elastic's `last_wake_up_time`).
+    last_wake_up: Mutex<i64>,
 }
 
 impl ConnectorsService {
@@ -121,6 +125,7 @@ impl ConnectorsService {
             running: Arc::default(),
             last_heartbeat: Mutex::new(None),
             last_cleanup: Mutex::new(None),
+            last_wake_up: Mutex::new(crate::clock::unix_now()),
         })
     }
 
@@ -197,6 +202,10 @@ impl ConnectorsService {
                 *last = Some(Instant::now());
             }
         }
+        if let Err(e) = self.schedule_due(crate::clock::unix_now()).await {
+            // Scheduling trouble never stops pending jobs from running.
+            tracing::error!("scheduling sync jobs failed: {e:#}");
+        }
         let mut started = Vec::new();
         for job in self.protocol.pending_jobs(&ids).await? {
             if self.running.lock().await.contains_key(&job.id) {
@@ -225,6 +234,19 @@ impl ConnectorsService {
             }
         }
         Ok(started)
+    }
+
+    /// Creates the jobs that the connectors' `scheduling` made due since the previous call (or
+    /// the service's start), up to `now` (Unix seconds); see [`schedule`].
+    pub async fn schedule_due(&self, now: i64) -> anyhow::Result<Vec<schedule::Scheduled>> {
+        let mut last = self.last_wake_up.lock().await;
+        if now <= *last {
+            return Ok(Vec::new());
+        }
+        let created =
+            schedule::schedule_due(&self.protocol, &self.connector_ids(), *last, now).await?;
+        *last = now;
+        Ok(created)
     }
 
     /// Marks jobs of our connectors that nobody heartbeated for 5 minutes as failed.

@@ -25,7 +25,7 @@
 
 use anyhow::{anyhow, bail};
 use elasticsearch::http::{Method, StatusCode};
-use elasticsearch::{Elasticsearch, GetParts, SearchParts, UpdateParts};
+use elasticsearch::{Elasticsearch, GetParts, IndexParts, SearchParts, UpdateParts};
 use serde_json::{Map, Value, json};
 
 use crate::connector::rules::{Condition, Policy, RuleSpec};
@@ -193,6 +193,50 @@ impl Protocol {
             json!([{"created_at": "asc"}]),
         )
         .await
+    }
+
+    /// Jobs of `connectors` not finished yet (pending, suspended, running, canceling): the
+    /// scheduler creates no second job of a kind while one is open. A search may be a refresh
+    /// behind, so each hit is read again in real time and kept only if it is still open.
+    pub async fn open_jobs(&self, connectors: &[String]) -> anyhow::Result<Vec<Versioned>> {
+        const OPEN: [&str; 4] = ["pending", "suspended", "in_progress", "canceling"];
+        let hits = self
+            .search(
+                JOBS_INDEX,
+                json!({"bool": {"filter": [
+                    {"terms": {"connector.id": connectors}},
+                    {"terms": {"status": OPEN}},
+                ]}}),
+                json!([{"created_at": "asc"}]),
+            )
+            .await?;
+        let mut open = Vec::with_capacity(hits.len());
+        for hit in hits {
+            if let Some(now) = self.get(JOBS_INDEX, &hit.id).await?
+                && now.str("status").is_some_and(|s| OPEN.contains(&s))
+            {
+                open.push(now);
+            }
+        }
+        Ok(open)
+    }
+
+    /// Indexes `doc` under a generated id and returns the id. Waits for the refresh, so the
+    /// next round's searches see it (the scheduler's one-open-job-per-kind rule relies on it).
+    pub async fn create(&self, index: &str, doc: Value) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .index(IndexParts::Index(index))
+            .refresh(elasticsearch::params::Refresh::WaitFor)
+            .body(doc)
+            .send()
+            .await
+            .map_err(|e| anyhow!("creating a document in {index}: {e}"))?;
+        let body = read_json(response, &format!("creating a document in {index}")).await?;
+        body.get("_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("creating a document in {index}: no `_id` in {body}"))
     }
 
     /// Documents in `index` (refreshed first, as Elastic's `document_count`).
