@@ -132,13 +132,16 @@ impl Session {
         session.identity.account_id = account.account_id;
         session.identity.email = account.email;
         session.identity.root_namespace_id = account.root_info.root_namespace_id;
-        if settings.team_folders {
-            // The team space root: team folders plus the member's own folder. For accounts
-            // without a team space the root is the home namespace, so this changes nothing.
-            session.path_root = Some(
-                json!({".tag": "root", "root": session.identity.root_namespace_id}).to_string(),
-            );
-        }
+        // Elastic roots every call at the account's root namespace: for team-space accounts
+        // that is the team space (team folders plus member folders), so `file_path` and
+        // path-based rules match an index Elastic built; otherwise it is the home folder.
+        // `include_team_folders = false` keeps to the member's home folder instead.
+        let root = if settings.team_folders {
+            json!({".tag": "root", "root": session.identity.root_namespace_id})
+        } else {
+            json!({".tag": "home"})
+        };
+        session.path_root = Some(root.to_string());
         Ok(session)
     }
 
@@ -288,8 +291,8 @@ fn interpret<T: DeserializeOwned>(route: &str, response: Response) -> Result<Ans
         422 => {
             let summary = error_body(&response);
             Err(Error::Config(format!(
-                "`include_team_folders`: Dropbox {route} refused the team space root \
-                 ({summary})"
+                "Dropbox {route} refused the root namespace in Dropbox-API-Path-Root \
+                 ({summary}); `include_team_folders = false` lists the member's home folder only"
             )))
         }
         status => Err(Error::Protocol(format!(

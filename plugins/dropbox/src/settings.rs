@@ -27,6 +27,8 @@ pub struct Settings {
     pub dls: bool,
     pub include_inherited: bool,
     pub max_file_size: u64,
+    /// List from the account's root namespace (Elastic's behaviour, the default) rather than
+    /// the member's home folder.
     pub team_folders: bool,
     /// The host reads this key itself; the plugin only uses it to lift the size cap, as
     /// Elastic does when its extraction service reads the content.
@@ -67,7 +69,7 @@ impl Settings {
             dls: c.bool_or("use_document_level_security", false),
             include_inherited: c.bool_or("include_inherited_users_and_groups", false),
             max_file_size: c.u64_or("max_file_size", DEFAULT_MAX_FILE_SIZE),
-            team_folders: c.bool_or("include_team_folders", false),
+            team_folders: c.bool_or("include_team_folders", true),
             extraction_service: c.bool_or("use_text_extraction_service", false),
             api_url: url("api_base_url", DEFAULT_API)?,
             content_url: url("content_base_url", DEFAULT_CONTENT)?,
@@ -230,11 +232,13 @@ pub fn schema() -> Vec<ConfigField> {
             ..field("max_file_size", "Maximum file size to extract", FieldKind::Integer)
         },
         ConfigField {
-            default_value: Some("false".into()),
+            default_value: Some("true".into()),
             tooltip: Some(
-                "Also sync team folders and the team space (listing from the team's root \
-                 namespace with the Dropbox-API-Path-Root header). Paths are then relative to \
-                 the team space, e.g. /Engineering or /<Member name>/Reports."
+                "On (the default, as Elastic's connector): list from the account's root \
+                 namespace (Dropbox-API-Path-Root), so team folders are included and paths are \
+                 relative to the team space, e.g. /Engineering or /<Member name>/Reports; for \
+                 accounts without a team space this is the home folder. Off: only the member's \
+                 home folder, with paths relative to it."
                     .into(),
             ),
             ..field(

@@ -20,7 +20,8 @@ pub(super) fn want_with_access(fake: &FakeDropbox, inherited: bool) -> BTreeMap<
         Some(set.into_iter().collect::<Vec<_>>())
     };
     let mut want = want_all(fake, None);
-    for e in fake.entries() {
+    let root = fake.root_namespace_id();
+    for e in fake.entries_in(&root) {
         let acl = if e.is_folder {
             match e
                 .shared_folder_id
@@ -35,7 +36,7 @@ pub(super) fn want_with_access(fake: &FakeDropbox, inherited: bool) -> BTreeMap<
             }
         } else {
             finish(
-                fake.file_members(&e.path_display, inherited)
+                fake.file_members(&format!("ns:{root}{}", e.path_display), inherited)
                     .iter()
                     .map(|(m, _)| identity(m))
                     .collect(),
@@ -103,7 +104,11 @@ async fn dls_access_lists_and_access_control_documents() {
     );
     // Batched listings were used without inherited members (50 files per call).
     let batches = fake.faults().count("/2/sharing/list_file_members/batch");
-    let files = fake.entries().iter().filter(|e| !e.is_folder).count();
+    let files = fake
+        .entries_in(&fake.root_namespace_id())
+        .iter()
+        .filter(|e| !e.is_folder)
+        .count();
     assert_eq!(batches, files.div_ceil(50));
 
     // One access-control document per active team member, Elastic's shape.

@@ -162,15 +162,36 @@ pub fn want_received(fake: &FakeDropbox, f: &ReceivedFile) -> Want {
     }
 }
 
-/// Every entry of the admin's home (or of namespace `ns`) plus the received files.
+/// Every entry the plugin lists by default — the admin's view of the account's root namespace,
+/// the team space, as Elastic's connector roots every call there — or of namespace `ns`, plus
+/// the received files.
 pub fn want_all(fake: &FakeDropbox, ns: Option<&str>) -> BTreeMap<String, Want> {
-    let entries = match ns {
-        Some(ns) => fake.entries_in(ns),
-        None => fake.entries(),
-    };
-    let mut want: BTreeMap<String, Want> = entries
+    let root = fake.root_namespace_id();
+    let ns = ns.unwrap_or(&root);
+    let mut want: BTreeMap<String, Want> = fake
+        .entries_in(ns)
         .iter()
-        .map(|e| (e.id.clone(), want_entry(fake, e, ns)))
+        .map(|e| (e.id.clone(), want_entry(fake, e, Some(ns))))
+        .collect();
+    for f in fake.received_files() {
+        want.insert(f.id.clone(), want_received(fake, &f));
+    }
+    want
+}
+
+/// Where a path of the admin's home appears in the team space (the member folder is named
+/// after the member), as the plugin reports paths by default.
+pub fn in_team_space(fake: &FakeDropbox, home_path: &str) -> String {
+    format!("/{}{home_path}", fake.admin().display_name)
+}
+
+/// What `include_team_folders = false` lists: the admin's home folder, paths relative to it,
+/// plus the received files.
+pub fn want_home(fake: &FakeDropbox) -> BTreeMap<String, Want> {
+    let mut want: BTreeMap<String, Want> = fake
+        .entries()
+        .iter()
+        .map(|e| (e.id.clone(), want_entry(fake, e, None)))
         .collect();
     for f in fake.received_files() {
         want.insert(f.id.clone(), want_received(fake, &f));

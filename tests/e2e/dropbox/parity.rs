@@ -52,7 +52,7 @@ async fn unreadable_member_lists_withhold_documents_instead_of_publishing_them()
         );
     }
     let in_shared_folders: Vec<String> = fake
-        .entries()
+        .entries_in(&fake.root_namespace_id())
         .into_iter()
         .filter(|e| {
             e.is_folder && (e.shared_folder_id.is_some() || e.parent_shared_folder_id.is_some())

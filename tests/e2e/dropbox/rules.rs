@@ -6,15 +6,17 @@ use serde_json::json;
 use tributary_fakes::dropbox::{FakeDropbox, Tree};
 use tributary_host::{JobStatus, SyncKind};
 
-use super::{Want, assert_docs, host, spec, want_entry};
+use super::{Want, assert_docs, host, in_team_space, spec, want_entry};
 
-/// The documents for the home entries whose names are in `names`.
+/// The documents for the entries whose names are in `names`, with team-space paths (the
+/// plugin's default root, as Elastic's).
 fn want_named(fake: &FakeDropbox, names: &[&str]) -> BTreeMap<String, Want> {
+    let root = fake.root_namespace_id();
     let want: BTreeMap<String, Want> = fake
-        .entries()
+        .entries_in(&root)
         .iter()
         .filter(|e| names.contains(&e.name.as_str()))
-        .map(|e| (e.id.clone(), want_entry(fake, e, None)))
+        .map(|e| (e.id.clone(), want_entry(fake, e, Some(&root))))
         .collect();
     assert_eq!(want.len(), names.len(), "{names:?}");
     want
@@ -41,12 +43,15 @@ async fn advanced_rules_sync_exactly_the_search_results() {
         )
         .with_file("/Other/zebracorn budget.csv", "item,amount\nzebracorn,12\n");
     let fake = FakeDropbox::start(tree).await.unwrap();
+    // Rule paths are relative to the account's root namespace, as in Elastic: the admin's
+    // "/Rules" is "/Alex Doe/Rules" in the team space.
+    let rules_dir = in_team_space(&fake, "/Rules");
     let mut both = spec("rules", &fake, json!({}));
     both.advanced_rules = Some(json!([
         // One result per page: `files/search/continue_v2` is followed.
         {"query": "zebracorn", "options": {"file_extensions": ["txt", "csv"], "max_results": 1}},
         {"query": "zebracorn",
-         "options": {"path": "/Rules", "file_categories": [{".tag": "paper"}],
+         "options": {"path": rules_dir, "file_categories": [{".tag": "paper"}],
                      "file_extensions": ["txt"], "max_results": "2"},
          "match_field_options": {"include_highlights": false}}
     ]));
@@ -63,7 +68,7 @@ async fn advanced_rules_sync_exactly_the_search_results() {
     let mut bad_path = spec("bad-path", &fake, json!({}));
     bad_path.advanced_rules = Some(json!([
         {"query": "x", "options": {"path": "/Nope"}},
-        {"query": "y", "options": {"path": "/Rules"}}
+        {"query": "y", "options": {"path": rules_dir}}
     ]));
     let t = host(vec![both, categories, bad_shape, bad_path]).await;
 

@@ -17,10 +17,17 @@ async fn full_sync_indexes_every_entry_and_shared_file_exactly_then_skips_unchan
 
     let report = t.sync_ok("dbx", SyncKind::Full).await;
     let want = want_all(&fake, None);
-    assert_eq!(
-        want.len(),
-        100 + 4,
-        "the small tree: 100 entries + 4 received files"
+    // Rooted at the team space as Elastic's connector: the admin's 100 home entries (under
+    // "/Alex Doe"), the member folder itself, the team folders and their content, and the
+    // 4 received files.
+    let root = fake.root_namespace_id();
+    let rooted = fake.entries_in(&root);
+    assert_eq!(want.len(), rooted.len() + 4);
+    assert!(rooted.len() > 100 + 1, "team folders are listed too");
+    assert!(
+        rooted
+            .iter()
+            .any(|e| e.path_display == super::in_team_space(&fake, ""))
     );
     let docs = t.documents("dbx").await;
     assert_docs(&docs, &want);
@@ -37,7 +44,7 @@ async fn full_sync_indexes_every_entry_and_shared_file_exactly_then_skips_unchan
     // Content was fetched exactly for supported files of at most 10 MiB, nothing else.
     assert_eq!(
         fetches(&fake),
-        expected_fetches(&fake.entries(), &fake.received_files())
+        expected_fetches(&rooted, &fake.received_files())
     );
     assert!(fake.entries().iter().any(|e| e.size > super::MAX_SIZE));
     assert_eq!(report.counts.indexed, want.len() as u64);
@@ -143,7 +150,7 @@ async fn incremental_sync_applies_adds_edits_renames_moves_and_deletions() {
     assert!(!docs.contains_key(&unshared));
     assert_eq!(
         docs[&renamed.id].fields["file_path"],
-        json!(renamed_to),
+        json!(super::in_team_space(&fake, &renamed_to)),
         "renamed in place (same id)"
     );
     assert_eq!(
@@ -303,10 +310,38 @@ async fn team_folders_sync_the_whole_team_space() {
 }
 
 #[tokio::test]
+async fn listing_starts_at_the_root_namespace_like_elastic_unless_team_folders_are_off() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![
+        spec("default", &fake, json!({})),
+        spec("home", &fake, json!({"include_team_folders": false})),
+    ])
+    .await;
+    t.sync_ok("default", SyncKind::Full).await;
+    let docs = t.documents("default").await;
+    assert_docs(&docs, &want_all(&fake, None));
+    // The same file has Elastic's team-space path, so a migrated index keeps its paths.
+    let report = fake.entries().into_iter().find(|e| !e.is_folder).unwrap();
+    assert_eq!(
+        docs[&report.id].fields["file_path"],
+        json!(super::in_team_space(&fake, &report.path_display))
+    );
+    // Off: the member's home folder only, paths relative to it.
+    t.sync_ok("home", SyncKind::Full).await;
+    let home = t.documents("home").await;
+    assert_docs(&home, &super::want_home(&fake));
+    assert_eq!(
+        home[&report.id].fields["file_path"],
+        json!(report.path_display)
+    );
+    assert!(home.len() < docs.len(), "no team folders at home");
+}
+
+#[tokio::test]
 async fn bad_credentials_and_paths_fail_with_typed_errors() {
     let fake = FakeDropbox::start(Tree::small()).await.unwrap();
     let some_file = fake
-        .entries()
+        .entries_in(&fake.root_namespace_id())
         .into_iter()
         .find(|e| !e.is_folder)
         .unwrap()
