@@ -280,3 +280,144 @@ async fn positions_belong_to_the_signed_in_user() {
         assert!(docs.contains_key(&item.id), "{} {}", item.id, item.path);
     }
 }
+
+/// One folder Box refuses (403) no longer fails the whole sync: it is skipped with a named,
+/// counted error under Elastic's error limits, and what was indexed from it before stays —
+/// neither the host (vanished documents) nor the plugin's map (pruning) drops it. Once it can be
+/// read again, the next full sync lists it and removes what really vanished there.
+#[tokio::test]
+async fn a_forbidden_folder_is_skipped_and_its_documents_are_kept() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let before = t.documents("box").await;
+    let design = id_of(&fake, "/Design Reviews");
+    let inside: Vec<BoxItem> = fake
+        .items()
+        .into_iter()
+        .filter(|i| i.path.starts_with("/Design Reviews/"))
+        .collect();
+    assert!(inside.len() >= 2, "the folder has contents");
+    // Elsewhere, a real change: it must still be applied.
+    let gone_elsewhere = fake
+        .items()
+        .into_iter()
+        .find(|i| {
+            i.kind == tributary_fakes::boxapi::ItemKind::File
+                && !i.path.starts_with("/Design Reviews/")
+        })
+        .unwrap();
+    fake.delete_permanently(&gone_elsewhere.id).unwrap();
+    // And inside the refused folder, a deletion the sync cannot see yet.
+    let gone_inside = inside
+        .iter()
+        .find(|i| i.kind == tributary_fakes::boxapi::ItemKind::File)
+        .unwrap()
+        .clone();
+    fake.delete_permanently(&gone_inside.id).unwrap();
+    fake.faults()
+        .add(&format!("/folders/{design}/items"), 10_000, forbidden());
+
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    let docs = t.documents("box").await;
+    for item in &inside {
+        assert!(docs.contains_key(&item.id), "{} kept", item.path);
+    }
+    assert!(
+        !docs.contains_key(&gone_elsewhere.id),
+        "changes elsewhere still apply"
+    );
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    assert_eq!(report.counts.kept, inside.len() as u64, "{report:?}");
+    let skipped: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("1 part(s) skipped under the error budget"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{:?}", report.warnings);
+    assert!(
+        skipped[0].contains(&format!("folder {design}")) && skipped[0].contains("403"),
+        "{skipped:?}"
+    );
+    assert_eq!(docs.len(), before.len() - 1);
+
+    // Readable again: the next full sync lists it and the deletion inside is applied.
+    fake.faults().clear();
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    assert_eq!(report.counts.kept, 0);
+    let docs = t.documents("box").await;
+    assert!(!docs.contains_key(&gone_inside.id));
+    assert_documents(&docs, &fake.items());
+}
+
+/// A source that refuses everything still fails the sync, naming the budget rule, and deletes
+/// nothing.
+#[tokio::test]
+async fn refusing_every_folder_exhausts_the_error_budget_and_deletes_nothing() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    // Every folder but the top refuses: with more than 10 folders at the top, more than 10
+    // fail in a row once the top is listed.
+    for n in 0..12 {
+        fake.create_folder("0", &format!("extra {n}")).unwrap();
+    }
+    t.sync_ok("box", SyncKind::Full).await;
+    let before = t.documents("box").await;
+    for item in fake.items() {
+        if item.kind == tributary_fakes::boxapi::ItemKind::Folder {
+            fake.faults()
+                .add(&format!("/folders/{}/items", item.id), 10_000, forbidden());
+        }
+    }
+    let report = t.sync("box", SyncKind::Full).await;
+    assert_eq!(
+        report.status,
+        tributary_host::JobStatus::Failed,
+        "{report:?}"
+    );
+    let error = report.error.unwrap();
+    assert!(
+        error.message.contains("more than 10 errors in a row"),
+        "{error:?}"
+    );
+    assert_eq!(report.counts.deleted, 0);
+    assert_eq!(t.documents("box").await.len(), before.len());
+}
+
+/// An enterprise crawl where one user cannot be impersonated (`As-User` refused): that user's
+/// view is skipped with a named error, their documents stay, the other users' views are synced.
+#[tokio::test]
+async fn a_user_who_cannot_be_impersonated_is_skipped_and_their_documents_are_kept() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![crate::boxes::enterprise(&fake, json!({}))], |_| {}).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let before = t.documents("box").await;
+    // The first view's top listing is refused; a new file of another user must still arrive.
+    let users = fake.users();
+    let first = &users[0];
+    let other = users
+        .iter()
+        .find(|u| u.id != first.id && !u.service_account)
+        .unwrap();
+    let added = fake
+        .create_file_as(&other.id, "0", "fresh.txt", "new while one view is closed")
+        .unwrap();
+    fake.faults().add("/folders/0/items", 1, forbidden());
+
+    let report = t.sync_ok("box", SyncKind::Full).await;
+    let docs = t.documents("box").await;
+    for id in before.keys() {
+        assert!(docs.contains_key(id), "{id} kept");
+    }
+    assert!(docs.contains_key(&added), "other views are synced");
+    assert_eq!(report.counts.deleted, 0, "{report:?}");
+    assert!(report.counts.kept > 0, "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("part(s) skipped") && w.contains("the files of user")),
+        "{:?}",
+        report.warnings
+    );
+}

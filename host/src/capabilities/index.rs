@@ -63,6 +63,10 @@ impl index::Host for IndexCtx {
         }
     }
 
+    async fn keep(&mut self, ids: Vec<String>) -> wasmtime::Result<Result<(), IndexError>> {
+        Ok(self.pipeline()?.and_then(|p| p.keep(ids)))
+    }
+
     async fn checkpoint(
         &mut self,
         state: Vec<(String, Option<Vec<u8>>)>,

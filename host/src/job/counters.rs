@@ -25,6 +25,9 @@ pub struct Counters {
     pub content_failed: AtomicU64,
     /// Access-control documents written.
     pub access_control: AtomicU64,
+    /// Indexed before and kept although not produced: their part of the source could not be
+    /// listed this time (`index.keep`).
+    pub kept: AtomicU64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -48,6 +51,9 @@ pub struct CountsSnapshot {
     pub content_failed: u64,
     /// Access-control documents written.
     pub access_control: u64,
+    /// Kept although not listed this time (their part of the source could not be read).
+    #[serde(default)]
+    pub kept: u64,
 }
 
 impl Counters {
@@ -64,6 +70,7 @@ impl Counters {
             content_skipped: get(&self.content_skipped),
             content_failed: get(&self.content_failed),
             access_control: get(&self.access_control),
+            kept: get(&self.kept),
         }
     }
 

@@ -64,6 +64,13 @@ impl std::fmt::Display for JobReport {
         if c.access_control > 0 {
             write!(f, "; {} access-control documents", c.access_control)?;
         }
+        if c.kept > 0 {
+            write!(
+                f,
+                "; {} kept unlisted (their part of the source could not be read)",
+                c.kept
+            )?;
+        }
         if let Some(e) = &self.error {
             write!(f, "\n  error: {e}")?;
         }

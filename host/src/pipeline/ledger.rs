@@ -68,6 +68,17 @@ impl Ledger {
         }
     }
 
+    /// Keeps `id`, indexed before this full sync, from deletion as vanished although the plugin
+    /// did not produce it (its part of the source could not be listed). Whether it was kept:
+    /// unknown ids and other kinds of sync change nothing.
+    pub(crate) fn keep(&mut self, id: &str) -> bool {
+        if self.kind != SyncKind::Full || !self.known.contains_key(id) || self.seen.contains(id) {
+            return false;
+        }
+        self.saw(id);
+        true
+    }
+
     /// Records that the plugin deleted `id`.
     pub(crate) fn forget(&mut self, id: &str) {
         self.seen.remove(id);

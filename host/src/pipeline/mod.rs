@@ -302,6 +302,16 @@ impl Pipeline {
         Ok(Ok(()))
     }
 
+    /// Handles `keep`: spares documents of a part of the source the plugin could not list from
+    /// deletion as vanished (full syncs only).
+    pub fn keep(&mut self, ids: Vec<String>) -> Result<(), IndexError> {
+        self.check_cancelled()?;
+        validate::check_ids(&ids)?;
+        let kept = ids.iter().filter(|id| self.ledger.keep(id)).count() as u64;
+        Counters::add(&self.counters.kept, kept);
+        Ok(())
+    }
+
     /// Handles `upsert-access-control`.
     pub async fn upsert_acl(
         &mut self,

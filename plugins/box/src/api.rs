@@ -173,6 +173,16 @@ impl Item {
     }
 }
 
+/// What listing a folder page gave.
+pub enum Listing {
+    /// A page of entries.
+    Page(Page),
+    /// The folder is gone (404: trashed or deleted since it was seen).
+    Gone,
+    /// 403: the folder, or the user's view, is closed to this token.
+    Forbidden(Error),
+}
+
 /// One page of a folder listing.
 pub struct Page {
     pub entries: Vec<Item>,
@@ -423,15 +433,15 @@ impl Api {
         Ok(groups)
     }
 
-    /// One page of `folder_id`'s items (marker pagination: Box refuses offsets past 10 000);
-    /// `None` when the folder is gone or no longer visible.
+    /// One page of `folder_id`'s items (marker pagination: Box refuses offsets past 10 000),
+    /// or why there is none: gone (404) or forbidden (403). Other failures are errors.
     pub fn folder_page(
         &mut self,
         folder_id: &str,
         marker: Option<&str>,
         as_user: Option<&str>,
         dls: bool,
-    ) -> Result<Option<Page>> {
+    ) -> Result<Listing> {
         let mut route = format!(
             "folders/{}/items?fields={}&limit={PAGE}&usemarker=true",
             url_encode(folder_id),
@@ -441,8 +451,20 @@ impl Api {
             route.push_str(&format!("&marker={}", url_encode(marker)));
         }
         let what = format!("listing folder {folder_id}");
-        let Some(page) = self.get::<Collection<Value>>(&what, &route, as_user)? else {
-            return Ok(None);
+        let request = self.get_request(&route, as_user);
+        let response = self
+            .http
+            .send_authed(&mut self.auth, &request)
+            .map_err(|e| e.context(&what))?;
+        let page: Collection<Value> = match response.status {
+            200 => response
+                .json()
+                .map_err(|e| e.context(format!("{what} (GET /2.0/{})", strip_query(&route))))?,
+            404 => return Ok(Listing::Gone),
+            // The folder, or the user's view (`As-User`), is closed to this token: the rest of
+            // the account may still be readable.
+            403 => return Ok(Listing::Forbidden(failure(&what, &response))),
+            _ => return Err(failure(&what, &response)),
         };
         let endpoint = format!("GET /folders/{folder_id}/items");
         let entries = page
@@ -450,7 +472,7 @@ impl Api {
             .into_iter()
             .map(|v| Item::from_value(v, &endpoint))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Page {
+        Ok(Listing::Page(Page {
             entries,
             next_marker: marker_of(page.next_marker.as_ref()),
         }))

@@ -381,6 +381,9 @@ pub fn incremental(settings: Settings) -> Result<()> {
     }
     let s = &sync.stats;
     s.report_withheld();
+    if let Some(summary) = sync.budget.summary() {
+        tributary_sdk::warn!("{summary}");
+    }
     tributary_sdk::info!(
         "box: incremental: {changes} changed item(s), {duplicates} duplicate event(s) skipped, \
          {} document(s) emitted, {} unchanged, {} deleted, {} folder(s) listed",

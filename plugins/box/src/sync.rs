@@ -25,11 +25,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use tributary_sdk::budget::ErrorBudget;
 use tributary_sdk::docs::{self, Document, Fetch};
 use tributary_sdk::outbox::{Outbox, StateEntry};
 use tributary_sdk::{Result, state};
 
-use crate::api::{Api, Item, Kind, User};
+use crate::api::{Api, Item, Kind, Listing, User};
 use crate::dls;
 use crate::docs::{build, structure_key, wants_content};
 use crate::settings::Settings;
@@ -121,6 +122,8 @@ pub struct Sync {
     /// Direct collaborator identities of folders, read from the map (incremental, DLS).
     acl_cache: HashMap<String, Vec<String>>,
     pub stats: Stats,
+    /// Folders and views that could not be listed, skipped under Elastic's error limits.
+    pub budget: ErrorBudget,
 }
 
 impl Sync {
@@ -139,6 +142,7 @@ impl Sync {
             dirty: VecDeque::new(),
             acl_cache: HashMap::new(),
             stats: Stats::default(),
+            budget: ErrorBudget::default(),
         }
     }
 
@@ -162,26 +166,45 @@ impl Sync {
             let mut listed = HashSet::new();
             let mut complete = true;
             loop {
-                let page = self.api.folder_page(
+                let listed_page = self.api.folder_page(
                     &frame.id,
                     marker.as_deref(),
                     frame.as_user.as_deref(),
                     self.settings.dls,
-                )?;
-                let Some(page) = page else {
-                    tributary_sdk::info!(
-                        "box: folder {} vanished while it was being listed",
-                        frame.id
-                    );
-                    if self.mode == Mode::Incremental {
-                        self.queue.push_back(Target {
-                            id: frame.id.clone(),
-                            kind: Kind::Folder,
-                            viewers: vec![frame.as_user.clone()],
-                        });
+                );
+                let page = match listed_page {
+                    Ok(Listing::Page(page)) => {
+                        self.budget.ok();
+                        page
                     }
-                    complete = false;
-                    break;
+                    Ok(Listing::Gone) => {
+                        tributary_sdk::info!(
+                            "box: folder {} vanished while it was being listed",
+                            frame.id
+                        );
+                        if self.mode == Mode::Incremental {
+                            self.queue.push_back(Target {
+                                id: frame.id.clone(),
+                                kind: Kind::Folder,
+                                viewers: vec![frame.as_user.clone()],
+                            });
+                        }
+                        complete = false;
+                        break;
+                    }
+                    // A token Box rejects (401 after a refresh) fails everything: no skipping.
+                    Err(e @ tributary_sdk::Error::Auth(_)) => return Err(e),
+                    Ok(Listing::Forbidden(e)) | Err(e) => {
+                        let what = match (&frame.as_user, frame.id.as_str()) {
+                            (Some(user), "0") => format!("box: the files of user {user}"),
+                            (Some(user), id) => format!("box: folder {id} (as user {user})"),
+                            (None, id) => format!("box: folder {id}"),
+                        };
+                        self.budget.skip(&what, e)?;
+                        self.spare(&frame)?;
+                        complete = false;
+                        break;
+                    }
                 };
                 for item in page.entries {
                     listed.insert(item.id.clone());
@@ -373,6 +396,35 @@ impl Sync {
         self.out.emit(doc)
     }
 
+    /// A folder (or a user's whole view, for `"0"`) could not be listed: everything the map
+    /// knows below it stays — in the map (pruning spares it) and in the index (the host's
+    /// vanished-document deletion spares it) — until a later sync can list it again.
+    fn spare(&mut self, frame: &Frame) -> Result<()> {
+        let mut below = Vec::new();
+        if frame.id == "0" {
+            // Every view's top is "0": take only the tops of this view.
+            for child in self.map.children("0")? {
+                let Some(node) = self.map.get(&child)? else {
+                    continue;
+                };
+                if node.p != "0" || node.u != frame.as_user {
+                    continue;
+                }
+                below.extend(self.map.descendants(&child)?);
+                below.push((child, node));
+            }
+        } else {
+            below = self.map.descendants(&frame.id)?;
+        }
+        let ids: Vec<String> = below.iter().map(|(id, _)| id.clone()).collect();
+        if self.mode == Mode::Full {
+            for (id, node) in below {
+                self.seen.entry(id).or_insert(node.p);
+            }
+        }
+        self.out.keep(&ids)
+    }
+
     /// Removes an item and everything the map knows below it, from the index and the map.
     pub fn remove_subtree(&mut self, id: &str) -> Result<()> {
         let mut ids = vec![id.to_string()];
@@ -513,6 +565,9 @@ pub fn listing(mut sync: Sync, scope: String, prune: bool) -> Result<()> {
     sync.checkpoint(extra)?;
     let s = &sync.stats;
     s.report_withheld();
+    if let Some(summary) = sync.budget.summary() {
+        tributary_sdk::warn!("{summary}");
+    }
     tributary_sdk::info!(
         "box: full listing in {:?}: {} folder(s) listed, {} document(s) emitted, {} download(s) \
          re-sent",

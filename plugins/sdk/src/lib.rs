@@ -20,6 +20,7 @@ pub mod bindings;
 pub use bindings::{export_connector, exports, tributary};
 
 pub mod batch;
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod docs;

@@ -66,6 +66,8 @@ pub trait Index {
     fn upsert(&mut self, access_control: bool, documents: &[index::Document]) -> Result<()>;
     /// Deletes documents by id.
     fn delete(&mut self, access_control: bool, ids: &[String]) -> Result<()>;
+    /// Keeps already-indexed documents that this full sync could not list.
+    fn keep(&mut self, ids: &[String]) -> Result<()>;
     /// Commits everything sent so far, then writes `state`; returns the content failures since
     /// the previous checkpoint.
     fn checkpoint(&mut self, state: &[StateEntry]) -> Result<Vec<ContentFailure>>;
@@ -92,6 +94,10 @@ impl Index for HostIndex {
             index::delete(ids)?;
         }
         Ok(())
+    }
+
+    fn keep(&mut self, ids: &[String]) -> Result<()> {
+        Ok(index::keep(ids)?)
     }
 
     fn checkpoint(&mut self, state: &[StateEntry]) -> Result<Vec<ContentFailure>> {
@@ -189,6 +195,16 @@ impl<I: Index> Outbox<I> {
             self.index.delete(self.access_control, chunk)?;
         }
         self.deleted += ids.len() as u64;
+        Ok(())
+    }
+
+    /// During a full sync: keeps documents indexed before whose part of the source could not be
+    /// listed this time (a skipped folder's known contents), so the host does not delete them
+    /// as vanished.
+    pub fn keep(&mut self, ids: &[String]) -> Result<()> {
+        for chunk in ids.chunks(DELETE_CHUNK) {
+            self.index.keep(chunk)?;
+        }
         Ok(())
     }
 
@@ -306,6 +322,7 @@ mod tests {
         /// Ids, with the `Authorization` of each download (`-` without one).
         Upsert(bool, Vec<(String, String)>),
         Delete(bool, Vec<String>),
+        Keep(Vec<String>),
         Checkpoint(Vec<String>),
     }
 
@@ -337,6 +354,11 @@ mod tests {
 
         fn delete(&mut self, acl: bool, ids: &[String]) -> Result<()> {
             self.calls.push(Call::Delete(acl, ids.to_vec()));
+            Ok(())
+        }
+
+        fn keep(&mut self, ids: &[String]) -> Result<()> {
+            self.calls.push(Call::Keep(ids.to_vec()));
             Ok(())
         }
 
