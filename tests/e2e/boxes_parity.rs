@@ -421,3 +421,43 @@ async fn a_user_who_cannot_be_impersonated_is_skipped_and_their_documents_are_ke
         report.warnings
     );
 }
+
+/// Box keeps the `changes` stream for 21 days: an incremental sync whose stored position is
+/// older lists everything instead of trusting events that may be gone, and says so; its fresh
+/// positions make the next incremental sync read events again.
+#[tokio::test]
+async fn a_stream_position_older_than_box_keeps_events_falls_back_to_listing() {
+    let fake = FakeBox::start(Tree::small()).await.unwrap();
+    let t = host_with(vec![free(&fake, json!({}))], |_| {}).await;
+    t.sync_ok("box", SyncKind::Full).await;
+    let at = t.state("box", "positions_at").await.expect("positions_at");
+    let now = at["me"].as_i64().unwrap();
+    // A change Box's stream no longer holds (as if made 30 days ago), then a month passes.
+    let created = fake
+        .create_file("0", "old change.txt", "made long ago")
+        .unwrap();
+    t.set_state("box", "positions_at", &json!({"me": now - 30 * 86_400}))
+        .await;
+    fake.faults().reset_log();
+    let report = t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("30 days old") && w.contains("listing everything")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(fake.faults().count("/items") > 0, "listed");
+    let docs = t.documents("box").await;
+    assert!(docs.contains_key(&created));
+    assert_documents(&docs, &fake.items());
+    // Fresh again: events are read, nothing is listed.
+    let later = fake.create_file("0", "later.txt", "recent").unwrap();
+    fake.faults().reset_log();
+    let report = t.sync_ok("box", SyncKind::Incremental).await;
+    assert!(!report.warnings.iter().any(|w| w.contains("days old")));
+    assert_eq!(fake.faults().count("/items"), 0);
+    assert!(fake.faults().count("/events") > 0);
+    assert!(t.documents("box").await.contains_key(&later));
+}

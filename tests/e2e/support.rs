@@ -143,23 +143,35 @@ impl TestHost {
             .collect()
     }
 
-    /// A stored plugin state value of connector `id`, decoded as JSON.
-    pub async fn state(&self, id: &str, key: &str) -> Option<Value> {
+    fn storage(&self, id: &str) -> tributary_host::kv::ConnectorState {
         let spec = self
             .host
             .config()
             .connector(None, id)
             .expect("connector")
             .clone();
-        let storage = tributary_host::kv::ConnectorState::new(
+        tributary_host::kv::ConnectorState::new(
             self.host.db().clone(),
             tributary_host::kv::Namespace {
                 tenant: spec.tenant,
                 connector: spec.id,
             },
             Default::default(),
-        );
-        let bytes = storage.get(key.into()).await.expect("storage")?;
+        )
+    }
+
+    /// A stored plugin state value of connector `id`, decoded as JSON.
+    pub async fn state(&self, id: &str, key: &str) -> Option<Value> {
+        let bytes = self.storage(id).get(key.into()).await.expect("storage")?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Overwrites a plugin state value of connector `id` (as if written by an earlier run).
+    pub async fn set_state(&self, id: &str, key: &str, value: &Value) {
+        let bytes = serde_json::to_vec(value).expect("json");
+        self.storage(id)
+            .apply(vec![(key.to_string(), Some(bytes))])
+            .await
+            .expect("storage");
     }
 }

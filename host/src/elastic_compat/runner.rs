@@ -424,8 +424,9 @@ const MAX_CURSOR_TOTAL: usize = 64 * 1024;
 const CURSOR_KEYS: &[(&str, &[&str])] = &[
     // `sync`: mode, configuration fingerprint and the `list_folder` cursor.
     ("dropbox", &["sync"]),
-    // `positions`: event stream position per crawled user; `scope`: what they belong to.
-    ("box", &["positions", "scope"]),
+    // `positions`: event stream position per crawled user; `positions_at`: when each was last
+    // current (Box keeps events for 21 days); `scope`: what they belong to.
+    ("box", &["positions", "positions_at", "scope"]),
 ];
 
 /// Whether plugin `plugin` keeps per-item maps next to its cursors (the built-in ones).
@@ -458,6 +459,7 @@ mod tests {
         for (plugin, key) in [
             ("dropbox", "sync"),
             ("box", "positions"),
+            ("box", "positions_at"),
             ("box", "scope"),
             ("feed", "cursor"),
             ("anything", "cursor/events"),

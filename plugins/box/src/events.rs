@@ -34,7 +34,10 @@ use crate::api::{Item, Kind};
 use crate::dls;
 use crate::docs::structure_key;
 use crate::settings::Settings;
-use crate::sync::{self, Frame, ME, Mode, POSITIONS_KEY, SCOPE_KEY, Sync, Target, entry};
+use crate::sync::{
+    self, EVENT_RETENTION_SECS, Frame, ME, Mode, POSITIONS_AT_KEY, POSITIONS_KEY, SCOPE_KEY, Sync,
+    Target, entry, unix_now,
+};
 
 /// Recently applied event ids (Box re-delivers events, sometimes pages later).
 const SEEN_EVENTS_KEY: &str = "events/seen";
@@ -324,6 +327,9 @@ impl Sync {
 /// full sync: only full jobs delete what they did not see).
 pub fn incremental(settings: Settings) -> Result<()> {
     let positions: Option<BTreeMap<String, String>> = state::get_json(POSITIONS_KEY)?;
+    // State of versions before this key: ages unknown, positions trusted.
+    let mut positions_at: BTreeMap<String, i64> =
+        state::get_json(POSITIONS_AT_KEY)?.unwrap_or_default();
     let stored: Option<String> = state::get_json(SCOPE_KEY)?;
     let mut sync = Sync::new(settings, Mode::Incremental);
     sync.api.authenticate()?;
@@ -345,6 +351,28 @@ pub fn incremental(settings: Settings) -> Result<()> {
             return sync::listing(sync.into_full(), scope, false);
         }
     };
+    // A position Box no longer keeps events for would silently skip changes: list instead.
+    // (A day of margin: Box's retention is not to the second.)
+    let now = unix_now();
+    if let Some((stream, at)) = positions_at
+        .iter()
+        .filter(|(stream, _)| positions.contains_key(*stream))
+        .min_by_key(|(_, at)| **at)
+        && now - at > EVENT_RETENTION_SECS - 86_400
+    {
+        tributary_sdk::warn!(
+            "box: the stored event position of {} is {} days old and Box keeps the changes \
+             stream for 21 days, so events may be gone: listing everything instead of reading \
+             events",
+            if stream == ME {
+                "the account"
+            } else {
+                stream.as_str()
+            },
+            (now - at) / 86_400
+        );
+        return sync::listing(sync.into_full(), scope, false);
+    }
     let mut ring = Ring::load()?;
     if sync.settings.enterprise() {
         let views = sync.views()?;
@@ -352,11 +380,13 @@ pub fn incremental(settings: Settings) -> Result<()> {
         for view in views.into_iter().flatten() {
             if let Entry::Vacant(slot) = positions.entry(view.clone()) {
                 slot.insert(sync.api.stream_now(Some(&view))?);
+                positions_at.insert(view.clone(), unix_now());
                 sync.walk(Frame::root(Some(view)))?;
             }
         }
         let crawled = sync.crawled.clone();
         positions.retain(|user, _| crawled.contains(user));
+        positions_at.retain(|user, _| crawled.contains(user));
     }
     let (mut changes, mut duplicates) = (0, 0);
     let streams: Vec<String> = positions.keys().cloned().collect();
@@ -370,8 +400,10 @@ pub fn incremental(settings: Settings) -> Result<()> {
             duplicates += d;
             let advanced = page.next_position != from;
             positions.insert(stream.clone(), page.next_position);
+            positions_at.insert(stream.clone(), unix_now());
             sync.checkpoint(vec![
                 entry(POSITIONS_KEY, &positions)?,
+                entry(POSITIONS_AT_KEY, &positions_at)?,
                 entry(SEEN_EVENTS_KEY, &ring.order)?,
             ])?;
             if empty || !advanced {

@@ -38,6 +38,21 @@ use crate::tree::{Node, NodeMap};
 
 /// Stream positions per crawled user (`"me"` for a free account).
 pub const POSITIONS_KEY: &str = "positions";
+/// When each stream's position was last known current (Unix seconds, by the same keys as
+/// [`POSITIONS_KEY`]): Box keeps the `changes` stream for [`EVENT_RETENTION_SECS`], so an older
+/// position may have missed events.
+pub const POSITIONS_AT_KEY: &str = "positions_at";
+/// Box's retention of the `changes` event stream: 21 days.
+pub const EVENT_RETENTION_SECS: i64 = 21 * 86_400;
+
+/// Unix seconds now (WASI wall clock).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// [`Settings::scope`] of the configuration the stored state belongs to.
 pub const SCOPE_KEY: &str = "scope";
 /// The free account's key in the positions map.
@@ -531,11 +546,14 @@ pub fn listing(mut sync: Sync, scope: String, prune: bool) -> Result<()> {
     let views = sync.views()?;
     // Positions before the listing: whatever changes while it runs is replayed next time.
     let mut positions = BTreeMap::new();
+    let mut positions_at: BTreeMap<String, i64> = BTreeMap::new();
     let mut unknown = 0usize;
     for view in &views {
         match sync.api.stream_now(view.as_deref()) {
             Ok(position) => {
-                positions.insert(view.clone().unwrap_or_else(|| ME.into()), position);
+                let key = view.clone().unwrap_or_else(|| ME.into());
+                positions_at.insert(key.clone(), unix_now());
+                positions.insert(key, position);
             }
             // A cancelled job or a host limit stops the sync.
             Err(e @ tributary_sdk::Error::Host(_)) => return Err(e),
@@ -556,11 +574,13 @@ pub fn listing(mut sync: Sync, scope: String, prune: bool) -> Result<()> {
         sync.walk(Frame::root(view))?;
     }
     let mut extra = if prune { sync.prune()? } else { Vec::new() };
-    extra.push(if unknown == 0 {
-        entry(POSITIONS_KEY, &positions)?
+    if unknown == 0 {
+        extra.push(entry(POSITIONS_KEY, &positions)?);
+        extra.push(entry(POSITIONS_AT_KEY, &positions_at)?);
     } else {
-        (POSITIONS_KEY.to_string(), None)
-    });
+        extra.push((POSITIONS_KEY.to_string(), None));
+        extra.push((POSITIONS_AT_KEY.to_string(), None));
+    }
     extra.push(entry(SCOPE_KEY, &scope)?);
     sync.checkpoint(extra)?;
     let s = &sync.stats;
