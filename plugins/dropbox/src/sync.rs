@@ -7,10 +7,12 @@
 //! page's documents (waiting for their downloads) and stores the page's path map writes. The
 //! final checkpoint stores the listing's cursor. An incremental sync continues from that cursor:
 //! each page of changes is applied (upserts; deletions through the path map, a folder with its
-//! subtree) and checkpointed with the next cursor, so its cost follows the changes and an
+//! subtree — unless Dropbox says the item still exists: a move whose halves landed on different
+//! pages) and checkpointed with the next cursor, so its cost follows the changes and an
 //! interrupted run resumes where it stopped. Received files have no change cursor; an
 //! incremental run re-lists them (usually few) and applies what differs from the stored
-//! versions (`r:<id>`). A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
+//! versions (`r:<id>`); one the listing also has is marked `listed` and keeps the listing's
+//! document. A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
 //! rebuild: a full listing in which the plugin deletes what vanished itself (the host only does
 //! that for full syncs).
 //!
@@ -132,6 +134,14 @@ impl Tracked {
             self.writes.push((key, Some(version.as_bytes().to_vec())));
         }
         Ok(changed)
+    }
+
+    /// Whether `id` is stored with exactly `version`.
+    fn stored_is(&self, id: &str, version: &str) -> Result<bool> {
+        if !self.existing.contains(id) {
+            return Ok(false);
+        }
+        Ok(storage::get(&format!("{}{id}", self.prefix))?.as_deref() == Some(version.as_bytes()))
     }
 
     fn take_writes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
@@ -428,6 +438,10 @@ impl Job {
     /// Applies the changes since `cursor`, a page at a time.
     fn changes(&mut self, mut cursor: String) -> Result<()> {
         let mut map = PathMap::default();
+        let received: HashSet<String> = storage::list_keys(RECEIVED_PREFIX)?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(RECEIVED_PREFIX).map(str::to_string))
+            .collect();
         loop {
             let answer = self.session.rpc::<ListFolderResult, _>(
                 "files/list_folder/continue",
@@ -450,8 +464,9 @@ impl Job {
                 }
                 Err(c) => return Err(c.into_error()),
             };
-            self.apply(&page.entries, &mut map)?;
+            let received_writes = self.apply(&page.entries, &mut map, &received)?;
             let mut writes = map.take_writes()?;
+            writes.extend(received_writes);
             writes.push(self.state_write("listing", Some(page.cursor.clone()))?);
             self.checkpoint(writes)?;
             cursor = page.cursor;
@@ -464,8 +479,15 @@ impl Job {
         Ok(())
     }
 
-    /// One page of changes, in Dropbox's order.
-    fn apply(&mut self, entries: &[Metadata], map: &mut PathMap) -> Result<()> {
+    /// One page of changes, in Dropbox's order. `received` are the ids tracked as received
+    /// files; returns the writes that keep their markers in step with the listing.
+    fn apply(
+        &mut self,
+        entries: &[Metadata],
+        map: &mut PathMap,
+        received: &HashSet<String>,
+    ) -> Result<Vec<StateEntry>> {
+        let mut received_writes = Vec::new();
         let acl = self.access_lists(entries)?;
         let upserted: HashSet<&str> = entries
             .iter()
@@ -477,6 +499,8 @@ impl Job {
             .collect();
         let mut deleted = Vec::new();
         let mut documents = Vec::new();
+        // Deleted paths: the id that was there (if known) and everything removed with it.
+        let mut removals: Vec<(Option<String>, Vec<Known>)> = Vec::new();
         for entry in entries {
             if let Some((id, path_lower, dir)) = entry_key(entry)
                 && self.withhold(&acl, id, path_lower.unwrap_or(id))
@@ -492,12 +516,8 @@ impl Job {
                     let Some(path) = d.path_lower.as_deref() else {
                         continue;
                     };
-                    for gone in map.remove_tree(path)? {
-                        // A move is a deletion plus an upsert of the same id.
-                        if !upserted.contains(gone.id.as_str()) {
-                            deleted.push(gone.id);
-                        }
-                    }
+                    let top = map.get(path)?.map(|k| k.id);
+                    removals.push((top, map.remove_tree(path)?));
                     continue;
                 }
                 Metadata::File(f) => (
@@ -540,13 +560,82 @@ impl Job {
             map.set(path, known_now);
             documents.push(document);
         }
+        // A move is a deletion at the old path plus an entry at the new one, and Dropbox may
+        // put the two in different pages (either order). An item whose old path is deleted but
+        // that still exists moved: neither it nor what it contains is deleted (their new
+        // entries set the map). Only items not re-reported in this page need asking.
+        let candidates: Vec<String> = removals
+            .iter()
+            .filter_map(|(top, _)| top.clone())
+            .filter(|id| !upserted.contains(id.as_str()))
+            .collect();
+        let moved = self.still_exist(&candidates)?;
+        for (top, gone) in removals {
+            if top.is_some_and(|id| moved.contains(&id)) {
+                continue;
+            }
+            deleted.extend(
+                gone.into_iter()
+                    .map(|k| k.id)
+                    .filter(|id| !upserted.contains(id.as_str())),
+            );
+        }
         deleted.sort();
         deleted.dedup();
+        for id in &deleted {
+            // Listed no more: if it is still shared with the user, the received-files pass
+            // indexes it in that shape.
+            if received.contains(id) {
+                received_writes.push((format!("{RECEIVED_PREFIX}{id}"), None));
+            }
+        }
         self.out.delete(&deleted)?;
         for document in documents {
+            // Listed now: the listing's document wins over the received-file shape.
+            if received.contains(document.id()) {
+                received_writes.push((
+                    format!("{RECEIVED_PREFIX}{}", document.id()),
+                    Some(LISTED.as_bytes().to_vec()),
+                ));
+            }
             self.out.emit(document)?;
         }
-        Ok(())
+        Ok(received_writes)
+    }
+
+    /// Which of `ids` still exist (under any path), asked side by side. An answer that is
+    /// neither the item nor "not found" counts as existing: keeping a document until the next
+    /// full sync is better than deleting one that moved.
+    fn still_exist(&mut self, ids: &[String]) -> Result<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let bodies: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "path": if id.starts_with("id:") { id.clone() } else { format!("id:{id}") } }))
+            .collect();
+        let answers = self
+            .session
+            .rpc_all::<Metadata>("files/get_metadata", &bodies)?;
+        let mut alive = HashSet::new();
+        for (id, answer) in ids.iter().zip(answers) {
+            match answer {
+                Ok(Metadata::Deleted(_)) => {}
+                Ok(_) => {
+                    alive.insert(id.clone());
+                }
+                Err(c) if c.is("path/not_found") => {}
+                Err(c) => {
+                    tributary_sdk::warn!(
+                        "could not tell whether {id} was moved or deleted ({}): kept until the \
+                         next full sync",
+                        c.summary
+                    );
+                    alive.insert(id.clone());
+                }
+            }
+        }
+        Ok(alive)
     }
 
     // ----- files shared with the user ----------------------------------------------------------
@@ -560,10 +649,24 @@ impl Job {
             .session
             .call("sharing/list_received_files", &json!({ "limit": limit }))?;
         loop {
-            let entries: Vec<_> = page
-                .entries
-                .iter()
-                .filter(|e| !listed.contains(&e.id))
+            // A received file the listing also has is indexed in the listing's shape, once:
+            // a listing knows (`listed`), a run of changes reads the marker the listing or an
+            // earlier run left.
+            let mut shared_only = Vec::new();
+            for e in &page.entries {
+                let in_listing = if mode == Mode::Incremental {
+                    tracked.stored_is(&e.id, LISTED)?
+                } else {
+                    listed.contains(&e.id)
+                };
+                if in_listing {
+                    tracked.record(&e.id, LISTED)?;
+                } else {
+                    shared_only.push(e);
+                }
+            }
+            let entries: Vec<_> = shared_only
+                .into_iter()
                 .filter_map(|e| match &e.preview_url {
                     Some(url) => Some((e.id.clone(), url.clone())),
                     None => {
@@ -728,6 +831,9 @@ impl Job {
 
 /// Versions of received files.
 const RECEIVED_PREFIX: &str = "r:";
+/// The stored version of a received file that the listing has too (the listing's document is
+/// the one indexed).
+const LISTED: &str = "listed";
 /// Versions of advanced-rule results.
 const SEARCH_PREFIX: &str = "a:";
 

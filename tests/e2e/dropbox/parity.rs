@@ -170,3 +170,113 @@ async fn an_entry_replaced_at_the_same_path_leaves_nothing_behind() {
     assert!(!docs.contains_key(&folder.id) && !docs.contains_key(&file.id));
     assert_docs(&docs, &want_all(&fake, None));
 }
+
+/// A move reported as the new entry first and the old path's deletion later — on another page
+/// (page size 1) — keeps the moved file and folder (with their contents) indexed at their new
+/// paths; a real deletion in the same run still deletes.
+#[tokio::test]
+async fn a_move_whose_deletion_comes_a_page_later_keeps_the_moved_items() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![spec("dbx", &fake, json!({"page_size": 1}))]).await;
+    t.sync_ok("dbx", SyncKind::Full).await;
+    let entries = fake.entries();
+    let file = entries
+        .iter()
+        .find(|e| !e.is_folder && e.parent_shared_folder_id.is_none())
+        .unwrap()
+        .clone();
+    let folder = entries
+        .iter()
+        .find(|e| {
+            e.is_folder
+                && e.shared_folder_id.is_none()
+                && e.parent_shared_folder_id.is_none()
+                && !file.path_lower.starts_with(&format!("{}/", e.path_lower))
+                && entries
+                    .iter()
+                    .any(|c| c.path_lower.starts_with(&format!("{}/", e.path_lower)))
+        })
+        .unwrap()
+        .clone();
+    let inside: Vec<String> = entries
+        .iter()
+        .filter(|c| c.path_lower.starts_with(&format!("{}/", folder.path_lower)))
+        .map(|c| c.id.clone())
+        .collect();
+    let doomed = entries
+        .iter()
+        .find(|e| {
+            !e.is_folder
+                && e.id != file.id
+                && e.parent_shared_folder_id.is_none()
+                && !e.path_lower.starts_with(&format!("{}/", folder.path_lower))
+        })
+        .unwrap()
+        .clone();
+    fake.move_entry_deletion_last(&file.path_display, "/Moved file.txt")
+        .unwrap();
+    fake.move_entry_deletion_last(&folder.path_display, "/Moved folder")
+        .unwrap();
+    fake.delete(&doomed.path_display).unwrap();
+
+    let report = t.sync_ok("dbx", SyncKind::Incremental).await;
+    let docs = t.documents("dbx").await;
+    assert!(docs.contains_key(&file.id), "moved file kept");
+    assert_eq!(
+        docs[&file.id].fields["file_path"],
+        json!(super::in_team_space(&fake, "/Moved file.txt"))
+    );
+    assert!(docs.contains_key(&folder.id), "moved folder kept");
+    for id in &inside {
+        assert!(docs.contains_key(id), "{id} inside the moved folder kept");
+    }
+    assert!(
+        !docs.contains_key(&doomed.id),
+        "a real deletion still applies"
+    );
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    assert_docs(&docs, &want_all(&fake, None));
+}
+
+/// A file the listing has and that is also shared with the user individually is indexed once,
+/// in the listing's shape, and stays so across incremental syncs; when it leaves the listing
+/// but is still shared, it is indexed as a shared file.
+#[tokio::test]
+async fn a_file_both_listed_and_shared_keeps_the_listing_shape() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![spec("dbx", &fake, json!({}))]).await;
+    let listed = fake
+        .entries()
+        .into_iter()
+        .find(|e| !e.is_folder && e.parent_shared_folder_id.is_none() && !e.is_paper)
+        .unwrap();
+    let jordan = fake.account_by_email("jordan@globex.example").unwrap();
+    fake.share_listed_file(&listed.path_display, &jordan.account_id)
+        .unwrap();
+    let shape = |docs: &std::collections::BTreeMap<String, tributary_host::sink::SinkDocument>| {
+        let doc = &docs[&listed.id];
+        (
+            doc.fields.get("file_path").cloned(),
+            doc.fields.get("url").cloned(),
+        )
+    };
+    t.sync_ok("dbx", SyncKind::Full).await;
+    let first = shape(&t.documents("dbx").await);
+    assert_eq!(
+        first.0,
+        Some(json!(super::in_team_space(&fake, &listed.path_display)))
+    );
+    assert_eq!(first.1, None, "listing shape: no shared-link url");
+    for _ in 0..2 {
+        let report = t.sync_ok("dbx", SyncKind::Incremental).await;
+        assert_eq!(shape(&t.documents("dbx").await), first, "no flip");
+        assert_eq!(report.counts.indexed, 0, "{report:?}");
+    }
+    // Out of the listing, still shared: the shared-file shape.
+    fake.delete(&listed.path_display).unwrap();
+    t.sync_ok("dbx", SyncKind::Incremental).await;
+    let docs = t.documents("dbx").await;
+    let (path, url) = shape(&docs);
+    assert_eq!(path, None, "{docs:?}");
+    assert!(url.is_some());
+}

@@ -483,6 +483,16 @@ impl FakeDropbox {
         })
     }
 
+    /// Like [`FakeDropbox::move_entry`], but the change log reports the new entries before the
+    /// old path's deletion (Dropbox does not promise an order, and may split them across pages).
+    pub fn move_entry_deletion_last(&self, from: &str, to: &str) -> anyhow::Result<Entry> {
+        self.mutate(|s| {
+            s.tick();
+            let key = s.move_entry_ordered(from, to, true)?;
+            Self::entry_at(s, &key)
+        })
+    }
+
     /// Deletes a file or folder (with its subtree).
     pub fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.mutate(|s| s.delete(path))
@@ -662,6 +672,39 @@ impl FakeDropbox {
             let size = bytes.len() as u64;
             let now = s.tick();
             let f = tree::new_received(s, name, Body::Bytes(Arc::new(bytes)), size, owner, now);
+            s.received.push(f.clone());
+            Ok(f)
+        })
+    }
+
+    /// Shares the file at `path` (one the admin also sees in the listing, e.g. in a team
+    /// folder) with the admin individually, as `owner_account_id`: it is then both listed and a
+    /// received file with the same id — Dropbox reports such files in both places.
+    pub fn share_listed_file(
+        &self,
+        path: &str,
+        owner_account_id: &str,
+    ) -> anyhow::Result<ReceivedFile> {
+        self.mutate(|s| {
+            let owner = s
+                .account_index(owner_account_id)
+                .with_context(|| format!("no account {owner_account_id}"))?;
+            let key = s.test_key(path)?;
+            let (id, name, body, size) = {
+                let node = s.nodes.get(&key).with_context(|| format!("no {path:?}"))?;
+                let file = node
+                    .file()
+                    .with_context(|| format!("{path:?} is not a file"))?;
+                (
+                    node.id.clone(),
+                    node.name.clone(),
+                    file.body.clone(),
+                    file.size,
+                )
+            };
+            let now = s.tick();
+            let mut f = tree::new_received(s, &name, body, size, owner, now);
+            f.id = id;
             s.received.push(f.clone());
             Ok(f)
         })

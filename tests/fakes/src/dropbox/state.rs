@@ -1046,6 +1046,17 @@ impl State {
     }
 
     pub(crate) fn move_entry(&mut self, from: &str, to: &str) -> anyhow::Result<String> {
+        self.move_entry_ordered(from, to, false)
+    }
+
+    /// A move whose change-log entries put the new entries first and the old path's deletion
+    /// last (`deletion_last`), as Dropbox may report them across pages.
+    pub(crate) fn move_entry_ordered(
+        &mut self,
+        from: &str,
+        to: &str,
+        deletion_last: bool,
+    ) -> anyhow::Result<String> {
         let from_key = self.test_key(from)?;
         if self.is_namespace_root(&from_key) {
             anyhow::bail!("{from:?} is a home or team folder and cannot move");
@@ -1068,13 +1079,16 @@ impl State {
             anyhow::bail!("{from:?} vanished");
         };
         let old_display_len = root_node.display.len();
-        self.record(
-            &from_key,
-            ChangeKind::Deleted {
-                display: root_node.display.clone(),
-                name: root_node.name.clone(),
-            },
-        );
+        let deletion = ChangeKind::Deleted {
+            display: root_node.display.clone(),
+            name: root_node.name.clone(),
+        };
+        let deletion = if deletion_last {
+            Some(deletion)
+        } else {
+            self.record(&from_key, deletion);
+            None
+        };
         for (i, (old_key, mut node)) in moved.into_iter().enumerate() {
             let new_key = format!("{to_key}{}", &old_key[from_key.len()..]);
             node.display = format!(
@@ -1092,6 +1106,9 @@ impl State {
             self.by_id.insert(node.id.clone(), new_key.clone());
             self.nodes.insert(new_key.clone(), node);
             self.record(&new_key, ChangeKind::Upsert);
+        }
+        if let Some(deletion) = deletion {
+            self.record(&from_key, deletion);
         }
         Ok(to_key)
     }
