@@ -66,6 +66,20 @@ impl Default for HttpConfig {
     }
 }
 
+impl HttpConfig {
+    /// `Ok` under the operator-only policy: a multi-tenant host (the service, the connectors
+    /// service) runs tenants' connectors, which may reach non-public addresses only through
+    /// `allow_private` — never the CLI's trust in literals its user's configuration names.
+    pub fn require_operator_policy(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.private_access == PrivateAccess::OperatorOnly,
+            "a multi-tenant host needs the operator-only network policy: non-public addresses \
+             are reachable only through [http] allow_private"
+        );
+        Ok(())
+    }
+}
+
 /// A complete response held by the host.
 #[derive(Debug, Clone)]
 pub struct Fetched {
