@@ -139,7 +139,13 @@ impl Svc {
     }
 
     /// Queues a sync; returns the job id.
-    pub(crate) async fn sync(&self, tenant: &str, token: &str, connector: &str, kind: &str) -> String {
+    pub(crate) async fn sync(
+        &self,
+        tenant: &str,
+        token: &str,
+        connector: &str,
+        kind: &str,
+    ) -> String {
         let (status, body) = self
             .call(
                 "POST",

@@ -105,15 +105,14 @@ async fn tenants_cannot_reach_the_hosts_own_network_in_any_spelling() {
             "POST",
             "/v1/tenants/evil/connectors?ping=true",
             Some(&token),
-            Some(json!({"id": "allowed", "plugin": "feed", "config": {"base_url": feed.base_url()}})),
+            Some(
+                json!({"id": "allowed", "plugin": "feed", "config": {"base_url": feed.base_url()}}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{body}");
     let job = svc.sync("evil", &token, "allowed", "full").await;
-    assert_eq!(
-        svc.wait("evil", &token, &job).await["status"],
-        "succeeded"
-    );
+    assert_eq!(svc.wait("evil", &token, &job).await["status"], "succeeded");
     assert_eq!(internal.connections(), 0);
     svc.stop().await;
 }

@@ -133,8 +133,8 @@ impl HttpEngine {
         let client = build(None)?;
         let mut by_port = BTreeMap::new();
         for port in config.allow_private.iter().filter_map(|a| a.port) {
-            if !by_port.contains_key(&port) {
-                by_port.insert(port, build(Some(port))?);
+            if let std::collections::btree_map::Entry::Vacant(slot) = by_port.entry(port) {
+                slot.insert(build(Some(port))?);
             }
         }
         Ok(Self {
@@ -236,9 +236,7 @@ impl HttpEngine {
             .port_or_known_default()
             .and_then(|port| self.by_port.get(&port))
             .unwrap_or(&self.client);
-        let mut builder = client
-            .request(method.clone(), url.clone())
-            .timeout(timeout);
+        let mut builder = client.request(method.clone(), url.clone()).timeout(timeout);
         for (name, value) in headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;

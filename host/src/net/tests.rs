@@ -166,7 +166,14 @@ fn operator_entries_parse_and_match() {
         assert_eq!(entry(raw).to_string(), shown, "{raw}");
         assert_eq!(entry(shown), entry(raw));
     }
-    for bad in ["localhost", "10.0.0.0/33", "127.0.0.1:0", "*", "", "http://127.0.0.1"] {
+    for bad in [
+        "localhost",
+        "10.0.0.0/33",
+        "127.0.0.1:0",
+        "*",
+        "",
+        "http://127.0.0.1",
+    ] {
         let err = bad.parse::<AllowedNetwork>().unwrap_err();
         assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
     }
@@ -195,8 +202,16 @@ fn ip_literals_are_refused_in_every_spelling() {
         ("http://0177.0.0.1/", "127.0.0.1", "a loopback address"),
         ("http://127.1/", "127.0.0.1", "a loopback address"),
         ("http://[::1]/", "::1", "a loopback address"),
-        ("http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1", "a loopback address"),
-        ("http://[::ffff:7f00:1]/", "::ffff:127.0.0.1", "a loopback address"),
+        (
+            "http://[::ffff:127.0.0.1]/",
+            "::ffff:127.0.0.1",
+            "a loopback address",
+        ),
+        (
+            "http://[::ffff:7f00:1]/",
+            "::ffff:127.0.0.1",
+            "a loopback address",
+        ),
         ("http://[::127.0.0.1]/", "::7f00:1", "a loopback address"),
         ("http://0.0.0.0/", "0.0.0.0", "the unspecified address"),
         ("http://0/", "0.0.0.0", "the unspecified address"),
@@ -205,20 +220,48 @@ fn ip_literals_are_refused_in_every_spelling() {
         ("http://0xa.1/", "10.0.0.1", "a private address"),
         ("https://172.16.0.1/", "172.16.0.1", "a private address"),
         ("http://192.168.1.1/", "192.168.1.1", "a private address"),
-        ("http://100.64.0.1/", "100.64.0.1", "a carrier-grade NAT address"),
-        ("http://169.254.169.254/", "169.254.169.254", "a link-local address"),
-        ("http://2852039166/", "169.254.169.254", "a link-local address"),
+        (
+            "http://100.64.0.1/",
+            "100.64.0.1",
+            "a carrier-grade NAT address",
+        ),
+        (
+            "http://169.254.169.254/",
+            "169.254.169.254",
+            "a link-local address",
+        ),
+        (
+            "http://2852039166/",
+            "169.254.169.254",
+            "a link-local address",
+        ),
         ("http://[fe80::1]/", "fe80::1", "a link-local address"),
         ("http://[fd00::1]/", "fd00::1", "a unique-local address"),
         ("http://224.0.0.1/", "224.0.0.1", "a multicast address"),
-        ("http://255.255.255.255/", "255.255.255.255", "the broadcast address"),
+        (
+            "http://255.255.255.255/",
+            "255.255.255.255",
+            "the broadcast address",
+        ),
         ("http://192.0.2.1/", "192.0.2.1", "a documentation address"),
-        ("http://[2001:db8::1]/", "2001:db8::1", "a documentation address"),
+        (
+            "http://[2001:db8::1]/",
+            "2001:db8::1",
+            "a documentation address",
+        ),
         ("http://198.18.0.1/", "198.18.0.1", "a benchmarking address"),
         ("http://240.0.0.1/", "240.0.0.1", "a reserved address"),
         ("http://192.0.0.1/", "192.0.0.1", "an IETF protocol address"),
-        ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1", "a loopback address"),
-        ("http://[2002:7f00:1::]/", "2002:7f00:1::", "a loopback address"),
+        (
+            "http://[64:ff9b::7f00:1]/",
+            "64:ff9b::7f00:1",
+            "a loopback address",
+        ),
+        (
+            "http://[2002:7f00:1::]/",
+            "2002:7f00:1::",
+            "a loopback address",
+        ),
     ] {
         let refused = strict.check_literal(&url(spelling)).unwrap_err();
         assert_eq!(
@@ -243,7 +286,11 @@ fn ip_literals_are_refused_in_every_spelling() {
     ] {
         assert!(operator.check_literal(&url(spelling)).is_ok(), "{spelling}");
     }
-    assert!(operator.check_literal(&url("http://127.0.0.1:8081/")).is_err());
+    assert!(
+        operator
+            .check_literal(&url("http://127.0.0.1:8081/"))
+            .is_err()
+    );
     assert!(operator.check_literal(&url("http://127.0.0.1/")).is_err());
     assert!(operator.check_literal(&url("http://[::1]:8080/")).is_err());
     // The CLI trusts a literal its user's allowlist names (the allowlist is checked first).
@@ -410,14 +457,21 @@ fn names_resolving_to_private_addresses_are_screened() {
          has not allowed it (http.allow_private)"
     );
     // `localhost` is a name like any other for the service…
-    assert!(strict.screen("localhost", loopback.clone(), Some(80)).is_err());
+    assert!(
+        strict
+            .screen("localhost", loopback.clone(), Some(80))
+            .is_err()
+    );
     // …and the user's own choice in the CLI.
     let cli = guard(&[], PrivateAccess::NamedLiterals);
     assert_eq!(
         cli.screen("LocalHost", loopback.clone(), Some(80)).unwrap(),
         loopback
     );
-    assert!(cli.screen("internal.example", loopback.clone(), Some(80)).is_err());
+    assert!(
+        cli.screen("internal.example", loopback.clone(), Some(80))
+            .is_err()
+    );
     let operator = guard(&["127.0.0.0/8"], PrivateAccess::OperatorOnly);
     assert_eq!(
         operator
@@ -433,7 +487,11 @@ fn names_resolving_to_private_addresses_are_screened() {
     // (`None`) never matches one.
     let one_port = guard(&["127.0.0.1:8080"], PrivateAccess::OperatorOnly);
     assert!(one_port.screen("svc", loopback.clone(), Some(8080)).is_ok());
-    assert!(one_port.screen("svc", loopback.clone(), Some(8081)).is_err());
+    assert!(
+        one_port
+            .screen("svc", loopback.clone(), Some(8081))
+            .is_err()
+    );
     assert!(one_port.screen("svc", loopback, None).is_err());
 }
 
@@ -537,7 +595,11 @@ async fn loopback_spellings_are_refused_before_connecting() {
             "{host}: {refused:?}"
         );
     }
-    assert_eq!(server.connections(), 0, "a refused address was connected to");
+    assert_eq!(
+        server.connections(),
+        0,
+        "a refused address was connected to"
+    );
     // The operator's entry opens exactly that port of it, in any spelling.
     let operator = HttpEngine::new(HttpConfig {
         allow_private: vec![format!("127.0.0.1:{port}").parse().unwrap()],
@@ -546,7 +608,10 @@ async fn loopback_spellings_are_refused_before_connecting() {
     .unwrap();
     let target = format!("http://2130706433:{port}/");
     let allow = Allowlist::parse(&[format!("127.0.0.1:{port}")]).unwrap();
-    let reached = operator.execute(&allow, &request(&target), 1024).await.unwrap();
+    let reached = operator
+        .execute(&allow, &request(&target), 1024)
+        .await
+        .unwrap();
     assert_eq!(&reached.body[..], b"internal");
     assert_eq!(server.connections(), 1);
 }
@@ -580,7 +645,11 @@ async fn redirects_to_addresses_the_operator_did_not_allow_are_refused() {
     .await
     .unwrap();
     let engine = HttpEngine::new(HttpConfig {
-        allow_private: vec![format!("127.0.0.1:{}", front.addr().port()).parse().unwrap()],
+        allow_private: vec![
+            format!("127.0.0.1:{}", front.addr().port())
+                .parse()
+                .unwrap(),
+        ],
         ..HttpConfig::default()
     })
     .unwrap();
@@ -600,7 +669,11 @@ async fn redirects_to_addresses_the_operator_did_not_allow_are_refused() {
         );
     }
     assert!(front.connections() >= 1, "the allowed server was reached");
-    assert_eq!(internal.connections(), 0, "the redirect target was connected to");
+    assert_eq!(
+        internal.connections(),
+        0,
+        "the redirect target was connected to"
+    );
 }
 
 /// Property tests: allowlists come from plugins, URLs and redirect targets from plugins and
