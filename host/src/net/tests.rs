@@ -676,6 +676,36 @@ async fn redirects_to_addresses_the_operator_did_not_allow_are_refused() {
     );
 }
 
+/// The host's own content downloads (the pipeline's fetches, `extract.fetch-text`) go through
+/// the same guard: a content URL at a loopback port the operator did not allow fails at once,
+/// without retries and without a connection.
+#[tokio::test]
+async fn content_downloads_are_guarded_like_plugin_requests() {
+    let internal = counting_server("internal").await;
+    let port = internal.addr().port();
+    let engine = Arc::new(HttpEngine::new(HttpConfig::default()).unwrap());
+    for host in ["127.0.0.1", "2130706433", "[::ffff:127.0.0.1]"] {
+        let allow = Allowlist::parse(&[format!("{host}:{port}")]).unwrap();
+        let egress = Egress::with_allowlist(engine.clone(), allow);
+        let content = crate::bindings::index::ContentRequest {
+            request: request(&format!("http://{host}:{port}/file.pdf")),
+            file_name: "file.pdf".into(),
+            mime_type: None,
+            size: None,
+            max_bytes: 1 << 20,
+            retries: 10,
+        };
+        let outcome = download(&egress, &content, 1 << 20, &RetryPolicy::default()).await;
+        assert!(
+            matches!(outcome, Err(DownloadError::Failed { status: None, ref message })
+                if message.starts_with("refused: ") && message.contains("a loopback address")
+                    && !message.contains("attempt")),
+            "{host}: {outcome:?}"
+        );
+    }
+    assert_eq!(internal.connections(), 0);
+}
+
 /// Property tests: allowlists come from plugins, URLs and redirect targets from plugins and
 /// servers, resolved addresses from DNS.
 mod props {
