@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tributary_host::config::SinkKind;
+use tributary_host::net::PrivateAccess;
 use tributary_host::serve::{Service, serve};
 use tributary_host::sink::SearchRequest;
 use tributary_host::{Host, HostConfig, JobStatus};
@@ -66,7 +67,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         connectors_service(&cli, host_config.as_ref(), *once).await?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let config = load_config(&cli)?;
+    let mut config = load_config(&cli)?;
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // The standalone commands run the user's own connectors: a loopback or private address
+        // their configuration names literally is their choice. `serve` runs tenants' connectors,
+        // which reach non-public addresses only through the operator's `[http] allow_private`.
+        config.http.private_access = PrivateAccess::NamedLiterals;
+    }
     match cli.command {
         #[cfg(feature = "demo")]
         Command::Demo => {

@@ -92,12 +92,14 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&demo_dir)
             .with_context(|| format!("clearing {}", demo_dir.display()))?;
     }
-    let config = HostConfig {
+    let mut config = HostConfig {
         data_dir: demo_dir.clone(),
         cache_dir: Some(data_dir.join("cache")),
         connectors: demo_connectors(&dropbox, &boxes),
         ..HostConfig::default()
     };
+    // The demo's connectors name its own loopback fakes: the CLI's policy for the user's config.
+    config.http.private_access = tributary_host::net::PrivateAccess::NamedLiterals;
     let host = Host::open(config).await?;
     println!(
         "data directory {} (recreated on every run)\n",

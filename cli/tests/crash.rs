@@ -31,7 +31,7 @@ fn write_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "data_dir = \"data\"\nplugins_dir = \"plugins\"\ncache_dir = {cache:?}\n\n[service]\ntick_ms = 50\nmax_concurrent_syncs = 2\n",
+            "data_dir = \"data\"\nplugins_dir = \"plugins\"\ncache_dir = {cache:?}\n\n[http]\nallow_private = [\"127.0.0.1\"]\n\n[service]\ntick_ms = 50\nmax_concurrent_syncs = 2\n",
         ),
     )
     .unwrap();

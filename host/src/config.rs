@@ -9,6 +9,10 @@
 //! memory_mib = 256
 //! cpu_seconds = 600
 //!
+//! [http]
+//! allow_private = ["10.1.0.0/16", "127.0.0.1:9200"]   # non-public networks plugins may reach
+//!                                      # (address, network or address:port; default none)
+//!
 //! [sink]
 //! kind = "embedded"                    # or "elasticsearch" (then see [elasticsearch])
 //!

@@ -12,4 +12,5 @@ mod foreign;
 mod plugin_cli;
 mod sandbox;
 mod service;
+mod ssrf;
 mod support;

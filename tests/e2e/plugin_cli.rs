@@ -15,10 +15,13 @@ use crate::foreign::{build_foreign, repo_root};
 use crate::support::{connector, host_with, shared_cache};
 
 fn host_config() -> HostConfig {
-    HostConfig {
+    let mut config = HostConfig {
         cache_dir: Some(shared_cache()),
         ..HostConfig::default()
-    }
+    };
+    // As `tributary plugin check` runs it: the user's own connector configuration.
+    config.http.private_access = tributary_host::net::PrivateAccess::NamedLiterals;
+    config
 }
 
 fn object(value: Value) -> Map<String, Value> {

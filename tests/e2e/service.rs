@@ -14,10 +14,10 @@ use tributary_host::serve::{Service, serve};
 
 use crate::support::shared_cache;
 
-const ADMIN: &str = "admin-token-for-the-service-tests";
+pub(crate) const ADMIN: &str = "admin-token-for-the-service-tests";
 
 /// A service on a temporary data directory, serving on a loopback port.
-struct Svc {
+pub(crate) struct Svc {
     dir: tempfile::TempDir,
     base: String,
     http: reqwest::Client,
@@ -26,7 +26,7 @@ struct Svc {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostConfig)) -> Svc {
+pub(crate) async fn start(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostConfig)) -> Svc {
     let mut config = HostConfig {
         data_dir: dir.path().join("data"),
         cache_dir: Some(shared_cache()),
@@ -34,6 +34,8 @@ async fn start(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostConfig)) -> S
         ..HostConfig::default()
     };
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    // Tenants' connectors reach the loopback fakes because the operator allows it.
+    config.http.allow_private = vec!["127.0.0.1".parse().unwrap()];
     config.service.insert("admin_token".into(), ADMIN.into());
     config.service.insert("tick_ms".into(), 50.into());
     config
@@ -64,7 +66,7 @@ async fn start(dir: tempfile::TempDir, tweak: impl FnOnce(&mut HostConfig)) -> S
 
 impl Svc {
     /// `(status, JSON body)` of a request; `token` goes in as a bearer token.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -110,7 +112,7 @@ impl Svc {
     }
 
     /// Creates a tenant; returns its token.
-    async fn tenant(&self, id: &str, quotas: Value) -> String {
+    pub(crate) async fn tenant(&self, id: &str, quotas: Value) -> String {
         let (status, body) = self
             .call(
                 "POST",
@@ -137,7 +139,13 @@ impl Svc {
     }
 
     /// Queues a sync; returns the job id.
-    async fn sync(&self, tenant: &str, token: &str, connector: &str, kind: &str) -> String {
+    pub(crate) async fn sync(
+        &self,
+        tenant: &str,
+        token: &str,
+        connector: &str,
+        kind: &str,
+    ) -> String {
         let (status, body) = self
             .call(
                 "POST",
@@ -165,7 +173,7 @@ impl Svc {
     }
 
     /// Waits until a job has ended; returns its record.
-    async fn wait(&self, tenant: &str, token: &str, id: &str) -> Value {
+    pub(crate) async fn wait(&self, tenant: &str, token: &str, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let job = self.job(tenant, token, id).await;
@@ -202,7 +210,7 @@ impl Svc {
 
     /// Stops the service the way a shutdown does (running jobs stay queued) and hands back the
     /// data directory once every part of the host is gone.
-    async fn stop(mut self) -> tempfile::TempDir {
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -53,6 +53,9 @@ pub async fn host_with(
         connectors,
         ..HostConfig::default()
     };
+    // The fakes listen on loopback: the operator's path to them (also used by the connectors
+    // service these tests reopen the host for).
+    config.http.allow_private = vec!["127.0.0.1".parse().expect("an address")];
     tweak(&mut config);
     let host = Host::open(config).await.expect("host opens");
     TestHost { dir, host }

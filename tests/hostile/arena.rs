@@ -138,6 +138,10 @@ impl Arena {
         config.http.max_response_bytes = MAX_RESPONSE_BYTES;
         config.http.default_timeout_seconds = HTTP_TIMEOUT_SECONDS;
         config.http.max_timeout_seconds = HTTP_TIMEOUT_SECONDS;
+        // The CLI's policy: a loopback literal the plugin's allowlist names (the fakes) is
+        // reachable; a *name* resolving to loopback is not (the SSRF rules of the service, where
+        // only the operator's `allow_private` opens loopback, are tested in e2e `ssrf.rs`).
+        config.http.private_access = tributary_host::net::PrivateAccess::NamedLiterals;
         config.http.static_hosts = BTreeMap::from([(
             INTERNAL_NAME.to_string(),
             vec!["127.0.0.1".parse().unwrap()],

@@ -160,7 +160,11 @@ async fn names_resolving_to_loopback_are_refused_after_resolution() {
     assert_failed(
         &report,
         "host",
-        &["Denied", INTERNAL_NAME, "private or loopback"],
+        &[
+            "Denied",
+            &format!("`{INTERNAL_NAME}` resolves to 127.0.0.1, a loopback address"),
+            "(http.allow_private)",
+        ],
     );
     assert_eq!(
         hits.load(Ordering::SeqCst),

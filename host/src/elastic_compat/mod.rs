@@ -109,6 +109,8 @@ impl ConnectorsService {
     /// A service for `config` on `host` (whose sink is not used: each job gets a sink with its
     /// connector's credentials).
     pub fn new(host: Arc<Host>, config: CompatConfig, hostname: &str) -> anyhow::Result<Self> {
+        // Connector configurations come from the cluster (anyone who can write them): tenants.
+        host.config().http.require_operator_policy()?;
         let client = config.elasticsearch.client()?;
         for key in &config.ignored {
             tracing::info!("config.yml: `{key}` is accepted but not used by tributary");

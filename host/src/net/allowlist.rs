@@ -1,16 +1,19 @@
-//! Where a plugin may connect: its allowlist of `host[:port]` entries, and the address guard that
+//! Where a plugin may connect: its allowlist of `host[:port]` entries, and the resolver that
 //! screens what a host name resolves to.
 //!
 //! Invariants:
 //! - a URL is sendable only with scheme http(s) and a `host[:port]` equal to an entry (an entry
 //!   without a port allows only the scheme's default port);
-//! - a host *name* that resolves only to loopback, private or link-local addresses is refused
-//!   after DNS resolution, unless the operator allows private networks or the name is `localhost`.
+//! - a host *name* resolves only to addresses the [`AddressGuard`] admits (public ones, or
+//!   non-public ones the operator allows); IP literals are checked by the guard in the request
+//!   path, since reqwest does not ask the resolver for them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use url::Url;
+
+use super::address::AddressGuard;
 
 /// One allowed `host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,47 +110,21 @@ fn authority(host: &str, port: Option<u16>) -> String {
     }
 }
 
-/// Whether an address is on the public internet (not loopback, private, link-local, …).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 198 && (b == 18 || b == 19))) // benchmarking
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link local
-        }
-    }
-}
-
-pub(crate) const PRIVATE_MARKER: &str = "resolves only to private or loopback addresses";
-
-/// DNS resolution that drops non-public addresses unless the operator allows them.
+/// DNS resolution that keeps only the addresses the [`AddressGuard`] admits: the check sees what
+/// a name resolves to at connect time, so a name re-pointed at an internal address (DNS
+/// rebinding) is refused like the address itself.
 pub(crate) struct GuardedResolver {
-    pub(crate) allow_private: bool,
+    pub(crate) guard: AddressGuard,
+    /// The port this resolver's client connects to, when it is dedicated to one (the operator's
+    /// entries with a port apply only then; see `HttpEngine`).
+    pub(crate) port: Option<u16>,
     pub(crate) static_hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
+        let guard = self.guard.clone();
+        let port = self.port;
         let host = name.as_str().to_string();
         let fixed: Option<Vec<SocketAddr>> = self
             .static_hosts
@@ -158,29 +135,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 Some(addrs) => addrs,
                 None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
             };
-            let allowed = screen(&host, addrs, allow_private)?;
+            let allowed = guard.screen(&host, addrs, port)?;
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
     }
-}
-
-/// Keeps the addresses a host name may connect to: public ones, or all when the operator allows
-/// private networks or the name is `localhost` (nobody types that by accident).
-pub(crate) fn screen(
-    host: &str,
-    addrs: Vec<SocketAddr>,
-    allow_private: bool,
-) -> Result<Vec<SocketAddr>, String> {
-    let explicit_loopback = host.eq_ignore_ascii_case("localhost");
-    let allowed: Vec<SocketAddr> = addrs
-        .into_iter()
-        .filter(|a| allow_private || explicit_loopback || is_public(a.ip()))
-        .collect();
-    if allowed.is_empty() {
-        return Err(format!(
-            "`{host}` {PRIVATE_MARKER}, which plugins may not reach"
-        ));
-    }
-    Ok(allowed)
 }

@@ -1,8 +1,11 @@
 //! The shared HTTP client: behind every plugin's `http` calls and the host's content downloads.
 //!
 //! Invariants: every hop of a redirect chain is checked against the caller's allowlist (and
-//! credentials are dropped when the origin changes); bodies are streamed under a size limit and
-//! every exchange, redirects and slow bodies included, is bounded in time.
+//! credentials are dropped when the origin changes) and, before any socket is opened, against the
+//! operator's address policy ([`AddressGuard`]: IP literals here, names in the resolver); bodies
+//! are streamed under a size limit and every exchange, redirects and slow bodies included, is
+//! bounded in time. No proxy is used (not even `HTTP(S)_PROXY`): the guard must see the address
+//! actually connected to.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,7 +17,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use url::Url;
 
-use super::allowlist::{Allowlist, GuardedResolver, PRIVATE_MARKER};
+use super::address::{AddressGuard, AllowedNetwork, PrivateAccess, Refused};
+use super::allowlist::{Allowlist, GuardedResolver};
 use crate::bindings::http::{HttpError, Method, Request};
 
 /// Operator settings for outbound HTTP.
@@ -33,11 +37,17 @@ pub struct HttpConfig {
     pub max_batch: usize,
     /// Redirect hops followed.
     pub max_redirects: u32,
-    /// Let allowlisted host names resolve to private/loopback addresses.
-    pub allow_private_networks: bool,
+    /// Non-public networks (loopback, private, link-local, …) plugins and content downloads may
+    /// reach anyway: `"10.1.0.0/16"`, `"127.0.0.1"`, `"127.0.0.1:9200"`. Empty by default; only
+    /// the operator's file sets it — no connector configuration widens it.
+    pub allow_private: Vec<AllowedNetwork>,
     /// Host names answered without DNS, like `/etc/hosts` (split-horizon or air-gapped set-ups,
     /// tests). Their addresses are screened exactly like DNS answers.
     pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Whether a plugin's allowlist may name non-public literals itself: set by the standalone
+    /// CLI (its connectors are the user's own file), never by a configuration file.
+    #[serde(skip)]
+    pub private_access: PrivateAccess,
 }
 
 impl Default for HttpConfig {
@@ -49,9 +59,24 @@ impl Default for HttpConfig {
             max_concurrency: 128,
             max_batch: 1000,
             max_redirects: 5,
-            allow_private_networks: false,
+            allow_private: Vec::new(),
             static_hosts: BTreeMap::new(),
+            private_access: PrivateAccess::OperatorOnly,
         }
+    }
+}
+
+impl HttpConfig {
+    /// `Ok` under the operator-only policy: a multi-tenant host (the service, the connectors
+    /// service) runs tenants' connectors, which may reach non-public addresses only through
+    /// `allow_private` — never the CLI's trust in literals its user's configuration names.
+    pub fn require_operator_policy(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.private_access == PrivateAccess::OperatorOnly,
+            "a multi-tenant host needs the operator-only network policy: non-public addresses \
+             are reachable only through [http] allow_private"
+        );
+        Ok(())
     }
 }
 
@@ -69,28 +94,55 @@ pub struct Fetched {
 /// The shared HTTP client behind every plugin's `http` and the host's content downloads.
 #[derive(Debug)]
 pub struct HttpEngine {
+    /// Connects anywhere the guard admits without looking at the port.
     client: reqwest::Client,
+    /// One client per port named by an operator entry with a port: reqwest's resolver sees only
+    /// the name, so a resolver that knows its port is what lets `10.0.0.5:9200` allow port 9200
+    /// alone. Bounded by the operator's list.
+    by_port: BTreeMap<u16, reqwest::Client>,
+    guard: AddressGuard,
     config: HttpConfig,
 }
 
 impl HttpEngine {
-    /// Builds the client (rustls, no automatic redirects, guarded DNS).
+    /// Builds the clients (rustls, no automatic redirects, no proxy, guarded DNS).
     pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow_private: config.allow_private_networks,
-                static_hosts: config
-                    .static_hosts
-                    .iter()
-                    .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
-                    .collect(),
-            }))
-            .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(Self { client, config })
+        let guard = AddressGuard {
+            allowed: config.allow_private.clone(),
+            access: config.private_access,
+        };
+        let static_hosts: BTreeMap<String, Vec<IpAddr>> = config
+            .static_hosts
+            .iter()
+            .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
+            .collect();
+        let build = |port: Option<u16>| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver {
+                    guard: guard.clone(),
+                    port,
+                    static_hosts: static_hosts.clone(),
+                }))
+                .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build()
+        };
+        let client = build(None)?;
+        let mut by_port = BTreeMap::new();
+        for port in config.allow_private.iter().filter_map(|a| a.port) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = by_port.entry(port) {
+                slot.insert(build(Some(port))?);
+            }
+        }
+        Ok(Self {
+            client,
+            by_port,
+            guard,
+            config,
+        })
     }
 
     /// The operator settings.
@@ -121,6 +173,9 @@ impl HttpEngine {
         let work = async {
             for _hop in 0..=self.config.max_redirects {
                 allowlist.check(&url).map_err(HttpError::Denied)?;
+                self.guard
+                    .check_literal(&url)
+                    .map_err(|refused| HttpError::Denied(refused.to_string()))?;
                 let response = self
                     .send_once(&url, &method, &headers, body.as_ref(), timeout)
                     .await?;
@@ -177,10 +232,11 @@ impl HttpEngine {
         body: Option<&Vec<u8>>,
         timeout: Duration,
     ) -> Result<reqwest::Response, HttpError> {
-        let mut builder = self
-            .client
-            .request(method.clone(), url.clone())
-            .timeout(timeout);
+        let client = url
+            .port_or_known_default()
+            .and_then(|port| self.by_port.get(&port))
+            .unwrap_or(&self.client);
+        let mut builder = client.request(method.clone(), url.clone()).timeout(timeout);
         for (name, value) in headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
@@ -226,14 +282,16 @@ fn classify(url: &Url, err: &reqwest::Error) -> HttpError {
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
+        // The resolver's refusal, recognised by type: the guard's own message is the error.
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return HttpError::Denied(refused.to_string());
+        }
         chain.push_str(": ");
         chain.push_str(&s.to_string());
         source = s.source();
     }
     let host = url.host_str().unwrap_or_default();
-    if chain.contains(PRIVATE_MARKER) {
-        HttpError::Denied(chain)
-    } else if err.is_timeout() {
+    if err.is_timeout() {
         HttpError::Timeout(format!("{host}: {chain}"))
     } else if err.is_builder() || err.is_request() && !err.is_connect() && chain.contains("builder")
     {

@@ -2,14 +2,18 @@
 //! the one retry policy for content downloads.
 //!
 //! Invariants:
-//! - nothing leaves the host except through [`HttpEngine::execute`], which checks every hop
-//!   against an [`Allowlist`] and screens resolved addresses;
+//! - nothing a plugin asks for leaves the host except through [`HttpEngine::execute`], which
+//!   checks every hop against an [`Allowlist`] and, before connecting, the address connected to
+//!   against the operator's policy (public, or in `[http] allow_private`; see `address.rs`);
+//! - operator-configured destinations (the Elasticsearch sink, Elastic's extraction service) use
+//!   their own clients and are not screened: the operator chose them;
 //! - a plugin instance has one [`Egress`]: the allowlist its `allowed-hosts` answer installed,
 //!   shared by its `http` and `extract` capabilities and by its job's content downloads, so the
 //!   three can never disagree;
 //! - downloads retry by one policy ([`RetryPolicy`]: exponential backoff with jitter, honouring
 //!   `Retry-After` as seconds or an HTTP date, capped) under one overall deadline.
 
+mod address;
 mod allowlist;
 mod client;
 mod download;
@@ -19,7 +23,8 @@ mod tests;
 
 use std::sync::{Arc, RwLock};
 
-pub use allowlist::{Allowlist, is_public};
+pub use address::{AddressClass, AllowedNetwork, PrivateAccess, Refused, classify, is_public};
+pub use allowlist::Allowlist;
 pub use client::{Fetched, HttpConfig, HttpEngine};
 pub use download::{DownloadError, download};
 pub use retry::{RetryPolicy, Verdict, judge, retry_after};

@@ -82,7 +82,14 @@ async fn fixture() -> Fixture {
         deps,
         server,
         storage,
-        http: Arc::new(HttpEngine::new(HttpConfig::default()).unwrap()),
+        http: Arc::new(
+            HttpEngine::new(HttpConfig {
+                // The operator's path to the loopback fake.
+                allow_private: vec!["127.0.0.1".parse().unwrap()],
+                ..HttpConfig::default()
+            })
+            .unwrap(),
+        ),
     }
 }
 

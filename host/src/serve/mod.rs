@@ -112,6 +112,7 @@ impl Service {
     /// Call [`Service::start`] to run it.
     pub async fn open(host: Arc<Host>, admin_token: Option<String>) -> anyhow::Result<Arc<Self>> {
         let config = ServeConfig::from_host(host.config())?;
+        host.config().http.require_operator_policy()?;
         let mut generated_admin_token = None;
         let admin_token = match admin_token.or_else(|| config.admin_token.clone()) {
             Some(t) if t.len() >= 16 => t,
