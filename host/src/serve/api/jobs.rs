@@ -101,10 +101,8 @@ async fn search(
         return Err(bad(format!("index `{}` is not a valid name", q.index)));
     }
     let request = SearchRequest {
-        query: q.q,
-        limit: q.limit.unwrap_or(10).clamp(1, 1000),
-        connector: None,
         identities: q.identity.map(|i| vec![i]),
+        ..SearchRequest::new(q.q, q.limit.unwrap_or(10))
     };
     match app.host.search(&tenant, &q.index, request).await {
         Ok(results) => ok(json!(results)),
