@@ -931,6 +931,35 @@ mod tests {
         assert_eq!(fresh.indexes("other".into()).await.unwrap(), vec!["theirs"]);
     }
 
+    #[tokio::test]
+    async fn answers_every_query_form() {
+        use crate::sink::conformance;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "files");
+        conformance::load(&sink, &ix).await;
+        conformance::query_forms(&sink, &ix).await;
+        conformance::filters_and_sort(&sink, &ix).await;
+        conformance::facets_and_security(&sink, &ix).await;
+        conformance::errors(&sink, &ix).await;
+    }
+
+    #[tokio::test]
+    async fn pages_twenty_thousand_documents_to_the_end() {
+        use crate::sink::conformance;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "many");
+        let docs = conformance::many(20_000);
+        for chunk in docs.chunks(5_000) {
+            sink.upsert(ix.clone(), chunk.to_vec()).await.unwrap();
+            // Several segments: cursors must translate across them.
+            sink.commit(ix.clone()).await.unwrap();
+        }
+        let pages = conformance::page_to_the_end(&sink, &ix, 20_000, 1_500).await;
+        assert_eq!(pages, 14);
+    }
+
     #[test]
     fn directory_names_decode() {
         for name in ["docs-1.x", "a/b c", "é", "%41"] {

@@ -19,6 +19,8 @@ use serde_json::{Map, Value};
 
 pub mod elasticsearch;
 pub mod embedded;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod query;
 pub mod quota;
 

@@ -202,13 +202,30 @@ fn convert(ast: UserInputAst) -> Result<Node, String> {
         UserInputAst::Boost(inner, boost) => Node::Boost(Box::new(convert(*inner)?), boost as f32),
         UserInputAst::Leaf(leaf) => match *leaf {
             UserInputLeaf::All => Node::All,
-            UserInputLeaf::Literal(lit) => Node::Text {
-                field: lit.field_name,
-                text: lit.phrase,
-                quoted: lit.delimiter != grammar::Delimiter::None,
-                slop: lit.slop,
-                prefix: lit.prefix,
-            },
+            UserInputLeaf::Literal(lit) => {
+                let quoted = lit.delimiter != grammar::Delimiter::None;
+                let mut text = lit.phrase;
+                let mut prefix = lit.prefix;
+                // The grammar keeps `pre*` as a word with its wildcard: a trailing `*` is a
+                // prefix, any other wildcard is refused rather than matched literally.
+                if !quoted && text.len() > 1 && text.ends_with('*') {
+                    text.pop();
+                    prefix = true;
+                }
+                if !quoted && text.contains(['*', '?']) {
+                    return Err(format!(
+                        "`{}`: only a trailing `*` (a prefix) is supported",
+                        crate::text::truncate(&text, QUOTE_MAX)
+                    ));
+                }
+                Node::Text {
+                    field: lit.field_name,
+                    text,
+                    quoted,
+                    slop: lit.slop,
+                    prefix,
+                }
+            }
             UserInputLeaf::Range {
                 field,
                 lower,

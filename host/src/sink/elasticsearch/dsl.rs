@@ -86,8 +86,15 @@ fn micros_rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Documents whose `name` holds exactly `value`.
+/// Documents whose `name` holds exactly `value` (through the field and its keyword
+/// multi-field: the mapping is not known here).
 pub(super) fn exact(name: &str, value: &str) -> Value {
+    exact_on(name, &[name, &format!("{name}.keyword")], value)
+}
+
+/// Documents whose `name` holds exactly `value`, compared as a string on `keywords` (the
+/// fields holding whole values), as a number, date or boolean on `name`.
+pub(super) fn exact_on(name: &str, keywords: &[&str], value: &str) -> Value {
     match name {
         "_id" => return json!({"ids": {"values": [value]}}),
         query::CONNECTOR_FACET => return json!({"term": {CONNECTOR_FIELD: value}}),
@@ -95,10 +102,10 @@ pub(super) fn exact(name: &str, value: &str) -> Value {
         _ => {}
     }
     let typed = Typed::of(value);
-    let mut clauses = vec![
-        json!({"term": {name: value}}),
-        json!({"term": {format!("{name}.keyword"): value}}),
-    ];
+    let mut clauses: Vec<Value> = keywords
+        .iter()
+        .map(|k| json!({"term": {*k: value}}))
+        .collect();
     match &typed {
         Typed::Int(_) | Typed::Float(_) | Typed::Bool(_) => {
             clauses.push(json!({"term": {name: typed_json(&typed, value)}}));

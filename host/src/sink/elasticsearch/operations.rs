@@ -586,7 +586,7 @@ impl ElasticsearchSink {
             }}));
         }
         for f in &request.filters {
-            filter.push(dsl::exact(&f.field, &f.value));
+            filter.push(dsl::exact_on(&f.field, &[&keyword(&f.field)], &f.value));
         }
         let sort = request.sort.clone().unwrap_or_default();
         let limit = request.page_size();
