@@ -9,7 +9,7 @@
 //! | `POST [/{index}]/_bulk` | NDJSON `index`/`create`/`update`/`delete` (`delete` honours `if_seq_no`/`if_primary_term`: 409 on a mismatch); per-item results; `errors: true` when any item failed |
 //! | `GET/PUT/POST /{index}/_doc/{id}`, `POST /{index}/_doc`, `DELETE /{index}/_doc/{id}` | `if_seq_no` + `if_primary_term` → 409 `version_conflict_engine_exception`; `op_type=create` |
 //! | `POST /{index}/_update/{id}` | `{"doc": …}` merged recursively (`detect_noop`), `doc_as_upsert`, optimistic concurrency as above, 404 `document_missing_exception` |
-//! | `POST [/{index}]/_search` | `query` ([`query`] subset, fields resolved through the index's mappings), `sort`, `search_after`, `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
+//! | `POST [/{index}]/_search` | `query` ([`query`] subset, fields resolved through the index's mappings), `sort`, `search_after`, `aggs` (`terms`), `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
 //! | `POST [/{index}]/_search/template`, `POST /_render/template` | `{"source": …, "params": …}`: the [`template`] subset of mustache rendered, then searched (or returned as `template_output`) |
 //! | `POST /{index}/_mget` | `{"ids": […]}` or `{"docs": [{"_id"}]}`, real-time, with `_seq_no`/`_primary_term`; `_source_includes` |
 //! | `POST /{index}/_pit`, `DELETE /_pit` | point in time: a frozen copy of the searchable documents; `_shard_doc` sorts by position in it |

@@ -1,6 +1,6 @@
 //! The query DSL subset the fake evaluates, over `_source` JSON.
 //!
-//! Supported: `match_all`, `match_none`, `term`, `terms`, `ids`, `exists`, `bool` (`must`,
+//! Supported: `match_all`, `match_none`, `term`, `terms`, `ids`, `exists`, `range`, `prefix`, `bool` (`must`,
 //! `filter`, `should`, `must_not`, `minimum_should_match`), `match` and `simple_query_string`.
 //! Anything else is a 400 `parsing_exception`, as Elasticsearch answers for an unknown query.
 //!
