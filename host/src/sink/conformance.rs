@@ -358,3 +358,29 @@ pub async fn page_to_the_end(sink: &dyn Sink, ix: &IndexRef, n: usize, page: usi
     }
     pages_by_score
 }
+
+/// The README's search examples (between the `search-examples` markers), run against the
+/// corpus the README shows ([`corpus`]): each query finds exactly the ids listed.
+pub async fn readme_examples(sink: &dyn Sink, ix: &IndexRef) {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("<!-- search-examples").expect("README has the examples");
+    let end = readme.find("<!-- /search-examples -->").expect("examples end");
+    let mut rows = 0;
+    for line in readme[start..end].lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (Some(query), Some(ids)) = (cells.first(), cells.get(1)) else {
+            continue;
+        };
+        let Some(query) = query
+            .strip_prefix("| `")
+            .and_then(|q| q.strip_suffix('`'))
+        else {
+            continue;
+        };
+        let want: BTreeSet<String> = ids.split(", ").map(str::to_string).collect();
+        let found = run(sink, ix, SearchRequest::new(query, 10)).await;
+        assert_eq!(set(&found), want, "{}: README example `{query}`", sink.kind());
+        rows += 1;
+    }
+    assert!(rows >= 10, "only {rows} README examples found");
+}

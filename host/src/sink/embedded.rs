@@ -942,6 +942,7 @@ mod tests {
         conformance::filters_and_sort(&sink, &ix).await;
         conformance::facets_and_security(&sink, &ix).await;
         conformance::errors(&sink, &ix).await;
+        conformance::readme_examples(&sink, &ix).await;
     }
 
     #[tokio::test]

@@ -447,6 +447,7 @@ async fn answers_every_query_form() {
     conformance::filters_and_sort(&sink, &ix).await;
     conformance::facets_and_security(&sink, &ix).await;
     conformance::errors(&sink, &ix).await;
+    conformance::readme_examples(&sink, &ix).await;
 }
 
 #[tokio::test]
