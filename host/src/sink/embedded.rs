@@ -961,6 +961,84 @@ mod tests {
         assert_eq!(pages, 14);
     }
 
+    /// An index as tributary wrote it before fields were searchable by name.
+    fn legacy_index(dir: &Path) {
+        let mut b = Schema::builder();
+        let key = b.add_text_field("_key", STRING);
+        let id = b.add_text_field("_id", STRING | STORED | FAST);
+        let connector = b.add_text_field("_connector", STRING | STORED | FAST);
+        let version = b.add_text_field("_version", STRING | STORED | FAST);
+        let title = b.add_text_field("title", TEXT | STORED);
+        let body = b.add_text_field("body", TEXT | STORED);
+        b.add_text_field("text", TEXT);
+        let source = b.add_text_field("_source", STORED);
+        let acl = b.add_text_field("_allow_access_control", STRING);
+        std::fs::create_dir_all(dir).unwrap();
+        let index = Index::create_in_dir(dir, b.build()).unwrap();
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let mut doc = TantivyDocument::default();
+        doc.add_text(key, "a\u{1f}old");
+        doc.add_text(id, "old");
+        doc.add_text(connector, "a");
+        doc.add_text(version, "v0");
+        doc.add_text(title, "Old plan");
+        doc.add_text(body, "kept from before");
+        doc.add_text(
+            source,
+            json!({"id": "old", "title": "Old plan", "type": "File", "size": 5}).to_string(),
+        );
+        doc.add_text(acl, "email:ann@example.com");
+        writer.add_document(doc).unwrap();
+        writer.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_index_of_an_earlier_version_is_upgraded_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        legacy_index(&dir.path().join("acme/docs"));
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "docs");
+        // Reads that a sync needs work; a search says what will fix it.
+        assert_eq!(
+            sink.versions(ix.clone(), "a".into()).await.unwrap(),
+            HashMap::from([("old".to_string(), Some("v0".to_string()))])
+        );
+        let err = sink
+            .search(ix.clone(), SearchRequest::new("plan", 10))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("next sync"), "{err:#}");
+        // The first write rebuilds it from the stored documents; nothing is lost.
+        sink.upsert(ix.clone(), vec![doc("a", "new", "v1", "New plan", "fresh")])
+            .await
+            .unwrap();
+        sink.commit(ix.clone()).await.unwrap();
+        let found = sink
+            .search(ix.clone(), SearchRequest::new("plan", 10))
+            .await
+            .unwrap();
+        assert_eq!(found.total, 2);
+        let by_field = sink
+            .search(ix.clone(), SearchRequest::new("type:File AND size:5", 10))
+            .await
+            .unwrap();
+        assert_eq!(by_field.hits.len(), 1);
+        assert_eq!(by_field.hits[0].id, "old");
+        let old = sink
+            .get(ix.clone(), "a".into(), vec!["old".into()])
+            .await
+            .unwrap();
+        assert_eq!(old[0].body.as_deref(), Some("kept from before"));
+        assert_eq!(old[0].version.as_deref(), Some("v0"));
+        // No working directory is left behind, and the listing is unchanged.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("acme"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["docs"]);
+        assert_eq!(sink.indexes("acme".into()).await.unwrap(), ["docs"]);
+    }
+
     #[test]
     fn directory_names_decode() {
         for name in ["docs-1.x", "a/b c", "é", "%41"] {

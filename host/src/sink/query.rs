@@ -552,7 +552,12 @@ mod tests {
     #[test]
     fn malformed_queries_name_the_position() {
         let err = parse("foo AND (").unwrap_err();
-        assert!(err.position.is_some(), "{err}");
+        // As README's "Searching" quotes it.
+        assert_eq!(
+            err.to_string(),
+            "invalid query `foo AND (` at position 9: expected word"
+        );
+        assert_eq!(err.position, Some(9));
         assert!(err.to_string().contains("position"), "{err}");
         assert!(parse("").is_err());
         assert!(parse("title:").unwrap_err().to_string().contains("title:"));
