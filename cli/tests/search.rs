@@ -128,7 +128,9 @@ fn searches_by_field_filters_sorts_pages_counts_and_facets() {
     assert_eq!(text, "files: 3 match(es)\n");
     let text = stdout(&tributary(
         d,
-        &["search", "--index", "files", "--limit", "1", "--facet", "type"],
+        &[
+            "search", "--index", "files", "--limit", "1", "--facet", "type",
+        ],
         &[],
     ));
     assert!(text.contains("  type: File 3, Folder 1"), "{text}");
@@ -190,7 +192,15 @@ fn export_prints_every_document_as_a_json_line() {
     assert_eq!(lines[0]["connector"], "c");
     let text = stdout(&tributary(
         d,
-        &["export", "files", "--body", "--filter", "type=File", "--format", "jsonl"],
+        &[
+            "export",
+            "files",
+            "--body",
+            "--filter",
+            "type=File",
+            "--format",
+            "jsonl",
+        ],
         &[],
     ));
     assert_eq!(text.lines().count(), 3);

@@ -23,7 +23,10 @@ const EXTENSIONS: &[&str] = &["pdf", "docx", "xlsx", "json", "txt", "pptx", "md"
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
@@ -143,11 +146,17 @@ async fn main() {
         ("phrase", SearchRequest::new("\"third quarter\"", 10)),
         ("field words", SearchRequest::new("name:budget", 10)),
         ("range", SearchRequest::new("size:[1000000 TO 2000000]", 10)),
-        ("path prefix", SearchRequest::new("file_path:/Finance/*", 10)),
+        (
+            "path prefix",
+            SearchRequest::new("file_path:/Finance/*", 10),
+        ),
         (
             "filter+sort",
             SearchRequest {
-                filters: vec!["type=File".parse().unwrap(), "file_extension=pdf".parse().unwrap()],
+                filters: vec![
+                    "type=File".parse().unwrap(),
+                    "file_extension=pdf".parse().unwrap(),
+                ],
                 sort: sort("_timestamp:desc"),
                 ..SearchRequest::new("revenue", 20)
             },
@@ -168,7 +177,10 @@ async fn main() {
             },
         ),
     ];
-    println!("{:<12} {:>8} {:>10} {:>10}", "query", "matches", "p50 ms", "p99 ms");
+    println!(
+        "{:<12} {:>8} {:>10} {:>10}",
+        "query", "matches", "p50 ms", "p99 ms"
+    );
     let runs = 60;
     for (label, request) in cases {
         let mut times = Vec::with_capacity(runs);

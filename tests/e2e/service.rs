@@ -1323,9 +1323,21 @@ async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_export
         let ix = IndexRef::new("acme", "files");
         let docs = [
             ("1", "Contacts.json", "File", 79, "2024-02-10T08:00:00Z"),
-            ("2", "Quarterly revenue.pdf", "File", 2_500_000, "2024-05-01T10:00:00Z"),
+            (
+                "2",
+                "Quarterly revenue.pdf",
+                "File",
+                2_500_000,
+                "2024-05-01T10:00:00Z",
+            ),
             ("3", "Reports", "Folder", 0, "2023-12-01T00:00:00Z"),
-            ("4", "Holiday plan.docx", "File", 12_000, "2024-07-15T12:00:00Z"),
+            (
+                "4",
+                "Holiday plan.docx",
+                "File",
+                12_000,
+                "2024-07-15T12:00:00Z",
+            ),
         ]
         .map(|(id, name, kind, size, ts)| {
             let Value::Object(fields) =
@@ -1381,21 +1393,34 @@ async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_export
     let (_, first) = get(format!("sort={}&limit=2", enc("_timestamp:desc"))).await;
     assert_eq!(ids(&first), ["4", "2"], "{first}");
     let next = first["next"].as_str().unwrap();
-    let (_, second) = get(format!("sort={}&limit=2&after={next}", enc("_timestamp:desc"))).await;
+    let (_, second) = get(format!(
+        "sort={}&limit=2&after={next}",
+        enc("_timestamp:desc")
+    ))
+    .await;
     assert_eq!(ids(&second), ["1", "3"], "{second}");
     assert!(second["next"].is_null(), "{second}");
     let (_, count) = get(format!("q={}&count=true&facet=type", enc("type:File"))).await;
     assert_eq!(count["total"], 3, "{count}");
     assert_eq!(count["hits"], json!([]));
-    assert_eq!(count["facets"]["type"], json!([{"value": "File", "count": 3}]));
+    assert_eq!(
+        count["facets"]["type"],
+        json!([{"value": "File", "count": 3}])
+    );
     // A query that does not parse, an unknown field, a bad sort: 400s saying why.
     let (status, body) = get(format!("q={}", enc("foo AND ("))).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("position"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("position"),
+        "{body}"
+    );
     let (status, body) = get(format!("q={}", enc("nope:x"))).await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("unknown field `nope`"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nope`"),
         "{body}"
     );
     let (status, _) = get(format!("sort={}", enc("size:sideways"))).await;
@@ -1417,7 +1442,11 @@ async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_export
     let mut exported: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     exported.sort();
     assert_eq!(exported, ["1", "2", "3", "4"]);
-    assert!(lines.iter().all(|l| l.get("body").is_none() && l["fields"]["type"].is_string()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.get("body").is_none() && l["fields"]["type"].is_string())
+    );
     let (_, text) = svc
         .call_text(
             "GET",
@@ -1432,7 +1461,12 @@ async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_export
     let line: Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(line["body"], "the text of Reports", "{text}");
     let (status, _) = svc
-        .call_text("GET", "/v1/tenants/acme/export?index=nope", Some(&token), None)
+        .call_text(
+            "GET",
+            "/v1/tenants/acme/export?index=nope",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     svc.stop().await;

@@ -124,14 +124,21 @@ pub async fn query_forms(sink: &dyn Sink, ix: &IndexRef) {
     let found = run(sink, ix, SearchRequest::new("revenue", 10)).await;
     assert_eq!(ids(&found), ["2", "4"], "{}", sink.kind());
     let snippet = found.hits[0].snippet.as_deref().unwrap_or_default();
-    assert!(snippet.contains("<b>revenue</b>"), "{}: {snippet}", sink.kind());
+    assert!(
+        snippet.contains("<b>revenue</b>"),
+        "{}: {snippet}",
+        sink.kind()
+    );
 }
 
 /// Filters (exact), sorts (documents without the field last) and count-only.
 pub async fn filters_and_sort(sink: &dyn Sink, ix: &IndexRef) {
     let kind = sink.kind();
     let with = |q: &str, filters: &[&str], sort: Option<&str>| SearchRequest {
-        filters: filters.iter().map(|f| f.parse::<Filter>().unwrap()).collect(),
+        filters: filters
+            .iter()
+            .map(|f| f.parse::<Filter>().unwrap())
+            .collect(),
         sort: sort.map(|s| s.parse::<Sort>().unwrap()),
         ..SearchRequest::new(q, 10)
     };
@@ -202,7 +209,12 @@ pub async fn facets_and_security(sink: &dyn Sink, ix: &IndexRef) {
     let got: BTreeMap<String, HashMap<String, u64>> = found
         .facets
         .iter()
-        .map(|(k, v)| (k.clone(), v.iter().map(|c| (c.value.clone(), c.count)).collect()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.iter().map(|c| (c.value.clone(), c.count)).collect(),
+            )
+        })
         .collect();
     assert_eq!(got, want, "{kind}");
     assert_eq!(found.facets["type"][0].value, "File", "most frequent first");
@@ -219,7 +231,11 @@ pub async fn facets_and_security(sink: &dyn Sink, ix: &IndexRef) {
     let types: u64 = ann.facets["type"].iter().map(|c| c.count).sum();
     assert_eq!(types, 3, "{kind}");
     let stranger = run(sink, ix, request(Some("email:eve@example.com"))).await;
-    assert_eq!(set(&stranger), of(&["2"]), "{kind}: only the public document");
+    assert_eq!(
+        set(&stranger),
+        of(&["2"]),
+        "{kind}: only the public document"
+    );
 }
 
 /// Malformed queries, unknown fields and foreign cursors are errors that say what is wrong.
@@ -260,7 +276,10 @@ pub async fn errors(sink: &dyn Sink, ix: &IndexRef) {
         },
     ] {
         let err = sink.search(ix.clone(), request).await.unwrap_err();
-        assert!(err.downcast_ref::<UnknownField>().is_some(), "{kind}: {err:#}");
+        assert!(
+            err.downcast_ref::<UnknownField>().is_some(),
+            "{kind}: {err:#}"
+        );
     }
     // A cursor of another sort, or not a cursor at all.
     let first = run(
@@ -288,7 +307,10 @@ pub async fn errors(sink: &dyn Sink, ix: &IndexRef) {
             )
             .await
             .unwrap_err();
-        assert!(err.downcast_ref::<InvalidQuery>().is_some(), "{kind}: {err:#}");
+        assert!(
+            err.downcast_ref::<InvalidQuery>().is_some(),
+            "{kind}: {err:#}"
+        );
     }
 }
 
@@ -333,14 +355,21 @@ pub async fn page_to_the_end(sink: &dyn Sink, ix: &IndexRef, n: usize, page: usi
                 },
             )
             .await;
-            assert_eq!(found.total, n, "{kind}: total is every match, whatever the page");
+            assert_eq!(
+                found.total, n,
+                "{kind}: total is every match, whatever the page"
+            );
             pages += 1;
             for hit in &found.hits {
                 *seen.entry(hit.id.clone()).or_default() += 1;
             }
             match found.next {
                 Some(next) => {
-                    assert_eq!(found.hits.len(), page, "{kind}: only the last page is short");
+                    assert_eq!(
+                        found.hits.len(),
+                        page,
+                        "{kind}: only the last page is short"
+                    );
                     after = Some(next);
                 }
                 None => break,
@@ -363,23 +392,29 @@ pub async fn page_to_the_end(sink: &dyn Sink, ix: &IndexRef, n: usize, page: usi
 /// corpus the README shows ([`corpus`]): each query finds exactly the ids listed.
 pub async fn readme_examples(sink: &dyn Sink, ix: &IndexRef) {
     let readme = include_str!("../../../README.md");
-    let start = readme.find("<!-- search-examples").expect("README has the examples");
-    let end = readme.find("<!-- /search-examples -->").expect("examples end");
+    let start = readme
+        .find("<!-- search-examples")
+        .expect("README has the examples");
+    let end = readme
+        .find("<!-- /search-examples -->")
+        .expect("examples end");
     let mut rows = 0;
     for line in readme[start..end].lines() {
         let cells: Vec<&str> = line.split(" | ").collect();
         let (Some(query), Some(ids)) = (cells.first(), cells.get(1)) else {
             continue;
         };
-        let Some(query) = query
-            .strip_prefix("| `")
-            .and_then(|q| q.strip_suffix('`'))
-        else {
+        let Some(query) = query.strip_prefix("| `").and_then(|q| q.strip_suffix('`')) else {
             continue;
         };
         let want: BTreeSet<String> = ids.split(", ").map(str::to_string).collect();
         let found = run(sink, ix, SearchRequest::new(query, 10)).await;
-        assert_eq!(set(&found), want, "{}: README example `{query}`", sink.kind());
+        assert_eq!(
+            set(&found),
+            want,
+            "{}: README example `{query}`",
+            sink.kind()
+        );
         rows += 1;
     }
     assert!(rows >= 10, "only {rows} README examples found");

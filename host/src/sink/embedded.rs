@@ -102,9 +102,9 @@ impl Fields {
     /// The fields of an opened index's schema (current or legacy).
     fn of(schema: &Schema) -> anyhow::Result<Self> {
         let get = |name: &str| {
-            schema
-                .get_field(name)
-                .map_err(|_| anyhow!("the index has no `{name}` field: it is not a tributary index"))
+            schema.get_field(name).map_err(|_| {
+                anyhow!("the index has no `{name}` field: it is not a tributary index")
+            })
         };
         Ok(Fields {
             key: get("_key")?,
@@ -144,11 +144,9 @@ fn clipped(value: &Value) -> Value {
             Value::String(crate::text::truncate(s, VALUE_MAX).to_string())
         }
         Value::Array(items) => Value::Array(items.iter().map(clipped).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), clipped(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), clipped(v))).collect())
+        }
         other => other.clone(),
     }
 }

@@ -17,10 +17,10 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub mod elasticsearch;
-pub mod embedded;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod elasticsearch;
+pub mod embedded;
 pub mod query;
 pub mod quota;
 

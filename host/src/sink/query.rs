@@ -284,10 +284,10 @@ impl Typed {
         if let Ok(i) = value.parse::<i64>() {
             return Typed::Int(i);
         }
-        if let Ok(f) = value.parse::<f64>() {
-            if f.is_finite() {
-                return Typed::Float(f);
-            }
+        if let Ok(f) = value.parse::<f64>()
+            && f.is_finite()
+        {
+            return Typed::Float(f);
         }
         if let Some(micros) = rfc3339_micros(value) {
             return Typed::Date { micros, day: false };
@@ -321,8 +321,8 @@ fn day_micros(value: &str) -> Option<i64> {
         return None;
     }
     let month = tantivy::time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
-    let date = tantivy::time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?)
-        .ok()?;
+    let date =
+        tantivy::time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
     Some(date.midnight().assume_utc().unix_timestamp() * 1_000_000)
 }
 
@@ -332,9 +332,7 @@ fn day_micros(value: &str) -> Option<i64> {
 pub fn date_bounds(lower: &Bound<Typed>, upper: &Bound<Typed>) -> (Bound<i64>, Bound<i64>) {
     let lo = match lower {
         Bound::Included(Typed::Date { micros, .. }) => Bound::Included(*micros),
-        Bound::Excluded(Typed::Date { micros, day: true }) => {
-            Bound::Included(micros + DAY_MICROS)
-        }
+        Bound::Excluded(Typed::Date { micros, day: true }) => Bound::Included(micros + DAY_MICROS),
         Bound::Excluded(Typed::Date { micros, .. }) => Bound::Excluded(*micros),
         _ => Bound::Unbounded,
     };
@@ -475,8 +473,7 @@ impl Cursor {
             .ok_or_else(|| InvalidQuery {
                 query: self.0.clone(),
                 position: None,
-                message: "not a cursor this index returned (pass `next` of a previous page)"
-                    .into(),
+                message: "not a cursor this index returned (pass `next` of a previous page)".into(),
             })
     }
 }
@@ -506,7 +503,7 @@ pub fn rank_facet(mut counts: Vec<FacetCount>) -> Vec<FacetCount> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]

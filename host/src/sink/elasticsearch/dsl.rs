@@ -33,13 +33,7 @@ pub(super) fn es_field(name: &str) -> &str {
 /// (the analyser drops them anyway).
 fn plain(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if "+|-\"*()~\\".contains(c) {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if "+|-\"*()~\\".contains(c) { ' ' } else { c })
         .collect()
 }
 
@@ -281,7 +275,10 @@ mod tests {
 
     #[test]
     fn dates_render_as_rfc3339() {
-        assert_eq!(micros_rfc3339(1_704_153_600_000_000), "2024-01-02T00:00:00Z");
+        assert_eq!(
+            micros_rfc3339(1_704_153_600_000_000),
+            "2024-01-02T00:00:00Z"
+        );
         let q = node(&query::parse("_timestamp:[2024-01-01 TO 2024-06-30]").unwrap());
         assert_eq!(
             q,

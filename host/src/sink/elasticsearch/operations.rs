@@ -13,10 +13,10 @@ use elasticsearch::{CountParts, Elasticsearch, MgetParts, OpenPointInTimeParts, 
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::dsl;
 use super::request_builder::*;
 use super::service::*;
 use super::*;
-use super::dsl;
 use crate::sink::query::{self, FacetCount, InvalidQuery, Sort, UnknownField};
 use crate::sink::{IndexRef, SearchHit, SearchRequest, SearchResults, SinkDocument};
 

@@ -400,7 +400,10 @@ impl Builder {
         )];
         let typed = Typed::of(value);
         let point = |t: Term| -> Box<dyn Query> {
-            Box::new(RangeQuery::new(Bound::Included(t.clone()), Bound::Included(t)))
+            Box::new(RangeQuery::new(
+                Bound::Included(t.clone()),
+                Bound::Included(t),
+            ))
         };
         match typed {
             Typed::Int(i) => {
@@ -461,7 +464,11 @@ impl Builder {
     }
 
     fn builtin_prefix(&self, name: &str, prefix: &str) -> Box<dyn Query> {
-        let field = if name == ID { self.f.id } else { self.f.connector };
+        let field = if name == ID {
+            self.f.id
+        } else {
+            self.f.connector
+        };
         let lower = Term::from_field_text(field, prefix);
         let upper = match prefix_end(prefix.as_bytes()) {
             Some(end) => {
@@ -698,7 +705,10 @@ enum Key {
     },
 }
 
-fn columns(segment: &SegmentReader, name: &str) -> tantivy::Result<(Vec<NumColumn>, Option<StrColumn>)> {
+fn columns(
+    segment: &SegmentReader,
+    name: &str,
+) -> tantivy::Result<(Vec<NumColumn>, Option<StrColumn>)> {
     let fast = segment.fast_fields();
     if name == ID || name == CONNECTOR {
         return Ok((Vec::new(), fast.str(name)?));
@@ -733,7 +743,9 @@ fn cursor_ord(strs: &StrColumn, s: &str) -> std::io::Result<Prim> {
         Bound::Included(o) | Bound::Excluded(o) => o,
         Bound::Unbounded => 0,
     };
-    Ok(Prim::Ord(next.min(dict.num_terms() as u64).saturating_mul(2)))
+    Ok(Prim::Ord(
+        next.min(dict.num_terms() as u64).saturating_mul(2),
+    ))
 }
 
 struct SegmentPage {
@@ -825,9 +837,8 @@ impl Collector for Page {
             }
         }
         let order = self.sort.order;
-        out.top.sort_by(|a, b| {
-            cmp_values(&a.value, &b.value, order).then_with(|| a.tie.cmp(&b.tie))
-        });
+        out.top
+            .sort_by(|a, b| cmp_values(&a.value, &b.value, order).then_with(|| a.tie.cmp(&b.tie)));
         out.top.truncate(self.limit);
         Ok(out)
     }
@@ -909,10 +920,10 @@ impl SegmentCollector for SegmentPage {
             .and_then(|c| c.first(doc))
             .unwrap_or_default();
         let key = (self.prim(doc, score), tie);
-        if let Some(cursor) = self.cursor {
-            if self.cmp(key, cursor) != Ordering::Greater {
-                return;
-            }
+        if let Some(cursor) = self.cursor
+            && self.cmp(key, cursor) != Ordering::Greater
+        {
+            return;
         }
         self.after += 1;
         self.candidates.push((key.0, key.1, doc, score));
