@@ -43,7 +43,7 @@ fn docs(n: usize) -> Vec<SinkDocument> {
             let name = format!("{} {} {i}.{ext}", rng.pick(WORDS), rng.pick(WORDS));
             let dept = rng.pick(&["Reports", "Finance", "People", "Legal"]);
             let mut body: Vec<&str> = (0..60).map(|_| rng.pick(WORDS)).collect();
-            if i % 50 == 0 {
+            if i % 50 == 1 {
                 body.extend(["grew", "in", "the", "third", "quarter"]);
             }
             let day = 1 + rng.next() % 28;
