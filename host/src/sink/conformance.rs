@@ -175,6 +175,9 @@ pub async fn filters_and_sort(sink: &dyn Sink, ix: &IndexRef) {
     )
     .await;
     assert_eq!((count.total, count.hits.len()), (3, 0), "{kind}");
+    // A huge limit is a page of at most MAX_PAGE, not an error (Elasticsearch's window).
+    let all = run(sink, ix, SearchRequest::new("*", usize::MAX)).await;
+    assert_eq!(all.hits.len(), 4, "{kind}");
 }
 
 /// Facet counts match the documents; document-level security applies to totals and facets.

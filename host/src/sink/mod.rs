@@ -114,8 +114,9 @@ pub struct SinkDocument {
     pub body: Option<String>,
 }
 
-/// Most hits of one page (more are reached with [`SearchRequest::after`]).
-pub const MAX_PAGE: usize = 10_000;
+/// Most hits of one page (more are reached with [`SearchRequest::after`]); below
+/// Elasticsearch's default result window (10,000), which the sink's one extra hit must fit in.
+pub const MAX_PAGE: usize = 5_000;
 
 /// A search (the language: [`query`]).
 #[derive(Clone, Debug, Default)]
