@@ -124,7 +124,7 @@ pub async fn export(host: &Host, args: ExportArgs) -> anyhow::Result<()> {
         filters: args.filters,
         with_body: args.body,
         identities: (!args.identities.is_empty()).then_some(args.identities),
-        ..SearchRequest::new(args.query, 1000)
+        ..SearchRequest::new(args.query, tributary_host::sink::MAX_PAGE)
     };
     let sink: Arc<dyn tributary_host::sink::Sink> = host.sink().clone();
     let mut stream = pages(sink, IndexRef::new(&args.tenant, &args.index), request);

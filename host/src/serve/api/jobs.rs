@@ -208,5 +208,6 @@ async fn export(
         .into_response())
 }
 
-/// Documents per page of an export.
-const EXPORT_PAGE: usize = 1000;
+/// Documents per page of an export: the most a page holds, as each page is a pass over the
+/// matches.
+const EXPORT_PAGE: usize = crate::sink::MAX_PAGE;
