@@ -20,6 +20,11 @@
 //! - `field:>n`, `field:[a TO b]` — numbers by value, dates (RFC 3339 or `YYYY-MM-DD`, whole
 //!   days) by time, otherwise strings in byte order; `field:*` — has the field;
 //! - `--filter field=value` — the exact value only.
+//!
+//! Why a collector of our own rather than tantivy's `TopDocs::order_by_fast_field` and its
+//! aggregations: a JSON path's columns differ in type from document to document and segment to
+//! segment (i64, f64, date, string), which those need fixed; neither takes a search-after
+//! cursor with a tie-breaker; and one pass gives the page, the total and the facets together.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
