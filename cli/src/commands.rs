@@ -7,10 +7,10 @@ use std::sync::Arc;
 use tributary_host::config::SinkKind;
 use tributary_host::net::PrivateAccess;
 use tributary_host::serve::{Service, serve};
-use tributary_host::sink::SearchRequest;
 use tributary_host::{Host, HostConfig, JobStatus};
 
-use crate::report::{print_report, sync_with_progress};
+use crate::report::{print_jobs, print_report, sync_with_progress};
+use crate::search::{ExportArgs, SearchArgs};
 use crate::{Cli, Command, load_config};
 
 /// `tributary connectors-service --config config.yml`: the global `--config` names Elastic's
@@ -145,6 +145,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             index,
             tenant,
             limit,
+            filters,
+            sort,
+            after,
+            count,
+            facets,
             identities,
             json,
         } => {
@@ -159,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         .filter(|c| c.tenant == tenant)
                         .map(|c| c.index_name().to_string())
                         .collect();
+                    all.sort();
                     all.dedup();
                     all
                 }
@@ -167,42 +173,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 !indexes.is_empty(),
                 "no index to search: pass --index or configure connectors"
             );
-            for index in indexes {
-                let request = SearchRequest {
-                    query: query.clone(),
-                    limit,
-                    connector: None,
-                    identities: (!identities.is_empty()).then(|| identities.clone()),
-                };
-                let results = host.search(&tenant, &index, request).await?;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(
-                            &serde_json::json!({"index": index, "results": results})
-                        )?
-                    );
-                } else {
-                    println!("{index}: {} match(es)", results.total);
-                    for hit in results.hits {
-                        println!(
-                            "  {:.2}  {}  [{}]",
-                            hit.score,
-                            hit.title.as_deref().unwrap_or(&hit.id),
-                            hit.id
-                        );
-                        if let Some(snippet) = hit.snippet {
-                            println!(
-                                "        {}",
-                                snippet
-                                    .replace("<b>", "\x1b[1m")
-                                    .replace("</b>", "\x1b[0m")
-                                    .replace('\n', " ")
-                            );
-                        }
-                    }
-                }
-            }
+            let args = SearchArgs {
+                query: query.unwrap_or_else(|| "*".into()),
+                indexes,
+                tenant,
+                limit,
+                filters,
+                sort,
+                after,
+                count,
+                facets,
+                identities,
+                json,
+            };
+            crate::search::search(&host, args).await?;
+        }
+        Command::Export {
+            index,
+            format: crate::ExportFormat::Jsonl,
+            tenant,
+            query,
+            filters,
+            body,
+            identities,
+        } => {
+            let host = Host::open(config).await?;
+            let args = ExportArgs {
+                index,
+                tenant,
+                query,
+                filters,
+                body,
+                identities,
+            };
+            crate::search::export(&host, args).await?;
         }
         Command::Jobs {
             connector,
@@ -210,19 +214,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             limit,
         } => {
             let host = Host::open(config).await?;
-            for job in host.jobs().recent(&tenant, &connector, limit).await? {
-                println!(
-                    "{}  {:<14} {:<10} {}@{}  indexed {} deleted {} unchanged {}  {}",
-                    job.id,
-                    job.kind.to_string(),
-                    format!("{:?}", job.status).to_lowercase(),
-                    job.plugin,
-                    job.plugin_version,
-                    job.counts.indexed,
-                    job.counts.deleted,
-                    job.counts.unchanged,
-                    job.error.map(|e| e.to_string()).unwrap_or_default()
-                );
+            let jobs = host.jobs().recent(&tenant, &connector, limit).await?;
+            if jobs.is_empty() {
+                // An unknown connector is an error (with the configured ones named); a known
+                // one without jobs yet says so.
+                host.config().connector(Some(&tenant), &connector)?;
+                println!("no jobs yet for connector `{connector}` of tenant `{tenant}`");
+            } else {
+                print_jobs(&jobs);
             }
         }
         Command::ConnectorsService { .. } => {}

@@ -6,10 +6,12 @@ mod commands;
 #[cfg(feature = "demo")]
 mod demo;
 mod report;
+mod search;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tributary_host::config::SinkKind;
+use tributary_host::sink::{Filter, Sort};
 use tributary_host::{HostConfig, SyncKind};
 
 /// Sync content sources into a search index through sandboxed WebAssembly plugins.
@@ -57,25 +59,65 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Search an index.
+    /// Search an index (the query language: README, "Searching").
     Search {
-        /// Query: terms, "phrases", AND / OR / NOT, field:value.
-        query: String,
+        /// Query: words, "phrases", pre*, field:value, field:>n, field:[a TO b], AND / OR /
+        /// NOT; `*` (the default) matches every document.
+        query: Option<String>,
         /// Index (default: every index of the tenant's connectors).
         #[arg(long)]
         index: Option<String>,
         /// Tenant.
         #[arg(long, default_value = "default")]
         tenant: String,
-        /// Most hits.
+        /// Most hits per page (page on with --after).
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Only documents whose field holds exactly this value, e.g. `type=File` (repeatable).
+        #[arg(long = "filter", value_name = "FIELD=VALUE")]
+        filters: Vec<Filter>,
+        /// Order: `_score` (default), or a field with `:asc`/`:desc`, e.g. `_timestamp:desc`.
+        #[arg(long, value_name = "FIELD[:asc|:desc]")]
+        sort: Option<Sort>,
+        /// The next page: the cursor printed after the previous one.
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        /// Print only the number of matches.
+        #[arg(long)]
+        count: bool,
+        /// Count matches per value of this field, e.g. `type`, `file_extension`, `_connector`
+        /// (repeatable).
+        #[arg(long = "facet", value_name = "FIELD")]
+        facets: Vec<String>,
         /// Only documents this identity may see (document-level security), e.g. `email:ann@example.com`.
         #[arg(long = "as")]
         identities: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print every document of an index, one JSON object a line: exactly what was indexed.
+    Export {
+        /// Index.
+        index: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Only the documents matching this query.
+        #[arg(long, default_value = "*")]
+        query: String,
+        /// Only documents whose field holds exactly this value (repeatable).
+        #[arg(long = "filter", value_name = "FIELD=VALUE")]
+        filters: Vec<Filter>,
+        /// Include each document's extracted text (`body`).
+        #[arg(long)]
+        body: bool,
+        /// Only documents this identity may see.
+        #[arg(long = "as")]
+        identities: Vec<String>,
     },
     /// Show the recent jobs of a connector.
     Jobs {
@@ -114,6 +156,13 @@ enum Command {
         #[arg(long, env = "TRIBUTARY_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
+}
+
+/// `tributary export --format`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON object a line.
+    Jsonl,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -1308,3 +1308,174 @@ async fn service_health_fails_when_the_database_file_is_deleted_or_overwritten()
         svc.stop().await;
     }
 }
+
+/// `s` escaped for a query string.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_exports() {
+    use tributary_host::sink::embedded::EmbeddedIndex;
+    use tributary_host::sink::{IndexRef, Sink, SinkDocument};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let sink = EmbeddedIndex::new(dir.path().join("data/index"));
+        let ix = IndexRef::new("acme", "files");
+        let docs = [
+            ("1", "Contacts.json", "File", 79, "2024-02-10T08:00:00Z"),
+            (
+                "2",
+                "Quarterly revenue.pdf",
+                "File",
+                2_500_000,
+                "2024-05-01T10:00:00Z",
+            ),
+            ("3", "Reports", "Folder", 0, "2023-12-01T00:00:00Z"),
+            (
+                "4",
+                "Holiday plan.docx",
+                "File",
+                12_000,
+                "2024-07-15T12:00:00Z",
+            ),
+        ]
+        .map(|(id, name, kind, size, ts)| {
+            let Value::Object(fields) =
+                json!({"id": id, "name": name, "type": kind, "size": size, "_timestamp": ts})
+            else {
+                unreachable!()
+            };
+            SinkDocument {
+                id: id.into(),
+                connector: "c".into(),
+                version: None,
+                fields,
+                body: Some(format!("the text of {name}")),
+            }
+        });
+        sink.upsert(ix.clone(), docs.to_vec()).await.unwrap();
+        sink.commit(ix).await.unwrap();
+    }
+    let svc = start(dir, |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
+    let get = |query: String| {
+        let svc = &svc;
+        let token = token.clone();
+        async move {
+            svc.call(
+                "GET",
+                &format!("/v1/tenants/acme/search?index=files&{query}"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = get(format!("q={}", enc("type:File AND size:>1000"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 2);
+    let (_, body) = get(format!(
+        "filter={}&filter={}",
+        enc("type=File"),
+        enc("size=79")
+    ))
+    .await;
+    assert_eq!(ids(&body), ["1"], "{body}");
+    // Sorted pages: the cursor of one page starts the next.
+    let (_, first) = get(format!("sort={}&limit=2", enc("_timestamp:desc"))).await;
+    assert_eq!(ids(&first), ["4", "2"], "{first}");
+    let next = first["next"].as_str().unwrap();
+    let (_, second) = get(format!(
+        "sort={}&limit=2&after={next}",
+        enc("_timestamp:desc")
+    ))
+    .await;
+    assert_eq!(ids(&second), ["1", "3"], "{second}");
+    assert!(second["next"].is_null(), "{second}");
+    let (_, count) = get(format!("q={}&count=true&facet=type", enc("type:File"))).await;
+    assert_eq!(count["total"], 3, "{count}");
+    assert_eq!(count["hits"], json!([]));
+    assert_eq!(
+        count["facets"]["type"],
+        json!([{"value": "File", "count": 3}])
+    );
+    // A query that does not parse, an unknown field, a bad sort: 400s saying why.
+    let (status, body) = get(format!("q={}", enc("foo AND ("))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("position"),
+        "{body}"
+    );
+    let (status, body) = get(format!("q={}", enc("nope:x"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nope`"),
+        "{body}"
+    );
+    let (status, _) = get(format!("sort={}", enc("size:sideways"))).await;
+    assert_eq!(status, 400);
+    // The export streams every document as a JSON line; the body only when asked.
+    let (status, text) = svc
+        .call_text(
+            "GET",
+            "/v1/tenants/acme/export?index=files",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut exported: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    exported.sort();
+    assert_eq!(exported, ["1", "2", "3", "4"]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.get("body").is_none() && l["fields"]["type"].is_string())
+    );
+    let (_, text) = svc
+        .call_text(
+            "GET",
+            &format!(
+                "/v1/tenants/acme/export?index=files&body=true&filter={}",
+                enc("type=Folder")
+            ),
+            Some(&token),
+            None,
+        )
+        .await;
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["body"], "the text of Reports", "{text}");
+    let (status, _) = svc
+        .call_text(
+            "GET",
+            "/v1/tenants/acme/export?index=nope",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    svc.stop().await;
+}

@@ -140,7 +140,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "get",
         "/v1/tenants/{tenant}/search",
         "admin or that tenant",
-        "Search an index of the tenant (?index=&q=&limit=&as=); an index that does not exist is a 404 naming those that do, and is not created",
+        "Search an index of the tenant (?index=&q=&limit=&as=&sort=field:desc&after=cursor&count=true&filter=field=value&facet=field, filter and facet repeatable); `next` in the answer is the cursor of the next page; a query that does not parse or names an unknown field is a 400 saying why; an index that does not exist is a 404 naming those that do, and is not created",
+    ),
+    (
+        "get",
+        "/v1/tenants/{tenant}/export",
+        "admin or that tenant",
+        "Every matching document of an index as JSON lines, streamed (?index=&q=&filter=&as=&body=true)",
     ),
 ];
 

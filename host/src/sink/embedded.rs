@@ -17,13 +17,17 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, anyhow};
 use futures::future::BoxFuture;
 use serde_json::Value;
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TEXT, Value as _};
-use tantivy::snippet::SnippetGenerator;
+use tantivy::collector::TopDocs;
+use tantivy::query::TermQuery;
+use tantivy::schema::{
+    FAST, Field, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TEXT,
+    TextFieldIndexing, Value as _,
+};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use super::{IndexRef, SearchHit, SearchRequest, SearchResults, Sink, SinkDocument};
+use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, query};
+
+mod search;
 
 /// How long a busy writer lock is waited for before it is reported.
 const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -32,6 +36,8 @@ const WRITER_HEAP: usize = 48 * 1024 * 1024;
 /// Separator inside `_key` (connector, id); a control character no sane id contains.
 const KEY_SEP: char = '\u{1f}';
 
+/// The tantivy fields. `words`, `values` and `tie` are `None` in an index made before fields
+/// were searchable by name (a legacy index: read for versions and gets, upgraded on write).
 #[derive(Clone, Copy)]
 struct Fields {
     key: Field,
@@ -43,10 +49,38 @@ struct Fields {
     text: Field,
     source: Field,
     acl: Field,
+    words: Option<Field>,
+    values: Option<Field>,
+    tie: Option<Field>,
 }
+
+/// The analysed copy of every document field (`name:contacts`), by JSON path.
+const WORDS: &str = "_words";
+/// The exact copy of every document field (`type:File`, ranges, prefixes, sort, facets): raw
+/// strings (cut to [`VALUE_MAX`] bytes), numbers and dates, indexed and columnar.
+const VALUES: &str = "_values";
+/// A stable 64-bit hash of the document key: the tie-breaker of every sort, so a cursor
+/// names one position in a total order.
+const TIE: &str = "_tie";
+/// Bytes of a string kept in [`VALUES`] (as Elasticsearch's `ignore_above: 256` keyword).
+const VALUE_MAX: usize = 256;
+/// Marks, in `_allow_access_control`, a document that has none: visible to everyone.
+const PUBLIC_MARK: &str = "\u{0}public";
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
+    let words = JsonObjectOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let values = JsonObjectOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic),
+        )
+        .set_fast(Some("raw"));
     let fields = Fields {
         key: b.add_text_field("_key", STRING),
         id: b.add_text_field("_id", STRING | STORED | FAST),
@@ -57,8 +91,64 @@ fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", TEXT),
         source: b.add_text_field("_source", STORED),
         acl: b.add_text_field("_allow_access_control", STRING),
+        words: Some(b.add_json_field(WORDS, words)),
+        values: Some(b.add_json_field(VALUES, values)),
+        tie: Some(b.add_u64_field(TIE, FAST)),
     };
     (b.build(), fields)
+}
+
+impl Fields {
+    /// The fields of an opened index's schema (current or legacy).
+    fn of(schema: &Schema) -> anyhow::Result<Self> {
+        let get = |name: &str| {
+            schema.get_field(name).map_err(|_| {
+                anyhow!("the index has no `{name}` field: it is not a tributary index")
+            })
+        };
+        Ok(Fields {
+            key: get("_key")?,
+            id: get("_id")?,
+            connector: get("_connector")?,
+            version: get("_version")?,
+            title: get("title")?,
+            body: get("body")?,
+            text: get("text")?,
+            source: get("_source")?,
+            acl: get("_allow_access_control")?,
+            words: schema.get_field(WORDS).ok(),
+            values: schema.get_field(VALUES).ok(),
+            tie: schema.get_field(TIE).ok(),
+        })
+    }
+
+    fn is_legacy(&self) -> bool {
+        self.words.is_none() || self.values.is_none() || self.tie.is_none()
+    }
+}
+
+/// The tie-breaker of a document key (first 8 bytes of its SHA-256: stable across versions
+/// and platforms, unlike `std`'s hasher).
+fn tie_of(connector: &str, id: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(OpenIndex::key(connector, id).as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// `value` with strings cut to [`VALUE_MAX`] bytes (at a character boundary).
+fn clipped(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > VALUE_MAX => {
+            Value::String(crate::text::truncate(s, VALUE_MAX).to_string())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(clipped).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), clipped(v))).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 struct OpenIndex {
@@ -71,11 +161,15 @@ struct OpenIndex {
 impl OpenIndex {
     fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .with_context(|| format!("opening index directory {}", dir.display()))?;
-        let index = Index::open_or_create(directory, schema)
-            .with_context(|| format!("opening the index at {}", dir.display()))?;
+        let index = if holds_index(dir) {
+            Index::open(directory)
+        } else {
+            Index::create(directory, schema().0, tantivy::IndexSettings::default())
+        }
+        .with_context(|| format!("opening the index at {}", dir.display()))?;
+        let fields = Fields::of(&index.schema())?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -152,14 +246,30 @@ impl OpenIndex {
         if let Some(body) = &doc.body {
             out.add_text(f.body, body);
         }
+        let fields = Value::Object(doc.fields.clone());
         let mut text = String::new();
-        collect_strings(&Value::Object(doc.fields.clone()), &mut text);
+        collect_strings(&fields, &mut text);
         out.add_text(f.text, &text);
-        out.add_text(f.source, Value::Object(doc.fields.clone()).to_string());
+        out.add_text(f.source, fields.to_string());
+        let mut public = true;
         if let Some(Value::Array(ids)) = doc.fields.get("_allow_access_control") {
             for id in ids.iter().filter_map(Value::as_str) {
                 out.add_text(f.acl, id);
+                public = false;
             }
+        }
+        if public {
+            // As Elastic's document-level security: no identities means visible to all.
+            out.add_text(f.acl, PUBLIC_MARK);
+        }
+        if let Some(words) = f.words {
+            out.add_field_value(words, &fields);
+        }
+        if let Some(values) = f.values {
+            out.add_field_value(values, &clipped(&fields));
+        }
+        if let Some(tie) = f.tie {
+            out.add_u64(tie, tie_of(&doc.connector, &doc.id));
         }
         out
     }
@@ -267,60 +377,14 @@ impl OpenIndex {
     }
 
     fn search(&self, request: &SearchRequest) -> anyhow::Result<SearchResults> {
-        let f = self.fields;
-        self.reader.reload().context("reloading the index reader")?;
-        let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body, f.text]);
-        parser.set_conjunction_by_default();
-        parser.set_field_boost(f.title, 2.0);
-        let (text_query, _errors) = parser.parse_query_lenient(&request.query);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query.box_clone())];
-        if let Some(connector) = &request.connector {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.connector, connector),
-                    IndexRecordOption::Basic,
-                )),
+        if self.fields.is_legacy() {
+            return Err(anyhow!(
+                "this index was built by an older tributary whose index cannot be searched by \
+                 field; the next sync of its connector upgrades it"
             ));
         }
-        if let Some(identities) = &request.identities {
-            let any: Vec<(Occur, Box<dyn Query>)> = identities
-                .iter()
-                .map(|i| {
-                    let q: Box<dyn Query> = Box::new(TermQuery::new(
-                        Term::from_field_text(f.acl, i),
-                        IndexRecordOption::Basic,
-                    ));
-                    (Occur::Should, q)
-                })
-                .collect();
-            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
-        }
-        let query = BooleanQuery::new(clauses);
-        let limit = request.limit.clamp(1, 1000);
-        let (top, total) = searcher.search(&query, &(TopDocs::with_limit(limit), Count))?;
-        let mut snippets = SnippetGenerator::create(&searcher, &*text_query, f.body)?;
-        snippets.set_max_num_chars(200);
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let stored = self.stored(&doc);
-            let snippet = snippets.snippet_from_doc(&doc);
-            let title = doc
-                .get_first(f.title)
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            hits.push(SearchHit {
-                id: stored.id,
-                connector: stored.connector,
-                score,
-                title,
-                snippet: (!snippet.is_empty()).then(|| snippet.to_html()),
-                fields: stored.fields,
-            });
-        }
-        Ok(SearchResults { total, hits })
+        self.reader.reload().context("reloading the index reader")?;
+        search::run(self, request)
     }
 
     fn get(&self, connector: &str, ids: &[String]) -> anyhow::Result<Vec<SinkDocument>> {
@@ -416,7 +480,10 @@ impl EmbeddedIndex {
             .lock()
             .map_err(|_| anyhow!("index table lock poisoned"))?;
         if let Some(found) = open.get(index) {
-            return Ok(Some(found.clone()));
+            if !(create && found.fields.is_legacy()) {
+                return Ok(Some(found.clone()));
+            }
+            open.remove(index);
         }
         let dir = self
             .root
@@ -424,6 +491,9 @@ impl EmbeddedIndex {
             .join(dir_name(&index.name));
         if !create && !holds_index(&dir) {
             return Ok(None);
+        }
+        if create && holds_index(&dir) {
+            upgrade(&dir).with_context(|| format!("upgrading index {index}"))?;
         }
         let opened = Arc::new(OpenIndex::open(&dir).with_context(|| format!("index {index}"))?);
         open.insert(index.clone(), opened.clone());
@@ -472,6 +542,9 @@ impl EmbeddedIndex {
             let Some(file) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            if file.contains(ASIDE) {
+                continue;
+            }
             let name = name_of_dir(&file);
             if holds_index(&entry.path()) && !IndexRef::new(tenant, name.as_str()).is_acl() {
                 names.push(name);
@@ -492,6 +565,58 @@ async fn run<R: Send + 'static>(
         .context("index task failed")?
         .with_context(|| format!("index {index}"))
 }
+
+/// Rebuilds a legacy index (made before fields were searchable by name) in the current
+/// schema from its stored documents, then swaps it in; a current index is left alone. Runs
+/// before the first write to the index, holding its writer lock, so no write is lost; readers
+/// of the old files (other processes) keep their snapshot.
+fn upgrade(dir: &Path) -> anyhow::Result<()> {
+    let old = OpenIndex::open(dir)?;
+    if !old.fields.is_legacy() {
+        return Ok(());
+    }
+    let _lock = old.open_writer()?;
+    old.reader.reload().context("reloading the index reader")?;
+    let searcher = old.reader.searcher();
+    let fresh_dir = aside(dir, "upgrading");
+    if fresh_dir.exists() {
+        std::fs::remove_dir_all(&fresh_dir)
+            .with_context(|| format!("removing {}", fresh_dir.display()))?;
+    }
+    let fresh = OpenIndex::open(&fresh_dir)?;
+    let mut docs = Vec::new();
+    for segment in searcher.segment_readers() {
+        let store = segment.get_store_reader(16)?;
+        for doc in segment.doc_ids_alive() {
+            let stored: TantivyDocument = store.get(doc)?;
+            docs.push(old.stored(&stored));
+            if docs.len() >= 1000 {
+                fresh.upsert(&std::mem::take(&mut docs))?;
+            }
+        }
+    }
+    fresh.upsert(&docs)?;
+    fresh.commit()?;
+    let count = searcher.num_docs();
+    drop((fresh, _lock, searcher, old));
+    let legacy = aside(dir, "legacy");
+    std::fs::rename(dir, &legacy).with_context(|| format!("moving {}", dir.display()))?;
+    std::fs::rename(&fresh_dir, dir).with_context(|| format!("moving {}", fresh_dir.display()))?;
+    std::fs::remove_dir_all(&legacy).with_context(|| format!("removing {}", legacy.display()))?;
+    tracing::info!(index = %dir.display(), documents = count, "upgraded the index to searchable fields");
+    Ok(())
+}
+
+/// A working directory beside index directory `dir`: `%~` never occurs in a name [`dir_name`]
+/// makes, so it collides with no index, and [`EmbeddedIndex::list`] skips it.
+fn aside(dir: &Path, what: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("{ASIDE}{what}"));
+    dir.with_file_name(name)
+}
+
+/// Marks a working directory (see [`aside`]).
+const ASIDE: &str = "%~";
 
 /// Whether `dir` holds a tantivy index (its `meta.json` is written when the index is created).
 fn holds_index(dir: &Path) -> bool {
@@ -537,11 +662,12 @@ impl Sink for EmbeddedIndex {
         index: IndexRef,
         request: SearchRequest,
     ) -> BoxFuture<'_, anyhow::Result<SearchResults>> {
-        let empty = SearchResults {
-            total: 0,
-            hits: Vec::new(),
-        };
-        self.reading(index, empty, move |i| i.search(&request))
+        Box::pin(async move {
+            // The query is checked even when the index does not exist yet.
+            query::parse(&request.query)?;
+            self.reading(index, SearchResults::default(), move |i| i.search(&request))
+                .await
+        })
     }
 
     fn get(
@@ -801,6 +927,114 @@ mod tests {
         let fresh = EmbeddedIndex::new(dir.path());
         assert_eq!(fresh.indexes("acme".into()).await.unwrap().len(), 3);
         assert_eq!(fresh.indexes("other".into()).await.unwrap(), vec!["theirs"]);
+    }
+
+    #[tokio::test]
+    async fn answers_every_query_form() {
+        use crate::sink::conformance;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "files");
+        conformance::load(&sink, &ix).await;
+        conformance::query_forms(&sink, &ix).await;
+        conformance::filters_and_sort(&sink, &ix).await;
+        conformance::facets_and_security(&sink, &ix).await;
+        conformance::errors(&sink, &ix).await;
+        conformance::readme_examples(&sink, &ix).await;
+    }
+
+    #[tokio::test]
+    async fn pages_twenty_thousand_documents_to_the_end() {
+        use crate::sink::conformance;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "many");
+        let docs = conformance::many(20_000);
+        for chunk in docs.chunks(5_000) {
+            sink.upsert(ix.clone(), chunk.to_vec()).await.unwrap();
+            // Several segments: cursors must translate across them.
+            sink.commit(ix.clone()).await.unwrap();
+        }
+        let pages = conformance::page_to_the_end(&sink, &ix, 20_000, 1_500).await;
+        assert_eq!(pages, 14);
+    }
+
+    /// An index as tributary wrote it before fields were searchable by name.
+    fn legacy_index(dir: &Path) {
+        let mut b = Schema::builder();
+        let key = b.add_text_field("_key", STRING);
+        let id = b.add_text_field("_id", STRING | STORED | FAST);
+        let connector = b.add_text_field("_connector", STRING | STORED | FAST);
+        let version = b.add_text_field("_version", STRING | STORED | FAST);
+        let title = b.add_text_field("title", TEXT | STORED);
+        let body = b.add_text_field("body", TEXT | STORED);
+        b.add_text_field("text", TEXT);
+        let source = b.add_text_field("_source", STORED);
+        let acl = b.add_text_field("_allow_access_control", STRING);
+        std::fs::create_dir_all(dir).unwrap();
+        let index = Index::create_in_dir(dir, b.build()).unwrap();
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let mut doc = TantivyDocument::default();
+        doc.add_text(key, "a\u{1f}old");
+        doc.add_text(id, "old");
+        doc.add_text(connector, "a");
+        doc.add_text(version, "v0");
+        doc.add_text(title, "Old plan");
+        doc.add_text(body, "kept from before");
+        doc.add_text(
+            source,
+            json!({"id": "old", "title": "Old plan", "type": "File", "size": 5}).to_string(),
+        );
+        doc.add_text(acl, "email:ann@example.com");
+        writer.add_document(doc).unwrap();
+        writer.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_index_of_an_earlier_version_is_upgraded_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        legacy_index(&dir.path().join("acme/docs"));
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "docs");
+        // Reads that a sync needs work; a search says what will fix it.
+        assert_eq!(
+            sink.versions(ix.clone(), "a".into()).await.unwrap(),
+            HashMap::from([("old".to_string(), Some("v0".to_string()))])
+        );
+        let err = sink
+            .search(ix.clone(), SearchRequest::new("plan", 10))
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("next sync"), "{err:#}");
+        // The first write rebuilds it from the stored documents; nothing is lost.
+        sink.upsert(ix.clone(), vec![doc("a", "new", "v1", "New plan", "fresh")])
+            .await
+            .unwrap();
+        sink.commit(ix.clone()).await.unwrap();
+        let found = sink
+            .search(ix.clone(), SearchRequest::new("plan", 10))
+            .await
+            .unwrap();
+        assert_eq!(found.total, 2);
+        let by_field = sink
+            .search(ix.clone(), SearchRequest::new("type:File AND size:5", 10))
+            .await
+            .unwrap();
+        assert_eq!(by_field.hits.len(), 1);
+        assert_eq!(by_field.hits[0].id, "old");
+        let old = sink
+            .get(ix.clone(), "a".into(), vec!["old".into()])
+            .await
+            .unwrap();
+        assert_eq!(old[0].body.as_deref(), Some("kept from before"));
+        assert_eq!(old[0].version.as_deref(), Some("v0"));
+        // No working directory is left behind, and the listing is unchanged.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("acme"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["docs"]);
+        assert_eq!(sink.indexes("acme".into()).await.unwrap(), ["docs"]);
     }
 
     #[test]

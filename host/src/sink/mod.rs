@@ -11,15 +11,20 @@
 //! answer empty, and [`Sink::indexes`] says which indexes of a tenant exist, so a search of an
 //! unknown name is refused ([`UnknownIndex`]) instead of leaving an empty index behind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod elasticsearch;
 pub mod embedded;
+pub mod query;
 pub mod quota;
+
+pub use query::{Cursor, FacetCount, Filter, InvalidQuery, Order, Sort, UnknownField};
 
 /// Names of access-control indexes start with this (as Elastic names them).
 const ACL_INDEX_PREFIX: &str = ".search-acl-filter-";
@@ -109,17 +114,64 @@ pub struct SinkDocument {
     pub body: Option<String>,
 }
 
-/// A search.
+/// Most hits of one page (more are reached with [`SearchRequest::after`]); below
+/// Elasticsearch's default result window (10,000), which the sink's one extra hit must fit in.
+pub const MAX_PAGE: usize = 5_000;
+
+/// A search (the language: [`query`]).
 #[derive(Clone, Debug, Default)]
 pub struct SearchRequest {
-    /// Query text (terms, "phrases", field:value, AND/OR/NOT).
+    /// Query text (terms, "phrases", field:value, ranges, AND/OR/NOT; `*` for everything).
     pub query: String,
-    /// Most hits returned.
+    /// Most hits returned (1..=[`MAX_PAGE`]; page on with `after`).
     pub limit: usize,
     /// Only documents of this connector.
     pub connector: Option<String>,
-    /// Document-level security: only documents whose `_allow_access_control` holds one of these.
+    /// Document-level security: only documents whose `_allow_access_control` holds one of these
+    /// (documents without identities are visible to all). Applied inside the query, so hidden
+    /// documents are never counted in totals or facets.
     pub identities: Option<Vec<String>>,
+    /// Exact-value filters, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// Order of hits (default: relevance).
+    pub sort: Option<Sort>,
+    /// Start after this position (the `next` of the previous page).
+    pub after: Option<Cursor>,
+    /// Count only: no hits.
+    pub count_only: bool,
+    /// Fields to count values of among all matches (`_connector` for the connector).
+    pub facets: Vec<String>,
+    /// Return each hit's extracted text (`body`) too.
+    pub with_body: bool,
+}
+
+impl SearchRequest {
+    /// `query`, best `limit` hits, nothing else.
+    pub fn new(query: impl Into<String>, limit: usize) -> Self {
+        Self {
+            query: query.into(),
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// The page size to use: `limit` within 1..=[`MAX_PAGE`].
+    pub fn page_size(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+
+    /// Every field the request names (query, filters, sort, facets), for [`UnknownField`].
+    pub fn named_fields(&self, query: &query::Node) -> Vec<String> {
+        let mut out: Vec<String> = query.fields().into_iter().map(str::to_string).collect();
+        out.extend(self.filters.iter().map(|f| f.field.clone()));
+        if let Some(sort) = self.sort.as_ref().filter(|s| !s.is_score()) {
+            out.push(sort.field.clone());
+        }
+        out.extend(self.facets.iter().cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// One hit.
@@ -137,15 +189,53 @@ pub struct SearchHit {
     pub snippet: Option<String>,
     /// Stored fields.
     pub fields: Map<String, Value>,
+    /// Extracted text, when asked for ([`SearchRequest::with_body`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// Search results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SearchResults {
-    /// Matching documents in all.
+    /// Matching documents in all (whatever the cursor).
     pub total: usize,
-    /// The best `limit` of them.
+    /// The page: the first `limit` matches after the cursor, in order.
     pub hits: Vec<SearchHit>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+    /// Counts per value of each facet asked for, most frequent first.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+/// Every match of `request` (whatever its `limit` and `after`), page by page in the request's
+/// order: the export of an index. Each page is one search, so memory stays bounded by a page.
+pub fn pages(
+    sink: std::sync::Arc<dyn Sink>,
+    index: IndexRef,
+    mut request: SearchRequest,
+) -> futures::stream::BoxStream<'static, anyhow::Result<Vec<SearchHit>>> {
+    use futures::StreamExt;
+    request.count_only = false;
+    request.facets.clear();
+    request.after = None;
+    futures::stream::unfold(Some(request), move |state| {
+        let (sink, index) = (sink.clone(), index.clone());
+        async move {
+            let mut request = state?;
+            match sink.search(index, request.clone()).await {
+                Ok(results) => {
+                    let next = results.next.map(|cursor| {
+                        request.after = Some(cursor);
+                        request
+                    });
+                    Some((Ok(results.hits), next))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+    .boxed()
 }
 
 /// A document store.

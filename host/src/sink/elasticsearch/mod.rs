@@ -57,6 +57,7 @@
 //! `keyword` sub-field, which Elastic's access-control query template (and our own identity
 
 mod config;
+mod dsl;
 mod index_name;
 mod operations;
 mod request_builder;

@@ -13,10 +13,63 @@ use elasticsearch::{CountParts, Elasticsearch, MgetParts, OpenPointInTimeParts, 
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use super::dsl;
 use super::request_builder::*;
 use super::service::*;
 use super::*;
+use crate::sink::query::{self, FacetCount, InvalidQuery, Sort, UnknownField};
 use crate::sink::{IndexRef, SearchHit, SearchRequest, SearchResults, SinkDocument};
+
+/// How the mapping declares a field (see [`ElasticsearchSink::mapped_fields`]).
+pub(super) enum Mapped {
+    /// `text`, with or without a `keyword` multi-field.
+    Text { keyword: bool },
+    /// Any other type.
+    Other,
+}
+
+fn flatten_mapping(prefix: &str, props: &Value, out: &mut HashMap<String, Mapped>) {
+    let Some(props) = props.as_object() else {
+        return;
+    };
+    for (name, spec) in props {
+        let path = format!("{prefix}{name}");
+        if let Some(inner) = spec.get("properties") {
+            flatten_mapping(&format!("{path}."), inner, out);
+            continue;
+        }
+        let mapped = match spec.get("type").and_then(Value::as_str) {
+            Some("text") => Mapped::Text {
+                keyword: spec.pointer("/fields/keyword").is_some(),
+            },
+            _ => Mapped::Other,
+        };
+        out.insert(path, mapped);
+    }
+}
+
+/// A cursor: the sort it was made for and the last hit's `sort` values.
+fn encode_after(sort: &Sort, values: &Value) -> crate::sink::Cursor {
+    crate::sink::Cursor::encode(&json!([sort.field, sort.order, values]))
+}
+
+fn decode_after(cursor: &crate::sink::Cursor, sort: &Sort) -> anyhow::Result<Value> {
+    let value = cursor.decode()?;
+    let order = serde_json::to_value(sort.order)?;
+    match value.as_array().map(Vec::as_slice) {
+        Some([field, o, values])
+            if field.as_str() == Some(sort.field.as_str()) && *o == order && values.is_array() =>
+        {
+            Ok(values.clone())
+        }
+        _ => Err(InvalidQuery {
+            query: cursor.0.clone(),
+            position: None,
+            message: format!("the cursor is not from a search sorted by `{}`", sort.field),
+        }
+        .into()),
+    }
+}
 
 impl ElasticsearchSink {
     /// A sink writing to the cluster `config` names (no request is sent yet).
@@ -450,73 +503,200 @@ impl ElasticsearchSink {
         Ok(out)
     }
 
+    /// The fields of index `name` as its mapping declares them (dotted paths → type), with
+    /// the string fields that have a `keyword` multi-field; `None` when the index does not exist.
+    async fn mapped_fields(&self, name: &str) -> anyhow::Result<Option<HashMap<String, Mapped>>> {
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[name]))
+            .send()
+            .await
+            .map_err(|e| anyhow!("reading the mapping of `{name}`: {e}"))?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = read_json(response, &format!("reading the mapping of `{name}`")).await?;
+        let mut out = HashMap::new();
+        if let Some(props) = body
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(|v| v.pointer("/mappings/properties"))
+        {
+            flatten_mapping("", props, &mut out);
+        }
+        Ok(Some(out))
+    }
+
     pub(super) async fn search_index(
         &self,
         index: &str,
         tenant: &str,
         request: &SearchRequest,
     ) -> anyhow::Result<SearchResults> {
+        let parsed = query::parse(&request.query)?;
+        let named = request.named_fields(&parsed);
+        let mapped = if named.is_empty() {
+            HashMap::new()
+        } else {
+            match self.mapped_fields(index).await? {
+                Some(m) => m,
+                None => return Ok(SearchResults::default()),
+            }
+        };
+        for field in &named {
+            let builtin = matches!(field.as_str(), "_id" | query::CONNECTOR_FACET | BODY_FIELD);
+            let known = mapped.contains_key(field.as_str())
+                || mapped.keys().any(|k| k.starts_with(&format!("{field}.")));
+            if !builtin && !known {
+                let mut known: Vec<String> = mapped
+                    .keys()
+                    .filter(|k| !k.starts_with("_tributary_"))
+                    .cloned()
+                    .chain(["_id", query::CONNECTOR_FACET].map(str::to_string))
+                    .collect();
+                known.sort();
+                known.truncate(60);
+                return Err(UnknownField {
+                    field: field.clone(),
+                    known,
+                }
+                .into());
+            }
+        }
+        // A field to sort, count or filter on: a text field's keyword multi-field.
+        let keyword = |field: &str| -> String {
+            match mapped.get(field) {
+                Some(Mapped::Text { keyword: true }) => format!("{field}.keyword"),
+                _ => dsl::es_field(field).to_string(),
+            }
+        };
         let mut filter = vec![match &request.connector {
             Some(connector) => owned_by(tenant, connector),
             None => of_tenant(tenant),
         }];
         if let Some(identities) = &request.identities {
-            filter.push(json!({"terms": {format!("{ACL_FIELD}.keyword"): identities}}));
+            // As Elastic's document-level security: a document without identities is public.
+            filter.push(json!({"bool": {
+                "should": [
+                    {"terms": {format!("{ACL_FIELD}.keyword"): identities}},
+                    {"bool": {"must_not": [{"exists": {"field": ACL_FIELD}}]}},
+                ],
+                "minimum_should_match": 1,
+            }}));
         }
-        let body = json!({
-            "size": request.limit.clamp(1, 1000),
+        for f in &request.filters {
+            filter.push(dsl::exact_on(&f.field, &[&keyword(&f.field)], &f.value));
+        }
+        let sort = request.sort.clone().unwrap_or_default();
+        let limit = request.page_size();
+        let mut body = json!({
+            "size": if request.count_only { 0 } else { limit + 1 },
             "track_total_hits": true,
-            "query": {"bool": {
-                "must": [{"simple_query_string": {
-                    "query": request.query,
-                    "fields": ["title^2", "name^2", BODY_FIELD, "*"],
-                    "default_operator": "and",
-                    "lenient": true,
-                }}],
-                "filter": filter,
-            }},
+            "query": {"bool": {"must": [dsl::node(&parsed)], "filter": filter}},
+            "sort": dsl::sort(&sort, (!sort.is_score()).then(|| keyword(&sort.field)).as_deref()),
             "highlight": {
                 "pre_tags": ["<b>"],
                 "post_tags": ["</b>"],
                 "fields": {BODY_FIELD: {"fragment_size": 200, "number_of_fragments": 1}},
             },
         });
+        if !request.with_body {
+            body["_source"] = json!({"excludes": [BODY_FIELD]});
+        }
+        if let Some(after) = &request.after {
+            body["search_after"] = decode_after(after, &sort)?;
+        }
+        if !request.facets.is_empty() {
+            let aggs: serde_json::Map<String, Value> = request
+                .facets
+                .iter()
+                .map(|f| {
+                    (
+                        f.clone(),
+                        json!({"terms": {"field": keyword(f), "size": query::FACET_VALUES}}),
+                    )
+                })
+                .collect();
+            body["aggs"] = Value::Object(aggs);
+        }
         let Some(found) = self.search_raw(index, body).await? else {
-            return Ok(SearchResults {
-                total: 0,
-                hits: Vec::new(),
-            });
+            return Ok(SearchResults::default());
         };
         let total = found
             .pointer("/hits/total/value")
             .and_then(Value::as_u64)
             .unwrap_or(0) as usize;
-        let hits = found
+        let mut raw: Vec<Value> = found
             .pointer("/hits/hits")
             .and_then(Value::as_array)
-            .map(|hits| {
-                hits.iter()
-                    .map(|hit| {
-                        let doc = from_hit(hit);
-                        SearchHit {
-                            title: ["title", "name"]
-                                .iter()
-                                .find_map(|k| doc.fields.get(*k).and_then(Value::as_str))
-                                .map(str::to_string),
-                            snippet: hit
-                                .pointer(&format!("/highlight/{BODY_FIELD}/0"))
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                            score: hit.get("_score").and_then(Value::as_f64).unwrap_or(0.0) as f32,
-                            id: doc.id,
-                            connector: doc.connector,
-                            fields: doc.fields,
-                        }
-                    })
-                    .collect()
-            })
+            .cloned()
             .unwrap_or_default();
-        Ok(SearchResults { total, hits })
+        let more = raw.len() > limit;
+        raw.truncate(limit);
+        let next = if more && !request.count_only {
+            raw.last()
+                .and_then(|h| h.get("sort"))
+                .map(|values| encode_after(&sort, values))
+        } else {
+            None
+        };
+        let hits = raw
+            .iter()
+            .map(|hit| {
+                let doc = from_hit(hit);
+                let score = hit
+                    .get("_score")
+                    .and_then(Value::as_f64)
+                    .or_else(|| {
+                        sort.is_score()
+                            .then(|| hit.pointer("/sort/0").and_then(Value::as_f64))
+                            .flatten()
+                    })
+                    .unwrap_or(0.0) as f32;
+                SearchHit {
+                    title: ["title", "name"]
+                        .iter()
+                        .find_map(|k| doc.fields.get(*k).and_then(Value::as_str))
+                        .map(str::to_string),
+                    snippet: hit
+                        .pointer(&format!("/highlight/{BODY_FIELD}/0"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    score,
+                    id: doc.id,
+                    connector: doc.connector,
+                    fields: doc.fields,
+                    body: if request.with_body { doc.body } else { None },
+                }
+            })
+            .collect();
+        let mut facets = std::collections::BTreeMap::new();
+        for name in &request.facets {
+            let counts = found
+                .pointer(&format!("/aggregations/{}/buckets", pointer_escape(name)))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|b| {
+                    let value = match b.get("key_as_string").or_else(|| b.get("key"))? {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    Some(FacetCount {
+                        value,
+                        count: b.get("doc_count").and_then(Value::as_u64)?,
+                    })
+                })
+                .collect();
+            facets.insert(name.clone(), query::rank_facet(counts));
+        }
+        Ok(SearchResults {
+            total,
+            hits,
+            next,
+            facets,
+        })
     }
 
     /// The indexes of `tenant`: those matching the pattern for the tenant whose recorded owner

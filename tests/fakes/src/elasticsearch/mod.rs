@@ -9,7 +9,7 @@
 //! | `POST [/{index}]/_bulk` | NDJSON `index`/`create`/`update`/`delete` (`delete` honours `if_seq_no`/`if_primary_term`: 409 on a mismatch); per-item results; `errors: true` when any item failed |
 //! | `GET/PUT/POST /{index}/_doc/{id}`, `POST /{index}/_doc`, `DELETE /{index}/_doc/{id}` | `if_seq_no` + `if_primary_term` → 409 `version_conflict_engine_exception`; `op_type=create` |
 //! | `POST /{index}/_update/{id}` | `{"doc": …}` merged recursively (`detect_noop`), `doc_as_upsert`, optimistic concurrency as above, 404 `document_missing_exception` |
-//! | `POST [/{index}]/_search` | `query` ([`query`] subset, fields resolved through the index's mappings), `sort`, `search_after`, `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
+//! | `POST [/{index}]/_search` | `query` ([`query`] subset, fields resolved through the index's mappings), `sort`, `search_after`, `aggs` (`terms`), `size`, `from`, `_source`, `seq_no_primary_term`, `track_total_hits`, `highlight`, `pit`; unknown body keys → 400 |
 //! | `POST [/{index}]/_search/template`, `POST /_render/template` | `{"source": …, "params": …}`: the [`template`] subset of mustache rendered, then searched (or returned as `template_output`) |
 //! | `POST /{index}/_mget` | `{"ids": […]}` or `{"docs": [{"_id"}]}`, real-time, with `_seq_no`/`_primary_term`; `_source_includes` |
 //! | `POST /{index}/_pit`, `DELETE /_pit` | point in time: a frozen copy of the searchable documents; `_shard_doc` sorts by position in it |
@@ -769,7 +769,7 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
         (&Method::GET, [index, "_mapping"]) => match store.indices.get(*index) {
             Some(ix) => json_response(
                 StatusCode::OK,
-                json!({ *index: {"mappings": ix.mappings.clone()} }),
+                json!({ *index: {"mappings": with_dynamic(&ix.mappings, ix.visible.values().map(|d| &d.source))} }),
             ),
             None => index_not_found(index),
         },
@@ -1300,6 +1300,8 @@ const SEARCH_KEYS: &[&str] = &[
     "highlight",
     "version",
     "timeout",
+    "aggs",
+    "aggregations",
 ];
 
 fn search(
@@ -1429,7 +1431,11 @@ fn search(
                     "_score" => json!(score),
                     "_doc" | "_shard_doc" => json!(ordinal),
                     "_id" => json!(id),
-                    f => match query::lookup(&doc.source, f) {
+                    // A `keyword` multi-field sorts by its parent's value.
+                    f => match query::lookup(&doc.source, f).or_else(|| {
+                        f.strip_suffix(".keyword")
+                            .and_then(|p| query::lookup(&doc.source, p))
+                    }) {
                         Some(Value::Array(a)) => a.first().cloned().unwrap_or(Value::Null),
                         Some(v) => v.clone(),
                         None => Value::Null,
@@ -1450,13 +1456,27 @@ fn search(
         let vb = sort_values(b.0, b.1, b.2, b.3, &effective_sort);
         for ((x, y), key) in va.iter().zip(&vb).zip(&effective_sort) {
             let o = query::compare(x, y);
-            let o = if key.desc { o.reverse() } else { o };
+            // Missing values last whatever the direction (`missing: _last`, the default).
+            let o = if key.desc && !x.is_null() && !y.is_null() {
+                o.reverse()
+            } else {
+                o
+            };
             if o != std::cmp::Ordering::Equal {
                 return o;
             }
         }
         a.1.cmp(&b.1)
     });
+    // Totals and aggregations cover every match, whatever `search_after` skips.
+    let total = hits.len();
+    let aggregations = match obj.get("aggs").or_else(|| obj.get("aggregations")) {
+        Some(aggs) => match terms_aggregations(aggs, &mappings, &hits) {
+            Ok(a) => Some(a),
+            Err(e) => return parse_error(&e),
+        },
+        None => None,
+    };
     if let Some(after) = obj.get("search_after") {
         let Some(after) = after.as_array() else {
             return parse_error("[search_after] must be an array");
@@ -1477,7 +1497,11 @@ fn search(
             let v = sort_values(h.0, h.1, h.2, h.3, &sort);
             for ((x, y), key) in v.iter().zip(after).zip(&sort) {
                 let o = query::compare(x, y);
-                let o = if key.desc { o.reverse() } else { o };
+                let o = if key.desc && !x.is_null() && !y.is_null() {
+                    o.reverse()
+                } else {
+                    o
+                };
                 match o {
                     std::cmp::Ordering::Greater => return true,
                     std::cmp::Ordering::Less => return false,
@@ -1487,7 +1511,6 @@ fn search(
             false
         });
     }
-    let total = hits.len();
     let with_seq = obj.get("seq_no_primary_term").and_then(Value::as_bool) == Some(true);
     let highlight = obj.get("highlight");
     let text_query = find_text_query(&query);
@@ -1542,10 +1565,117 @@ fn search(
         "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
         "hits": {"total": {"value": total, "relation": "eq"}, "max_score": if sort.is_empty() { json!(max_score) } else { Value::Null }, "hits": page}
     });
+    if let Some(aggregations) = aggregations {
+        response["aggregations"] = aggregations;
+    }
     if let Some(pit) = pit {
         response["pit_id"] = pit.get("id").cloned().unwrap_or(Value::Null);
     }
     json_response(StatusCode::OK, response)
+}
+
+/// The mappings with the fields dynamic mapping adds for `docs` (as Elasticsearch reports
+/// them): strings that parse as dates `date`, other strings `text` with a `keyword`
+/// multi-field, integers `long`, other numbers `float`, booleans `boolean`, objects by their
+/// fields. Declared fields are left as declared.
+fn with_dynamic<'a>(mappings: &Value, docs: impl Iterator<Item = &'a Value>) -> Value {
+    fn infer(props: &mut Map<String, Value>, source: &Map<String, Value>) {
+        for (name, value) in source {
+            let value = match value {
+                Value::Array(items) => match items.iter().find(|v| !v.is_null()) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Value::Null => continue,
+                v => v,
+            };
+            if let Value::Object(inner) = value {
+                let entry = props
+                    .entry(name.clone())
+                    .or_insert_with(|| json!({"properties": {}}));
+                if let Some(p) = entry.get_mut("properties").and_then(Value::as_object_mut) {
+                    infer(p, inner);
+                }
+                continue;
+            }
+            if props.contains_key(name) {
+                continue;
+            }
+            let mapping = match value {
+                Value::String(s)
+                    if s.len() >= 10
+                        && s.as_bytes()[4] == b'-'
+                        && s.as_bytes()[7] == b'-'
+                        && s[..4].bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    json!({"type": "date"})
+                }
+                Value::String(_) => {
+                    json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}})
+                }
+                Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "long"}),
+                Value::Number(_) => json!({"type": "float"}),
+                Value::Bool(_) => json!({"type": "boolean"}),
+                _ => continue,
+            };
+            props.insert(name.clone(), mapping);
+        }
+    }
+    let mut out = match mappings {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let mut props = match out.remove("properties") {
+        Some(Value::Object(p)) => p,
+        _ => Map::new(),
+    };
+    for source in docs {
+        if let Some(source) = source.as_object() {
+            infer(&mut props, source);
+        }
+    }
+    out.insert("properties".into(), Value::Object(props));
+    Value::Object(out)
+}
+
+/// `terms` aggregations (the only kind the fake knows): documents per value of `field` among
+/// the matches, most frequent first, then by value; at most `size` (10) buckets.
+fn terms_aggregations(
+    aggs: &Value,
+    mappings: &Value,
+    hits: &[(f64, usize, &String, &Doc)],
+) -> Result<Value, String> {
+    let aggs = aggs.as_object().ok_or("[aggs] must be an object")?;
+    let mut out = Map::new();
+    for (name, spec) in aggs {
+        let terms = spec
+            .get("terms")
+            .ok_or_else(|| format!("the fake only knows `terms` aggregations, not [{name}]"))?;
+        let field = terms
+            .get("field")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("[terms] aggregation [{name}] needs a field"))?;
+        let size = terms.get("size").and_then(Value::as_u64).unwrap_or(10) as usize;
+        let mut counts: Vec<(Value, u64)> = Vec::new();
+        for (_, _, _, doc) in hits {
+            let mut values = query::values_of(mappings, &doc.source, field);
+            values.dedup();
+            for v in values {
+                match counts.iter_mut().find(|(k, _)| *k == v) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((v, 1)),
+                }
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| query::compare(&a.0, &b.0)));
+        counts.truncate(size);
+        let buckets: Vec<Value> = counts
+            .into_iter()
+            .map(|(key, n)| json!({"key": key, "doc_count": n}))
+            .collect();
+        out.insert(name.clone(), json!({"buckets": buckets}));
+    }
+    Ok(Value::Object(out))
 }
 
 fn find_text_query(query: &Value) -> Option<String> {

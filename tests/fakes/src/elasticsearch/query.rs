@@ -1,6 +1,6 @@
 //! The query DSL subset the fake evaluates, over `_source` JSON.
 //!
-//! Supported: `match_all`, `match_none`, `term`, `terms`, `ids`, `exists`, `bool` (`must`,
+//! Supported: `match_all`, `match_none`, `term`, `terms`, `ids`, `exists`, `range`, `prefix`, `bool` (`must`,
 //! `filter`, `should`, `must_not`, `minimum_should_match`), `match` and `simple_query_string`.
 //! Anything else is a 400 `parsing_exception`, as Elasticsearch answers for an unknown query.
 //!
@@ -138,6 +138,14 @@ fn indexed_values(mappings: &Value, source: &Value, field: &str, analyse: bool) 
     }
 }
 
+/// The values of `field` an aggregation or sort sees (not analysed; a `keyword` multi-field
+/// holds its parent's values), sorted.
+pub fn values_of(mappings: &Value, source: &Value, field: &str) -> Vec<Value> {
+    let mut values = indexed_values(mappings, source, field, false);
+    values.sort_by(compare);
+    values
+}
+
 fn scalar_eq(stored: &Value, wanted: &Value) -> bool {
     match (stored, wanted) {
         (Value::String(a), Value::String(b)) => a == b,
@@ -226,6 +234,8 @@ fn field_text(source: &Value, field: &str) -> Vec<String> {
 enum Clause {
     Term(String),
     Phrase(Vec<String>),
+    /// `word*`: a token starting with it.
+    Prefix(String),
 }
 
 struct Simple {
@@ -250,7 +260,18 @@ fn parse_simple(query: &str, default_and: bool) -> Simple {
             let end = after.find('"').unwrap_or(after.len());
             let phrase = tokens(&after[..end]);
             rest = after.get(end + 1..).unwrap_or("");
+            // `"…"~n` (slop): the fake matches the exact phrase.
+            if let Some(slop) = rest.strip_prefix('~') {
+                rest = slop.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
             Clause::Phrase(phrase)
+        } else if let Some(raw) = rest
+            .split(char::is_whitespace)
+            .next()
+            .filter(|w| w.len() > 1 && w.ends_with('*') && !w.contains('"'))
+        {
+            rest = &rest[raw.len()..];
+            Clause::Prefix(raw[..raw.len() - 1].to_lowercase())
         } else {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             let word = &rest[..end];
@@ -281,6 +302,7 @@ fn parse_simple(query: &str, default_and: bool) -> Simple {
 
 fn clause_hits(clause: &Clause, text_tokens: &[String]) -> f64 {
     match clause {
+        Clause::Prefix(p) => text_tokens.iter().filter(|x| x.starts_with(p)).count() as f64,
         Clause::Term(t) => text_tokens.iter().filter(|x| *x == t).count() as f64,
         Clause::Phrase(p) => {
             if p.is_empty() || p.len() > text_tokens.len() {
@@ -449,6 +471,38 @@ fn eval(query: &Value, ctx: &Ctx<'_>) -> Result<Option<f64>, QueryError> {
             Ok((n > 0).then_some(n as f64))
         }
         "simple_query_string" => simple_score(body, source),
+        "range" => {
+            let (field, spec) = single_entry("range", body)?;
+            let spec = spec
+                .as_object()
+                .ok_or_else(|| QueryError(format!("[range] query malformed for [{field}]")))?;
+            let values = indexed_values(ctx.mappings, source, field, false);
+            let within = |v: &Value| {
+                spec.iter().all(|(op, bound)| {
+                    let o = compare_coerced(v, bound);
+                    match op.as_str() {
+                        "gte" => o != Ordering::Less,
+                        "gt" => o == Ordering::Greater,
+                        "lte" => o != Ordering::Greater,
+                        "lt" => o == Ordering::Less,
+                        _ => true, // format, time_zone, boost
+                    }
+                })
+            };
+            Ok(values.iter().any(within).then_some(1.0))
+        }
+        "prefix" => {
+            let (field, v) = single_entry("prefix", body)?;
+            let prefix = match v {
+                Value::Object(o) => o.get("value").and_then(Value::as_str),
+                other => other.as_str(),
+            }
+            .ok_or_else(|| QueryError(format!("[prefix] query malformed for [{field}]")))?;
+            let found = indexed_values(ctx.mappings, source, field, true)
+                .iter()
+                .any(|v| v.as_str().is_some_and(|s| s.starts_with(prefix)));
+            Ok(found.then_some(1.0))
+        }
         "bool" => {
             let obj = body
                 .as_object()
@@ -554,6 +608,18 @@ pub fn parse_sort(sort: Option<&Value>) -> Result<Vec<SortKey>, QueryError> {
     Ok(keys)
 }
 
+/// Compares a stored value with a query bound, coercing the bound to a number when the
+/// stored value is one (Elasticsearch parses bounds with the field's type).
+fn compare_coerced(stored: &Value, bound: &Value) -> Ordering {
+    match (stored, bound) {
+        (Value::Number(_), Value::String(s)) => match s.parse::<f64>() {
+            Ok(b) => compare(stored, &serde_json::json!(b)),
+            Err(_) => Ordering::Equal,
+        },
+        _ => compare(stored, bound),
+    }
+}
+
 /// Compares two sort values (missing values sort last, as Elasticsearch's default `_last`).
 pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
@@ -580,11 +646,20 @@ pub fn filter_source(source: &Value, spec: Option<&Value>) -> Option<Value> {
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
-        Some(Value::Object(o)) => match o.get("includes") {
-            Some(Value::Array(a)) => a
+        Some(Value::Object(o)) => match (o.get("includes"), o.get("excludes")) {
+            (Some(Value::Array(a)), _) => a
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect(),
+            (None, Some(Value::Array(ex))) => {
+                let mut out = source.clone();
+                if let Some(map) = out.as_object_mut() {
+                    for field in ex.iter().filter_map(Value::as_str) {
+                        map.remove(field);
+                    }
+                }
+                return Some(out);
+            }
             _ => return Some(source.clone()),
         },
         Some(_) => return Some(source.clone()),

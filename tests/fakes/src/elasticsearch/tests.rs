@@ -129,7 +129,7 @@ async fn index_lifecycle_occ_and_near_real_time_search() {
     let (s, _) = call(
         reqwest::Method::POST,
         format!("{url}/docs/_search"),
-        Some(json!({"aggs": {}}).to_string()),
+        Some(json!({"suggest": {}}).to_string()),
     )
     .await;
     assert_eq!(s, 400);

@@ -435,3 +435,31 @@ async fn authentication_and_configuration_errors_are_clear() {
     });
     assert_eq!(sink.ping().await.unwrap(), "9.1.0");
 }
+
+#[tokio::test]
+async fn answers_every_query_form() {
+    use crate::sink::conformance;
+    let es = fake().await;
+    let sink = sink_for(&es, |_| {});
+    let ix = IndexRef::new("acme", "files");
+    conformance::load(&sink, &ix).await;
+    conformance::query_forms(&sink, &ix).await;
+    conformance::filters_and_sort(&sink, &ix).await;
+    conformance::facets_and_security(&sink, &ix).await;
+    conformance::errors(&sink, &ix).await;
+    conformance::readme_examples(&sink, &ix).await;
+}
+
+#[tokio::test]
+async fn pages_twenty_thousand_documents_to_the_end() {
+    use crate::sink::conformance;
+    let es = fake().await;
+    let sink = sink_for(&es, |_| {});
+    let ix = IndexRef::new("acme", "many");
+    sink.upsert(ix.clone(), conformance::many(20_000))
+        .await
+        .unwrap();
+    sink.commit(ix.clone()).await.unwrap();
+    let pages = conformance::page_to_the_end(&sink, &ix, 20_000, 4_000).await;
+    assert_eq!(pages, 5);
+}
