@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tributary_host::config::SinkKind;
 use tributary_host::serve::{Service, serve};
 use tributary_host::sink::SearchRequest;
-use tributary_host::{Host, HostConfig, JobStatus};
+use tributary_host::{Host, HostConfig, JobStatus, OpenOptions, PluginLoading};
 
 use crate::report::{print_report, sync_with_progress};
 use crate::{Cli, Command, load_config};
@@ -60,6 +60,21 @@ async fn connectors_service(
         .await
 }
 
+/// Opens the host a command needs: `create` for commands that write state, `plugins` for those
+/// that run or inspect plugins (a first compile shows a progress line). Reads never create the
+/// data directory.
+async fn open(config: HostConfig, create: bool, plugins: PluginLoading) -> anyhow::Result<Host> {
+    Host::open_with(
+        config,
+        OpenOptions {
+            plugins,
+            create,
+            on_compile: Some(tributary_cli::progress::compile_hook()),
+        },
+    )
+    .await
+}
+
 /// Runs the command `cli` names; the exit code reports failed syncs and invalid connectors.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     if let Command::ConnectorsService { host_config, once } = &cli.command {
@@ -77,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             anyhow::bail!("this tributary was built without the `demo` feature");
         }
         Command::Plugins => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::All).await?;
             println!(
                 "{:<12} {:<10} {:<7} {:<14} SOURCE",
                 "NAME", "VERSION", "ACTIVE", "DIGEST"
@@ -94,7 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Connectors { ping } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::All).await?;
             let specs = host.config().connectors.clone();
             if specs.is_empty() {
                 println!("no connectors configured (add [[connectors]] to tributary.toml)");
@@ -113,6 +128,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Err(e) => {
                         ok = false;
                         println!("{}/{} ({}): {e}", spec.tenant, spec.id, spec.plugin);
+                        // A configuration problem: show what the plugin accepts.
+                        if e.kind == tributary_host::job::JobErrorKind::Config
+                            && let Ok(plugin) = host.plugin(&spec.plugin)
+                        {
+                            println!(
+                                "\n{}",
+                                tributary_cli::describe::render(&plugin.manifest)
+                            );
+                        }
                     }
                 }
             }
@@ -125,7 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             kind,
             tenant,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, true, PluginLoading::All).await?;
             let report =
                 sync_with_progress(&host, tenant.as_deref(), &connector, kind.into()).await?;
             print_report(&report);
@@ -141,7 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             identities,
             json,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::None).await?;
             let indexes: Vec<String> = match index {
                 Some(i) => vec![i],
                 None => {
@@ -202,7 +226,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             tenant,
             limit,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::None).await?;
             for job in host.jobs().recent(&tenant, &connector, limit).await? {
                 println!(
                     "{}  {:<14} {:<10} {}@{}  indexed {} deleted {} unchanged {}  {}",
@@ -219,6 +243,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::ConnectorsService { .. } => {}
+        Command::Auth { provider, args } => {
+            let file = tributary_cli::auth::config_file(cli.config.as_ref());
+            tributary_cli::auth::run(provider, &args, &file).await?;
+        }
         Command::Plugin { command } => {
             tributary_cli::scaffold::run(command, config).await?;
         }

@@ -2,6 +2,12 @@
 //! pooling allocator), the linker with every host capability, an on-disk cache of compiled
 //! components, and the construction of sandboxed stores.
 //!
+//! The compile cache is machine-wide by default (see `HostConfig::cache_dir`): an entry is named
+//! by the SHA-256 of the component and a fingerprint of the engine (wasmtime's compatibility
+//! hash plus the settings that shape compiled code here), so every data directory and command
+//! of the same build shares it, and an entry is never loaded by an engine it was not made for.
+//! A compile that misses the cache is announced to the [`CompileHook`] (a progress line).
+//!
 //! A plugin instance gets WASI with no files, no environment, no arguments and no sockets
 //! (clocks and randomness only; its stderr is captured for error reports), plus tributary's own
 //! capabilities. Memory and CPU limits, and a rate limit on capability calls, are installed on
@@ -112,6 +118,29 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// What the runtime is doing, for a progress line: only compiles that miss the cache (seconds to
+/// a minute for a JS or Python component) are announced.
+#[derive(Clone, Debug)]
+pub enum CompileEvent {
+    /// Compiling `label`, a component of `bytes` bytes, because no cache entry fits.
+    Started {
+        /// What is compiled (a plugin name or file).
+        label: String,
+        /// Size of the component.
+        bytes: usize,
+    },
+    /// That compile finished (or failed) after `elapsed`.
+    Finished {
+        /// What was compiled.
+        label: String,
+        /// How long it took.
+        elapsed: Duration,
+    },
+}
+
+/// Receives [`CompileEvent`]s.
+pub type CompileHook = std::sync::Arc<dyn Fn(&CompileEvent) + Send + Sync>;
+
 /// The engine, linker and compile cache shared by every plugin.
 pub struct Runtime {
     engine: Engine,
@@ -120,6 +149,7 @@ pub struct Runtime {
     limits: SandboxLimits,
     pooling: bool,
     max_host_calls_per_second: u64,
+    on_compile: std::sync::RwLock<Option<CompileHook>>,
 }
 
 fn engine_config(limits: &SandboxLimits, pool: Option<&RuntimeConfig>) -> Config {
@@ -192,7 +222,29 @@ impl Runtime {
             limits,
             pooling,
             max_host_calls_per_second: config.max_host_calls_per_second,
+            on_compile: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Announces every compile that misses the cache to `hook` from now on.
+    pub fn on_compile(&self, hook: CompileHook) {
+        if let Ok(mut slot) = self.on_compile.write() {
+            *slot = Some(hook);
+        }
+    }
+
+    fn announce(&self, event: &CompileEvent) {
+        let hook = self.on_compile.read().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            hook(event);
+        }
+    }
+
+    /// Whether `wasm` is in the compile cache for this engine (a load will not compile).
+    pub fn is_cached(&self, wasm: &[u8]) -> bool {
+        self.cache_dir
+            .as_ref()
+            .is_some_and(|dir| dir.join(format!("{}.cwasm", self.cache_key(wasm))).is_file())
     }
 
     /// Whether instances come from the pooling allocator.
@@ -208,8 +260,13 @@ impl Runtime {
     /// Compiles a component, or loads it from the compile cache when this exact binary was
     /// compiled before by a compatible engine.
     pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+        self.compile_labelled(wasm, "component")
+    }
+
+    /// [`Runtime::compile`], announcing a compile that misses the cache as `label`.
+    pub fn compile_labelled(&self, wasm: &[u8], label: &str) -> anyhow::Result<Component> {
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
+            return self.compile_announced(wasm, label);
         };
         let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
         if path.exists() {
@@ -221,7 +278,7 @@ impl Runtime {
                 ),
             }
         }
-        let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
+        let component = self.compile_announced(wasm, label)?;
         match component.serialize() {
             Ok(bytes) => {
                 if let Err(err) = crate::atomic_file::write_atomic(&path, &bytes) {
@@ -233,11 +290,30 @@ impl Runtime {
         Ok(component)
     }
 
+    fn compile_announced(&self, wasm: &[u8], label: &str) -> anyhow::Result<Component> {
+        let started = std::time::Instant::now();
+        self.announce(&CompileEvent::Started {
+            label: label.to_string(),
+            bytes: wasm.len(),
+        });
+        let compiled = Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
+        self.announce(&CompileEvent::Finished {
+            label: label.to_string(),
+            elapsed: started.elapsed(),
+        });
+        compiled
+    }
+
+    /// The cache entry's name: the component's digest and the engine's fingerprint. Pooling and
+    /// the memory limit are included besides wasmtime's own hash because they shape the compiled
+    /// code's memory assumptions, and entries are shared by hosts with different settings.
     fn cache_key(&self, wasm: &[u8]) -> String {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut compat);
+        self.pooling.hash(&mut compat);
+        self.limits.memory_bytes().hash(&mut compat);
         let mut digest = Sha256::new();
         digest.update(wasm);
         digest.update(compat.finish().to_le_bytes());
