@@ -149,7 +149,10 @@ fn random_state() -> String {
 /// Runs the flow and reports; the printed URL goes to stderr, the settings to stdout.
 pub async fn run(provider: Provider, args: &AuthArgs, config_file: &Path) -> anyhow::Result<()> {
     if provider == Provider::Box && args.no_redirect {
-        bail!("Box has no no-redirect flow: register http://127.0.0.1:{}/callback as a redirect URI of the app", args.port);
+        bail!(
+            "Box has no no-redirect flow: register http://127.0.0.1:{}/callback as a redirect URI of the app",
+            args.port
+        );
     }
     if let Some(id) = &args.connector
         && connector_exists(config_file, id)?
@@ -174,7 +177,10 @@ pub async fn run(provider: Provider, args: &AuthArgs, config_file: &Path) -> any
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await
             .with_context(|| format!("listening on 127.0.0.1:{} for the redirect", args.port))?;
-        let redirect = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
+        let redirect = format!(
+            "http://127.0.0.1:{}/callback",
+            listener.local_addr()?.port()
+        );
         let url = authorize_url(provider, args, Some(&redirect), &state)?;
         eprintln!(
             "Open this URL and allow access (the redirect to {redirect} completes the sign-in):\n\n  {url}\n"
@@ -374,4 +380,69 @@ pub async fn exchange(
 pub fn config_file(flag: Option<&PathBuf>) -> PathBuf {
     flag.cloned()
         .unwrap_or_else(|| PathBuf::from("tributary.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn args() -> AuthArgs {
+        AuthArgs {
+            client_id: "app key".into(),
+            client_secret: "secret".into(),
+            port: 0,
+            no_redirect: false,
+            connector: None,
+            authorize_url: None,
+            token_url: None,
+            timeout_secs: 5,
+        }
+    }
+
+    #[test]
+    fn authorize_urls_ask_each_provider_for_what_it_needs() {
+        let url = authorize_url(Provider::Dropbox, &args(), None, "s").unwrap();
+        assert_eq!(
+            url,
+            "https://www.dropbox.com/oauth2/authorize?client_id=app+key&response_type=code&token_access_type=offline"
+        );
+        let url = authorize_url(
+            Provider::Box,
+            &args(),
+            Some("http://127.0.0.1:5/callback"),
+            "st8",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://account.box.com/api/oauth2/authorize?client_id=app+key&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A5%2Fcallback&state=st8"
+        );
+        assert_ne!(random_state(), random_state());
+    }
+
+    #[tokio::test]
+    async fn the_redirect_listener_takes_only_its_own_state() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let waiting = tokio::spawn(async move { receive_code(&listener, "good").await });
+        let client = reqwest::Client::new();
+        for stray in ["/favicon.ico", "/callback?code=x&state=forged"] {
+            let status = client
+                .get(format!("{base}{stray}"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 400, "{stray}");
+        }
+        assert!(!waiting.is_finished());
+        let page = client
+            .get(format!("{base}/callback?code=the%20code&state=good"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(waiting.await.unwrap().unwrap(), "the code");
+    }
 }

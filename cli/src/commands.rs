@@ -132,10 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         if e.kind == tributary_host::job::JobErrorKind::Config
                             && let Ok(plugin) = host.plugin(&spec.plugin)
                         {
-                            println!(
-                                "\n{}",
-                                tributary_cli::describe::render(&plugin.manifest)
-                            );
+                            println!("\n{}", tributary_cli::describe::render(&plugin.manifest));
                         }
                     }
                 }

@@ -36,7 +36,8 @@ impl<'a> Target<'a> {
 pub async fn manifest(config: &HostConfig, target: Target<'_>) -> anyhow::Result<PluginManifest> {
     match target {
         Target::File(path) => {
-            let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let wasm =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let engines = config.engines()?;
             engines.runtime.on_compile(crate::progress::compile_hook());
             let inspection = tributary_host::plugin::check::inspect(
@@ -139,4 +140,97 @@ pub fn render(m: &PluginManifest) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tributary_host::bindings::plugin::{ConfigField, Features, FieldDependency};
+
+    fn field(key: &str, kind: FieldKind) -> ConfigField {
+        ConfigField {
+            key: key.into(),
+            label: format!("{key} label"),
+            tooltip: None,
+            kind,
+            options: Vec::new(),
+            default_value: None,
+            required: false,
+            sensitive: false,
+            hidden: false,
+            depends_on: Vec::new(),
+            min: None,
+            max: None,
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_field_with_every_column() {
+        let manifest = PluginManifest {
+            name: "acme".into(),
+            display_name: "Acme".into(),
+            version: "1.2.3".into(),
+            description: "Acme files".into(),
+            config: vec![
+                ConfigField {
+                    hidden: true,
+                    default_value: Some("\"https://api.acme.test\"".into()),
+                    ..field("base_url", FieldKind::Text)
+                },
+                ConfigField {
+                    required: true,
+                    sensitive: true,
+                    tooltip: Some("From the admin\nconsole.".into()),
+                    depends_on: vec![FieldDependency {
+                        field: "mode".into(),
+                        value: "\"cloud\"".into(),
+                    }],
+                    ..field("token", FieldKind::Text)
+                },
+                ConfigField {
+                    default_value: Some("50".into()),
+                    min: Some(1),
+                    max: Some(500),
+                    ..field("page_size", FieldKind::Integer)
+                },
+            ],
+            features: Features::empty(),
+        };
+        let table = render(&manifest);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "acme 1.2.3 — Acme");
+        assert!(lines[3].starts_with("KEY"), "{table}");
+        let squeeze = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Hidden fields last; multi-line tooltips on one line.
+        assert_eq!(
+            squeeze(lines[4]),
+            "token text yes yes mode=\"cloud\" From the admin console."
+        );
+        assert_eq!(
+            squeeze(lines[5]),
+            "page_size integer 1..=500 50 page_size label"
+        );
+        assert_eq!(
+            squeeze(lines[6]),
+            "base_url text \"https://api.acme.test\" (hidden) base_url label"
+        );
+        // Columns line up: every row's second column starts where the header's does.
+        let at = lines[3].find("TYPE").unwrap();
+        assert!(
+            lines[4..]
+                .iter()
+                .all(|l| l[at..].starts_with(|c: char| c != ' '))
+        );
+    }
+
+    #[test]
+    fn a_path_is_a_file_and_a_bare_word_a_plugin_name() {
+        assert_eq!(Target::parse("dropbox"), Target::Name("dropbox"));
+        assert_eq!(
+            Target::parse("dist/x.wasm"),
+            Target::File(Path::new("dist/x.wasm"))
+        );
+        assert_eq!(Target::parse("x.wasm"), Target::File(Path::new("x.wasm")));
+    }
 }

@@ -47,10 +47,12 @@ pub struct RunOutcome {
 pub fn parse_settings(text: Option<&str>) -> anyhow::Result<Map<String, Value>> {
     match text {
         None => Ok(Map::new()),
-        Some(text) => match serde_json::from_str::<Value>(text).context("--settings is not JSON")? {
-            Value::Object(map) => Ok(map),
-            _ => bail!("--settings must be a JSON object"),
-        },
+        Some(text) => {
+            match serde_json::from_str::<Value>(text).context("--settings is not JSON")? {
+                Value::Object(map) => Ok(map),
+                _ => bail!("--settings must be a JSON object"),
+            }
+        }
     }
 }
 
@@ -93,7 +95,8 @@ pub async fn run(base: &HostConfig, request: &RunRequest) -> anyhow::Result<RunO
     .await?;
     let plugin_name = match (&file, target) {
         (Some(path), _) => {
-            let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let wasm =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             host.load_plugin(wasm, &path.display().to_string())
                 .await?
                 .manifest
@@ -120,8 +123,7 @@ pub async fn run(base: &HostConfig, request: &RunRequest) -> anyhow::Result<RunO
             let step = progress.clone();
             let label = format!("full sync of {plugin_name}");
             tokio::spawn(async move {
-                // Stops when the step is the only holder left (the sync returned).
-                while Arc::strong_count(&step) > 1 {
+                while !step.is_done() {
                     let c = counters.snapshot();
                     step.update(format!(
                         "{label}: {} received, {} indexed, {} unchanged, {} extracted",
@@ -134,12 +136,10 @@ pub async fn run(base: &HostConfig, request: &RunRequest) -> anyhow::Result<RunO
         ..SyncOptions::default()
     };
     let report = host.sync_spec(&spec, SyncKind::Full, options).await?;
-    if let Ok(step) = Arc::try_unwrap(step) {
-        step.finish(&format!(
-            "full sync: {} indexed, {} received",
-            report.counts.indexed, report.counts.received
-        ));
-    }
+    step.finish(&format!(
+        "full sync: {} received, {} indexed",
+        report.counts.received, report.counts.indexed
+    ));
     let index = IndexRef::new(spec.tenant.clone(), spec.index_name());
     let sink = host.sink();
     let existing = sink.indexes(spec.tenant.clone()).await?;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,13 +36,14 @@ pub fn mode() -> Mode {
     }
 }
 
-/// One step in progress; ends when finished or dropped.
+/// One step in progress; ends when finished or dropped. Shareable (`Arc<Step>`) with a task
+/// that updates its message.
 pub struct Step {
     bar: Option<indicatif::ProgressBar>,
     mode: Mode,
     what: String,
     started: Instant,
-    done: bool,
+    done: AtomicBool,
 }
 
 impl Step {
@@ -52,7 +54,8 @@ impl Step {
         let bar = match mode {
             Mode::Spinner => {
                 let bar = indicatif::ProgressBar::new_spinner();
-                if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
                 {
                     bar.set_style(style);
                 }
@@ -71,7 +74,7 @@ impl Step {
             mode,
             what,
             started: Instant::now(),
-            done: false,
+            done: AtomicBool::new(false),
         }
     }
 
@@ -91,7 +94,7 @@ impl Step {
             mode,
             what,
             started: Instant::now(),
-            done: false,
+            done: AtomicBool::new(false),
         }
     }
 
@@ -104,15 +107,19 @@ impl Step {
 
     /// Ends the step; `outcome` (e.g. "compiled x in 31.2 s") stays on screen in every mode but
     /// `off`.
-    pub fn finish(mut self, outcome: &str) {
+    pub fn finish(&self, outcome: &str) {
         self.end(Some(outcome));
     }
 
-    fn end(&mut self, outcome: Option<&str>) {
-        if self.done {
+    /// Whether the step has ended.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    fn end(&self, outcome: Option<&str>) {
+        if self.done.swap(true, Ordering::Relaxed) {
             return;
         }
-        self.done = true;
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -17,7 +17,6 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -211,10 +210,6 @@ impl Runtime {
         crate::capabilities::extract::add_to_linker(&mut linker, |s| &mut s.extract)
             .map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine);
-        if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating compile cache {}", dir.display()))?;
-        }
         Ok(Self {
             engine,
             linker,
@@ -242,9 +237,10 @@ impl Runtime {
 
     /// Whether `wasm` is in the compile cache for this engine (a load will not compile).
     pub fn is_cached(&self, wasm: &[u8]) -> bool {
-        self.cache_dir
-            .as_ref()
-            .is_some_and(|dir| dir.join(format!("{}.cwasm", self.cache_key(wasm))).is_file())
+        self.cache_dir.as_ref().is_some_and(|dir| {
+            dir.join(format!("{}.cwasm", self.cache_key(wasm)))
+                .is_file()
+        })
     }
 
     /// Whether instances come from the pooling allocator.
@@ -281,6 +277,8 @@ impl Runtime {
         let component = self.compile_announced(wasm, label)?;
         match component.serialize() {
             Ok(bytes) => {
+                // The directory is created by the first write only: a host that compiles
+                // nothing (a search) leaves no trace.
                 if let Err(err) = crate::atomic_file::write_atomic(&path, &bytes) {
                     tracing::warn!("could not write compile cache {}: {err:#}", path.display());
                 }
@@ -405,5 +403,71 @@ fn spawn_epoch_ticker(engine: &Engine) {
         });
     if let Err(err) = spawned {
         tracing::error!("could not start the epoch ticker; CPU limits are not enforced: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn runtime(cache: &Path, memory_mib: u64) -> (Runtime, Arc<Mutex<Vec<String>>>) {
+        let limits = SandboxLimits {
+            memory_mib,
+            ..SandboxLimits::default()
+        };
+        let config = RuntimeConfig {
+            pooling: false,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(limits, &config, Some(cache.to_path_buf())).unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        runtime.on_compile(Arc::new(move |event: &CompileEvent| {
+            let line = match event {
+                CompileEvent::Started { label, bytes } => format!("started {label} {bytes}"),
+                CompileEvent::Finished { label, .. } => format!("finished {label}"),
+            };
+            seen.lock().unwrap().push(line);
+        }));
+        (runtime, events)
+    }
+
+    #[test]
+    fn a_compile_that_misses_the_cache_is_announced_and_cached_for_the_same_engine_only() {
+        let (_, wasm) = crate::bundled::PLUGINS
+            .iter()
+            .find(|(name, _)| *name == "feed")
+            .expect("the feed plugin is bundled");
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("compiled");
+        let (rt, events) = runtime(&cache, 256);
+        // A runtime that compiled nothing leaves no cache directory behind.
+        assert!(!cache.exists());
+        assert!(!rt.is_cached(wasm));
+        rt.compile_labelled(wasm, "feed").unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            [
+                format!("started feed {}", wasm.len()),
+                "finished feed".into()
+            ]
+        );
+        assert!(rt.is_cached(wasm));
+
+        // Another runtime of the same settings (another data directory, another command) loads
+        // it without compiling.
+        let (again, events) = runtime(&cache, 256);
+        assert!(again.is_cached(wasm));
+        again.compile_labelled(wasm, "feed").unwrap();
+        assert!(events.lock().unwrap().is_empty());
+
+        // Other settings are another engine: their own entry, compiled once.
+        let (other, events) = runtime(&cache, 128);
+        assert!(!other.is_cached(wasm));
+        other.compile_labelled(wasm, "feed").unwrap();
+        assert_eq!(events.lock().unwrap().len(), 2);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
     }
 }

@@ -68,13 +68,20 @@ pub(crate) fn authorize_response(
         return (StatusCode::BAD_REQUEST, "response_type must be `code`").into_response();
     }
     let Some(redirect) = param("redirect_uri") else {
-        return (StatusCode::OK, format!("Enter this code into your app: {code}")).into_response();
+        return (
+            StatusCode::OK,
+            format!("Enter this code into your app: {code}"),
+        )
+            .into_response();
     };
     let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
         .iter()
         .any(|p| redirect.starts_with(p));
     if !loopback {
-        return (StatusCode::BAD_REQUEST, "redirect_uri must be a loopback address")
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri must be a loopback address",
+        )
             .into_response();
     }
     let mut location = format!("{redirect}?code={}", form_encode(code));
@@ -88,7 +95,9 @@ fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
