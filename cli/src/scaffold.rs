@@ -632,6 +632,25 @@ mod tests {
     }
 
     #[test]
+    fn the_vendored_sdk_is_the_whole_sdk() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = SDK_FILES.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, embedded, "update scaffold::SDK_FILES");
+        // The bindings' WIT path is the one `vendor_sdk` rewrites.
+        let bindings = SDK_FILES.iter().find(|(f, _)| *f == "bindings.rs").unwrap().1;
+        assert!(bindings.contains("path: \"../../wit\""));
+        // The vendored manifest pins what the SDK's workspace pins.
+        let workspace = include_str!("../../plugins/Cargo.toml");
+        assert!(workspace.contains("wit-bindgen = { version = \"0.57\""));
+        assert!(SDK_CARGO.contains("wit-bindgen = { version = \"0.57\""));
+    }
+
+    #[test]
     fn names_and_pins() {
         assert!(valid_plugin_name("my-source2"));
         assert!(!valid_plugin_name("My_Source"));
@@ -663,7 +682,17 @@ mod tests {
             );
         }
         let cargo = std::fs::read_to_string(tmp.path().join("Rust/Cargo.toml")).unwrap();
-        assert!(cargo.contains("plugins/sdk\" }"), "{cargo}");
+        // A relative path into the project: it builds after the directory moves.
+        assert!(
+            cargo.contains("tributary-sdk = { path = \"vendor/tributary-sdk\" }"),
+            "{cargo}"
+        );
+        assert!(!cargo.contains(env!("CARGO_MANIFEST_DIR")), "{cargo}");
+        let sdk = tmp.path().join("Rust/vendor/tributary-sdk");
+        let bindings = std::fs::read_to_string(sdk.join("src/bindings.rs")).unwrap();
+        assert!(bindings.contains("path: \"wit\""), "{bindings}");
+        assert!(sdk.join("wit/world.wit").is_file());
+        assert!(tmp.path().join("Rust/Cargo.lock").is_file());
         assert!(tmp.path().join("Js/wit/world.wit").exists());
         assert!(new_plugin("Bad", Lang::Js, &tmp.path().join("bad"), None).is_err());
     }
