@@ -199,7 +199,9 @@ pub fn render(outcome: &RunOutcome) -> String {
             .as_deref()
             .map(|b| tributary_host::text::truncate(&b.replace('\n', " "), 60).to_string())
             .unwrap_or_default();
-        out.push_str(&format!("  {}  {title}  {body}\n", doc.id).replace("    \n", "\n"));
+        let line = format!("  {}  {title}  {body}", doc.id);
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     if let Some(results) = &outcome.search {
         out.push_str(&format!("search: {} match(es)\n", results.total));

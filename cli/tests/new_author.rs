@@ -112,6 +112,7 @@ async fn new_author_path(lang: &str, name: &str) {
         &tributary_in(&moved, &cache, &["plugin", "build", name]),
         "plugin build",
     );
+    eprintln!("plugin build's stderr:\n{stderr}");
     let wasm = PathBuf::from(stdout.trim().lines().last().unwrap());
     assert_eq!(
         wasm,
