@@ -97,7 +97,15 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         connectors: demo_connectors(&dropbox, &boxes),
         ..HostConfig::default()
     };
-    let host = Host::open(config).await?;
+    let host = Host::open_with(
+        config,
+        tributary_host::OpenOptions {
+            create: true,
+            on_compile: Some(tributary_cli::progress::compile_hook()),
+            ..Default::default()
+        },
+    )
+    .await?;
     println!(
         "data directory {} (recreated on every run)\n",
         demo_dir.display()

@@ -642,7 +642,11 @@ mod tests {
         let embedded: Vec<&str> = SDK_FILES.iter().map(|(f, _)| *f).collect();
         assert_eq!(files, embedded, "update scaffold::SDK_FILES");
         // The bindings' WIT path is the one `vendor_sdk` rewrites.
-        let bindings = SDK_FILES.iter().find(|(f, _)| *f == "bindings.rs").unwrap().1;
+        let bindings = SDK_FILES
+            .iter()
+            .find(|(f, _)| *f == "bindings.rs")
+            .unwrap()
+            .1;
         assert!(bindings.contains("path: \"../../wit\""));
         // The vendored manifest pins what the SDK's workspace pins.
         let workspace = include_str!("../../plugins/Cargo.toml");

@@ -268,7 +268,10 @@ fn bundled_plugins_are_described_and_check_points_there() {
             .join(" ")
     };
     // Required and sensitive.
-    assert_eq!(row("client_secret"), "client_secret text yes yes Client Secret");
+    assert_eq!(
+        row("client_secret"),
+        "client_secret text yes yes Client Secret"
+    );
     assert!(
         row("refresh_token").contains("is_enterprise=\"box_free\""),
         "{stdout}"
