@@ -31,7 +31,7 @@ fn shared_cache() -> PathBuf {
 
 /// Runs the binary in `cwd` with a compile cache `cache`; the output, checked for success.
 fn tributary_in(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
+    Command::new(env!("CARGO_BIN_EXE_tributary"))
         .current_dir(cwd)
         .env("TRIBUTARY_PROGRESS", "plain")
         .env("TRIBUTARY_CACHE_DIR", cache)
@@ -43,8 +43,7 @@ fn tributary_in(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
         .env_remove("TRIBUTARY_DATA_DIR")
         .args(args)
         .output()
-        .unwrap();
-    output
+        .unwrap()
 }
 
 fn ok(output: &Output, what: &str) -> (String, String) {
