@@ -494,3 +494,38 @@ async fn auth_box_exchanges_the_code_for_a_refresh_token_the_plugin_can_use() {
     // A code is good once.
     assert_ne!(fake.authorization_code(), "fake-box-auth-code");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_sync_reports_its_error_once_with_the_url_as_sent() {
+    let api = FakeFeed::start(None).await.unwrap();
+    api.upsert("a", "Alpha", None);
+    api.faults()
+        .add("/items", 10, tributary_fakes::Fault::server_error(503));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tributary.toml"),
+        format!(
+            "data_dir = \"data\"\n[[connectors]]\nid = \"docs\"\nplugin = \"feed\"\n[connectors.config]\nbase_url = \"{}/Feed\"\nretry_count = 0\n",
+            api.base_url()
+        ),
+    )
+    .unwrap();
+    let dir = tmp.path().to_path_buf();
+    let output =
+        tokio::task::spawn_blocking(move || tributary_in(&dir, &shared_cache(), &["sync", "docs"]))
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let all = format!("{stdout}{stderr}");
+    // The SDK's description of the request: method and URL as sent (the path's case kept).
+    let url = format!("GET {}/Feed/items", api.base_url());
+    assert_eq!(
+        all.matches(&url).count(),
+        1,
+        "the error, once, with the URL's case kept:\n{all}"
+    );
+    assert!(!all.contains(&url.to_uppercase()), "{all}");
+    assert!(!stderr.contains("WARN"), "no log line repeats it: {stderr}");
+}
