@@ -101,6 +101,12 @@ async fn new_author_path(lang: &str, name: &str) {
             "{cargo}"
         );
     }
+    if lang == "rust" {
+        // A compiler warning reaches the author (the tool's output streams).
+        let lib = dir.join("src/lib.rs");
+        let source = std::fs::read_to_string(&lib).unwrap();
+        std::fs::write(&lib, source + "\nfn never_called_helper() {}\n").unwrap();
+    }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
         !readme.contains("tributary_fakes") && readme.contains("tributary plugin run"),
@@ -128,6 +134,12 @@ async fn new_author_path(lang: &str, name: &str) {
         stderr.contains(tool),
         "no `{tool}` progress line in:\n{stderr}"
     );
+    if lang == "rust" {
+        assert!(
+            stderr.contains("warning: function `never_called_helper` is never used"),
+            "{stderr}"
+        );
+    }
     let compiling = format!("… compiling {name}.wasm (");
     assert!(
         stderr.contains(&compiling) && stderr.contains("first load only"),
