@@ -109,7 +109,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Connectors { ping } => {
-            let host = open(config, false, PluginLoading::All).await?;
+            // A ping may rotate credentials (Box refresh tokens are single-use): the plugin's
+            // new token must be stored, so a ping opens the state for writing.
+            let host = open(config, ping, PluginLoading::All).await?;
             let specs = host.config().connectors.clone();
             if specs.is_empty() {
                 println!("no connectors configured (add [[connectors]] to tributary.toml)");

@@ -151,7 +151,8 @@ pub enum PluginCommand {
         /// A bundled or loaded plugin's name (`dropbox`, `box`, `feed`, …) or a component file.
         plugin: String,
     },
-    /// Sync a plugin into a temporary index and show its documents (nothing is kept).
+    /// Sync a plugin into a temporary index and show its documents (nothing is kept — not even
+    /// a rotated credential: Box's refresh token is single-use, so try Box with `sync`).
     Run {
         /// A component file or a loaded plugin's name.
         plugin: String,
