@@ -541,3 +541,48 @@ async fn a_failed_sync_reports_its_error_once_with_the_url_as_sent() {
     assert!(!all.contains(&url.to_uppercase()), "{all}");
     assert!(!stderr.contains("WARN"), "no log line repeats it: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundled_plugin_runs_by_name_and_leaves_nothing_behind() {
+    let api = FakeFeed::start(None).await.unwrap();
+    api.upsert("n1", "Northern lights", Some("seen from the ferry"));
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = format!("{{\"base_url\": \"{}\"}}", api.base_url());
+    let dir = tmp.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        tributary_in(
+            &dir,
+            &shared_cache(),
+            &[
+                "plugin",
+                "run",
+                "feed",
+                "--settings",
+                &settings,
+                "--search",
+                "ferry",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let (stdout, _) = ok(&output, "plugin run feed");
+    assert!(stdout.contains("1 document(s)"), "{stdout}");
+    assert!(stdout.contains("search: 1 match(es)"), "{stdout}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Settings the schema refuses are named, and the run fails.
+    let dir = tmp.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        tributary_in(
+            &dir,
+            &shared_cache(),
+            &["plugin", "run", "feed", "--settings", "{}"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let all = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(all.contains("`base_url`"), "{all}");
+}
