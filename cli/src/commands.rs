@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tributary_host::config::SinkKind;
 use tributary_host::net::PrivateAccess;
 use tributary_host::serve::{Service, serve};
-use tributary_host::{Host, HostConfig, JobStatus};
+use tributary_host::{Host, HostConfig, JobStatus, OpenOptions, PluginLoading};
 
 use crate::report::{print_jobs, print_report, sync_with_progress};
 use crate::search::{ExportArgs, SearchArgs};
@@ -61,6 +61,21 @@ async fn connectors_service(
         .await
 }
 
+/// Opens the host a command needs: `create` for commands that write state, `plugins` for those
+/// that run or inspect plugins (a first compile shows a progress line). Reads never create the
+/// data directory.
+async fn open(config: HostConfig, create: bool, plugins: PluginLoading) -> anyhow::Result<Host> {
+    Host::open_with(
+        config,
+        OpenOptions {
+            plugins,
+            create,
+            on_compile: Some(tributary_cli::progress::compile_hook()),
+        },
+    )
+    .await
+}
+
 /// Runs the command `cli` names; the exit code reports failed syncs and invalid connectors.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     if let Command::ConnectorsService { host_config, once } = &cli.command {
@@ -84,7 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             anyhow::bail!("this tributary was built without the `demo` feature");
         }
         Command::Plugins => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::All).await?;
             println!(
                 "{:<12} {:<10} {:<7} {:<14} SOURCE",
                 "NAME", "VERSION", "ACTIVE", "DIGEST"
@@ -101,7 +116,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Connectors { ping } => {
-            let host = Host::open(config).await?;
+            // A ping may rotate credentials (Box refresh tokens are single-use): the plugin's
+            // new token must be stored, so a ping opens the state for writing.
+            let host = open(config, ping, PluginLoading::All).await?;
             let specs = host.config().connectors.clone();
             if specs.is_empty() {
                 println!("no connectors configured (add [[connectors]] to tributary.toml)");
@@ -120,6 +137,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Err(e) => {
                         ok = false;
                         println!("{}/{} ({}): {e}", spec.tenant, spec.id, spec.plugin);
+                        // A configuration problem: show what the plugin accepts.
+                        if e.kind == tributary_host::job::JobErrorKind::Config
+                            && let Ok(plugin) = host.plugin(&spec.plugin)
+                        {
+                            println!("\n{}", tributary_cli::describe::render(&plugin.manifest));
+                        }
                     }
                 }
             }
@@ -132,7 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             kind,
             tenant,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, true, PluginLoading::All).await?;
             let report =
                 sync_with_progress(&host, tenant.as_deref(), &connector, kind.into()).await?;
             print_report(&report);
@@ -153,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             identities,
             json,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::None).await?;
             let indexes: Vec<String> = match index {
                 Some(i) => vec![i],
                 None => {
@@ -197,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             body,
             identities,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::None).await?;
             let args = ExportArgs {
                 index,
                 tenant,
@@ -213,7 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             tenant,
             limit,
         } => {
-            let host = Host::open(config).await?;
+            let host = open(config, false, PluginLoading::None).await?;
             let jobs = host.jobs().recent(&tenant, &connector, limit).await?;
             if jobs.is_empty() {
                 // An unknown connector is an error (with the configured ones named); a known
@@ -225,6 +248,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::ConnectorsService { .. } => {}
+        Command::Auth { provider, args } => {
+            let file = tributary_cli::auth::config_file(cli.config.as_ref());
+            tributary_cli::auth::run(provider, &args, &file).await?;
+        }
         Command::Plugin { command } => {
             tributary_cli::scaffold::run(command, config).await?;
         }

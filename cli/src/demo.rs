@@ -3,8 +3,8 @@
 //! Starts the bundled fake Dropbox and Box servers (`tributary-fakes`), configures one connector
 //! for each with the *real* plugins, runs full syncs into the embedded index, changes files at
 //! both sources, runs incremental syncs (which fetch only the changes), and searches. The data
-//! goes to `<data_dir>/demo`, recreated on every run; compiled plugins are cached in
-//! `<data_dir>/cache`, so the second run starts faster.
+//! goes to `<data_dir>/demo`, recreated on every run; compiled plugins are cached in the
+//! machine-wide compile cache, so the second run starts faster.
 
 use std::path::Path;
 use std::time::Instant;
@@ -94,13 +94,20 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     }
     let mut config = HostConfig {
         data_dir: demo_dir.clone(),
-        cache_dir: Some(data_dir.join("cache")),
         connectors: demo_connectors(&dropbox, &boxes),
         ..HostConfig::default()
     };
     // The demo's connectors name its own loopback fakes: the CLI's policy for the user's config.
     config.http.private_access = tributary_host::net::PrivateAccess::NamedLiterals;
-    let host = Host::open(config).await?;
+    let host = Host::open_with(
+        config,
+        tributary_host::OpenOptions {
+            create: true,
+            on_compile: Some(tributary_cli::progress::compile_hook()),
+            ..Default::default()
+        },
+    )
+    .await?;
     println!(
         "data directory {} (recreated on every run)\n",
         demo_dir.display()

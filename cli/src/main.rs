@@ -140,7 +140,16 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Write, build and check plugins (`plugin new|build|check`).
+    /// Get a refresh token for the Dropbox or Box plugin (OAuth authorization-code flow); see
+    /// docs/credentials.md for creating the app.
+    Auth {
+        /// The provider.
+        #[arg(value_enum)]
+        provider: tributary_cli::auth::Provider,
+        #[command(flatten)]
+        args: tributary_cli::auth::AuthArgs,
+    },
+    /// Write, build, check, describe and try plugins (`plugin new|build|check|describe|run`).
     Plugin {
         #[command(subcommand)]
         command: tributary_cli::scaffold::PluginCommand,
@@ -188,8 +197,27 @@ impl From<Kind> for SyncKind {
     }
 }
 
+/// The command line, with the global options that mean nothing to `plugin new` (which only
+/// writes files) hidden from its help.
+fn command_line() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    command.mut_subcommand("plugin", |plugin| {
+        plugin.mut_subcommand("new", |new| {
+            ["config", "data_dir", "sink"]
+                .into_iter()
+                .fold(new, |new, id| new.mut_arg(id, |a| a.hide(true)))
+        })
+    })
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -237,4 +265,31 @@ fn load_config(cli: &Cli) -> anyhow::Result<HostConfig> {
         };
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn plugin_new_help_lists_only_what_it_uses() {
+        let mut command = super::command_line();
+        let new = command
+            .find_subcommand_mut("plugin")
+            .unwrap()
+            .find_subcommand_mut("new")
+            .unwrap();
+        let help = new.render_help().to_string();
+        assert!(help.contains("--lang"), "{help}");
+        for hidden in ["--sink", "--data-dir", "--config"] {
+            assert!(!help.contains(hidden), "{hidden} in:\n{help}");
+        }
+        // Still listed where they mean something.
+        let help = command
+            .find_subcommand_mut("sync")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("--data-dir"), "{help}");
+    }
 }

@@ -1,11 +1,12 @@
 //! `tributary plugin new | build | check`: plugin skeletons in Rust, JavaScript and Python,
 //! building them into components, and checking a component without running a sync.
 //!
-//! - **Rust** skeletons are standalone crates that depend on the guest SDK (`tributary-sdk`) of
-//!   a tributary checkout by path — the one found above `--dir`, or the one this binary was built
-//!   from, or `--sdk PATH` — and copy that checkout's `plugins/Cargo.lock` so they build with the
-//!   crate versions the SDK is tested with. Built with `cargo build --release --target
-//!   wasm32-wasip2`.
+//! - **Rust** skeletons are standalone crates with the guest SDK (`tributary-sdk`, not on
+//!   crates.io) vendored into `vendor/tributary-sdk` — the exact sources and WIT this binary was
+//!   built with, embedded in it — and referenced by a relative path, so the project builds
+//!   anywhere and still builds after it is moved (`--sdk PATH` uses a checkout's SDK instead).
+//!   They get the `plugins/Cargo.lock` the SDK is tested with. Built with `cargo build --release
+//!   --target wasm32-wasip2`.
 //! - **JavaScript** skeletons get `package.json` pinning `@bytecodealliance/jco` and
 //!   `@bytecodealliance/componentize-js` (the versions in `plugins/toolchain/`), a copy of the
 //!   WIT and `src/index.js`. Built with `jco componentize … --disable http fetch-event`: the host
@@ -16,7 +17,8 @@
 //! `build` uses a toolchain installed next to the plugin (`node_modules/`, `.tools/`) or the
 //! shared one `plugins/build-foreign.sh` installs (`$TRIBUTARY_TOOLS_DIR`, default
 //! `~/.cache/tributary-tools`), and installs the pinned tools next to the plugin when there is
-//! neither. The component is written to `dist/<name>.wasm`.
+//! neither. The tools' output (progress, warnings) streams to stderr as they run; stdout carries
+//! only the result. The component is written to `dist/<name>.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +46,48 @@ pub const JS_TOOLCHAIN: &str = include_str!("../../plugins/toolchain/package.jso
 pub const PY_TOOLCHAIN: &str = include_str!("../../plugins/toolchain/requirements.txt");
 
 const RUST_CARGO: &str = include_str!("../templates/plugin/rust/Cargo.toml");
+/// `plugins/Cargo.lock`: the crate versions the SDK is tested with.
+const SDK_LOCK: &str = include_str!("../../plugins/Cargo.lock");
+/// The guest SDK's sources, vendored into Rust skeletons (`vendor/tributary-sdk/src`).
+pub const SDK_FILES: &[(&str, &str)] = &[
+    ("batch.rs", include_str!("../../plugins/sdk/src/batch.rs")),
+    (
+        "bindings.rs",
+        include_str!("../../plugins/sdk/src/bindings.rs"),
+    ),
+    (
+        "checkpoint.rs",
+        include_str!("../../plugins/sdk/src/checkpoint.rs"),
+    ),
+    ("config.rs", include_str!("../../plugins/sdk/src/config.rs")),
+    ("docs.rs", include_str!("../../plugins/sdk/src/docs.rs")),
+    (
+        "extract.rs",
+        include_str!("../../plugins/sdk/src/extract.rs"),
+    ),
+    ("http.rs", include_str!("../../plugins/sdk/src/http.rs")),
+    ("lib.rs", include_str!("../../plugins/sdk/src/lib.rs")),
+    ("log.rs", include_str!("../../plugins/sdk/src/log.rs")),
+    ("oauth.rs", include_str!("../../plugins/sdk/src/oauth.rs")),
+    ("outbox.rs", include_str!("../../plugins/sdk/src/outbox.rs")),
+    ("page.rs", include_str!("../../plugins/sdk/src/page.rs")),
+    ("schema.rs", include_str!("../../plugins/sdk/src/schema.rs")),
+    ("state.rs", include_str!("../../plugins/sdk/src/state.rs")),
+];
+/// The vendored SDK's manifest: the workspace's pins (`plugins/Cargo.toml`) written out.
+const SDK_CARGO: &str = r#"[package]
+name = "tributary-sdk"
+description = "Guest SDK for tributary connector plugins (vendored by `tributary plugin new`)"
+version = "0.1.0"
+edition = "2024"
+license = "Apache-2.0"
+publish = false
+
+[dependencies]
+wit-bindgen = { version = "0.57", default-features = false, features = ["macros", "realloc", "std", "bitflags"] }
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+"#;
 const RUST_LIB: &str = include_str!("../templates/plugin/rust/src/lib.rs");
 const JS_INDEX: &str = include_str!("../templates/plugin/js/src/index.js");
 const PY_APP: &str = include_str!("../templates/plugin/python/app.py");
@@ -59,6 +103,16 @@ pub enum Lang {
     Python,
 }
 
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Lang::Rust => "Rust",
+            Lang::Js => "JavaScript",
+            Lang::Python => "Python",
+        })
+    }
+}
+
 /// `tributary plugin …`.
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
@@ -72,7 +126,8 @@ pub enum PluginCommand {
         /// Directory to create (default: ./<name>).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// A tributary checkout's `plugins/sdk` for Rust plugins (default: found automatically).
+        /// A tributary checkout's `plugins/sdk` for Rust plugins (default: the SDK this binary
+        /// was built with, vendored into the plugin).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -91,6 +146,23 @@ pub enum PluginCommand {
         #[arg(long)]
         settings: Option<String>,
     },
+    /// Show a plugin's settings: key, type, default, required, sensitive, depends-on, tooltip.
+    Describe {
+        /// A bundled or loaded plugin's name (`dropbox`, `box`, `feed`, …) or a component file.
+        plugin: String,
+    },
+    /// Sync a plugin into a temporary index and show its documents (nothing is kept — not even
+    /// a rotated credential: Box's refresh token is single-use, so try Box with `sync`).
+    Run {
+        /// A component file or a loaded plugin's name.
+        plugin: String,
+        /// Connector settings, a JSON object (`plugin describe` lists them).
+        #[arg(long)]
+        settings: Option<String>,
+        /// Also search the synced documents.
+        #[arg(long)]
+        search: Option<String>,
+    },
 }
 
 /// Runs a `tributary plugin` command.
@@ -105,7 +177,7 @@ pub async fn run(command: PluginCommand, host: HostConfig) -> anyhow::Result<()>
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             new_plugin(&name, lang, &dir, sdk.as_deref())?;
             println!(
-                "created {} ({lang:?}); build it with `tributary plugin build {}`",
+                "created {} (a {lang} plugin); build it with `tributary plugin build {}`",
                 dir.display(),
                 dir.display()
             );
@@ -113,9 +185,39 @@ pub async fn run(command: PluginCommand, host: HostConfig) -> anyhow::Result<()>
         PluginCommand::Build { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             let wasm = build(&dir, &BuildOptions::default())?;
+            precompile(&host, &wasm).await?;
             println!("{}", wasm.display());
         }
+        PluginCommand::Describe { plugin } => {
+            let target = crate::describe::Target::parse(&plugin);
+            let manifest = crate::describe::manifest(&host, target).await?;
+            print!("{}", crate::describe::render(&manifest));
+        }
+        PluginCommand::Run {
+            plugin,
+            settings,
+            search,
+        } => {
+            let request = crate::plugin_run::RunRequest {
+                target: plugin,
+                settings: crate::plugin_run::parse_settings(settings.as_deref())?,
+                search,
+            };
+            let outcome = crate::plugin_run::run(&host, &request).await?;
+            print!("{}", crate::plugin_run::render(&outcome));
+            if outcome.report.status != tributary_host::JobStatus::Succeeded {
+                bail!("the sync did not succeed");
+            }
+        }
         PluginCommand::Check { file, settings } => {
+            if !file.exists()
+                && let Some(name) = file.to_str()
+                && let crate::describe::Target::Name(name) = crate::describe::Target::parse(name)
+            {
+                bail!(
+                    "no file `{name}`; `plugin check` inspects a component file — for a bundled or loaded plugin, `tributary plugin describe {name}` shows its settings"
+                );
+            }
             let config = match settings {
                 Some(text) => {
                     match serde_json::from_str::<Value>(&text).context("--settings is not JSON")? {
@@ -132,6 +234,20 @@ pub async fn run(command: PluginCommand, host: HostConfig) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Compiles `wasm` into the machine-wide compile cache, so the first `sync` or `run` of it
+/// starts at once (a no-op when it is cached already).
+pub async fn precompile(host: &HostConfig, wasm: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let runtime = host.engines()?.runtime;
+    runtime.on_compile(crate::progress::compile_hook());
+    let label = wasm.display().to_string();
+    tokio::task::spawn_blocking(move || runtime.compile_labelled(&bytes, &label))
+        .await
+        .context("compile task failed")?
+        .with_context(|| format!("{} is not a valid WebAssembly component", wasm.display()))?;
+    Ok(())
+}
+
 /// Inspects a component file (see [`tributary_host::plugin::check`]).
 pub async fn check(
     host: &HostConfig,
@@ -140,6 +256,7 @@ pub async fn check(
 ) -> anyhow::Result<tributary_host::plugin::check::Inspection> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let engines = host.engines()?;
+    engines.runtime.on_compile(crate::progress::compile_hook());
     tributary_host::plugin::check::inspect(&engines, wasm, &file.display().to_string(), config)
         .await
 }
@@ -165,19 +282,6 @@ fn display_name(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The `plugins/sdk` of a tributary checkout: above `start`, else the one this binary was built
-/// from.
-pub fn find_sdk(start: &Path) -> Option<PathBuf> {
-    let start = std::path::absolute(start).ok()?;
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-    start
-        .ancestors()
-        .map(|dir| dir.join("plugins/sdk"))
-        .chain(std::iter::once(built_from))
-        .find(|sdk| sdk.join("Cargo.toml").is_file() && sdk.join("../../wit/world.wit").is_file())
-        .and_then(|sdk| sdk.canonicalize().ok())
 }
 
 fn write(dir: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
@@ -214,29 +318,47 @@ pub fn new_plugin(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> any
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let display = display_name(name);
     let fill = |t: &str| t.replace("{{name}}", name).replace("{{display}}", &display);
+    let build_note = match lang {
+        Lang::Rust => {
+            "Needs Rust with the `wasm32-wasip2` target (`rustup target add wasm32-wasip2`); \
+                       the guest SDK is vendored in `vendor/tributary-sdk`."
+        }
+        Lang::Js => {
+            "Needs Node.js and npm; the first build installs the pinned jco and \
+                     componentize-js (`package.json`) into `node_modules/`."
+        }
+        Lang::Python => {
+            "Needs Python 3 with pip; the first build installs the pinned \
+                         componentize-py (`requirements.txt`) into `.tools/`."
+        }
+    };
     let readme = format!(
-        "# {display}\n\nA tributary connector plugin ({lang:?}), generated by `tributary plugin new`.\n\n\
-         ```sh\ntributary plugin build .        # → dist/{name}.wasm\n\
-         tributary plugin check dist/{name}.wasm --settings '{{\"base_url\": \"http://127.0.0.1:8080\"}}'\n```\n\n\
-         Drop `dist/{name}.wasm` into the `plugins_dir` of `tributary.toml` and configure a connector\n\
-         with `plugin = \"{name}\"`. The skeleton syncs a paginated JSON API\n\
-         (`GET /items?limit=&page_token=&since=`); `tributary_fakes::feed::FakeFeed` serves that\n\
-         shape for tests. See docs/plugin-guide.md in the tributary repository.\n"
+        "# {display}\n\nA tributary connector plugin ({lang}), generated by `tributary plugin new`. \
+         It syncs a paginated JSON API\n(`GET <base_url>/items?limit=&page_token=&since=`, answering \
+         `{{\"items\": [{{\"id\", \"title\", \"body\", \"updated_at\"}}], \"next_page_token\"}}`).\n\n\
+         {build_note}\n\n\
+         ```sh\ntributary plugin build .                      # → dist/{name}.wasm (and precompiled)\n\
+         tributary plugin describe dist/{name}.wasm        # its settings\n\
+         tributary plugin run dist/{name}.wasm --settings '{{\"base_url\": \"http://127.0.0.1:8080\"}}' --search hello\n```\n\n\
+         `plugin run` syncs into a temporary index and lists the documents. To keep it, put\n\
+         `dist/{name}.wasm` into the `plugins_dir` of `tributary.toml` and configure a connector with\n\
+         `plugin = \"{name}\"`; `tributary --help` lists the rest.\n"
     );
     write(dir, "README.md", &readme)?;
     match lang {
         Lang::Rust => {
-            let sdk = match sdk {
+            let sdk_text = match sdk {
                 Some(path) => path
                     .canonicalize()
-                    .with_context(|| format!("--sdk {}", path.display()))?,
-                None => find_sdk(dir).ok_or_else(|| {
-                    anyhow!(
-                        "no tributary checkout found for the Rust SDK (tributary-sdk is not on crates.io yet): pass --sdk <checkout>/plugins/sdk"
-                    )
-                })?,
+                    .with_context(|| format!("--sdk {}", path.display()))?
+                    .display()
+                    .to_string()
+                    .replace('\\', "/"),
+                None => {
+                    vendor_sdk(&dir.join("vendor/tributary-sdk"))?;
+                    "vendor/tributary-sdk".to_string()
+                }
             };
-            let sdk_text = sdk.display().to_string().replace('\\', "/");
             let crate_name = format!("tributary-plugin-{name}");
             write(
                 dir,
@@ -247,11 +369,7 @@ pub fn new_plugin(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> any
             )?;
             write(dir, "src/lib.rs", &fill(RUST_LIB))?;
             write(dir, ".gitignore", "target/\ndist/\n")?;
-            let lock = sdk.join("../Cargo.lock");
-            if lock.is_file() {
-                std::fs::copy(&lock, dir.join("Cargo.lock"))
-                    .with_context(|| format!("copying {}", lock.display()))?;
-            }
+            write(dir, "Cargo.lock", SDK_LOCK)?;
         }
         Lang::Js => {
             let package = serde_json::json!({
@@ -282,6 +400,21 @@ pub fn new_plugin(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> any
         }
     }
     Ok(())
+}
+
+/// Writes the embedded SDK (sources, manifest, WIT) into `sdk`.
+fn vendor_sdk(sdk: &Path) -> anyhow::Result<()> {
+    write(sdk, "Cargo.toml", SDK_CARGO)?;
+    for (file, text) in SDK_FILES {
+        // In the checkout the WIT is two levels up; in the vendored copy it sits beside.
+        let text = if *file == "bindings.rs" {
+            text.replace("path: \"../../wit\"", "path: \"wit\"")
+        } else {
+            text.to_string()
+        };
+        write(sdk, &format!("src/{file}"), &text)?;
+    }
+    write_wit(sdk)
 }
 
 fn write_wit(dir: &Path) -> anyhow::Result<()> {
@@ -324,6 +457,8 @@ pub fn detect(dir: &Path) -> anyhow::Result<Lang> {
     }
 }
 
+/// Runs a build tool with its output streaming to our stderr (stdout stays for the result), as
+/// a progress step named `what`.
 fn run_tool(mut command: Command, what: &str) -> anyhow::Result<()> {
     // Flags meant for an outer cargo build must not leak into the plugin's build.
     for var in [
@@ -336,17 +471,18 @@ fn run_tool(mut command: Command, what: &str) -> anyhow::Result<()> {
     ] {
         command.env_remove(var);
     }
-    let output = command
-        .output()
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .stderr(std::io::stderr());
+    let step = crate::progress::Step::start_line(what);
+    let status = command
+        .status()
         .with_context(|| format!("{what}: could not start {:?}", command.get_program()))?;
-    if !output.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    if !status.success() {
+        bail!("{what} failed ({status}); its output is above");
     }
+    step.finish(&format!("{what}: done"));
     Ok(())
 }
 
@@ -423,7 +559,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
                 Some(shared) if shared.exists() => (shared, None),
                 _ => {
                     let mut pip = Command::new("python3");
-                    pip.args(["-m", "pip", "install", "--quiet", "--target"])
+                    pip.args(["-m", "pip", "install", "--target"])
                         .arg(&local)
                         .args(["-r", "requirements.txt"])
                         .current_dir(&dir);
@@ -497,6 +633,29 @@ mod tests {
     }
 
     #[test]
+    fn the_vendored_sdk_is_the_whole_sdk() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = SDK_FILES.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, embedded, "update scaffold::SDK_FILES");
+        // The bindings' WIT path is the one `vendor_sdk` rewrites.
+        let bindings = SDK_FILES
+            .iter()
+            .find(|(f, _)| *f == "bindings.rs")
+            .unwrap()
+            .1;
+        assert!(bindings.contains("path: \"../../wit\""));
+        // The vendored manifest pins what the SDK's workspace pins.
+        let workspace = include_str!("../../plugins/Cargo.toml");
+        assert!(workspace.contains("wit-bindgen = { version = \"0.57\""));
+        assert!(SDK_CARGO.contains("wit-bindgen = { version = \"0.57\""));
+    }
+
+    #[test]
     fn names_and_pins() {
         assert!(valid_plugin_name("my-source2"));
         assert!(!valid_plugin_name("My_Source"));
@@ -528,7 +687,17 @@ mod tests {
             );
         }
         let cargo = std::fs::read_to_string(tmp.path().join("Rust/Cargo.toml")).unwrap();
-        assert!(cargo.contains("plugins/sdk\" }"), "{cargo}");
+        // A relative path into the project: it builds after the directory moves.
+        assert!(
+            cargo.contains("tributary-sdk = { path = \"vendor/tributary-sdk\" }"),
+            "{cargo}"
+        );
+        assert!(!cargo.contains(env!("CARGO_MANIFEST_DIR")), "{cargo}");
+        let sdk = tmp.path().join("Rust/vendor/tributary-sdk");
+        let bindings = std::fs::read_to_string(sdk.join("src/bindings.rs")).unwrap();
+        assert!(bindings.contains("path: \"wit\""), "{bindings}");
+        assert!(sdk.join("wit/world.wit").is_file());
+        assert!(tmp.path().join("Rust/Cargo.lock").is_file());
         assert!(tmp.path().join("Js/wit/world.wit").exists());
         assert!(new_plugin("Bad", Lang::Js, &tmp.path().join("bad"), None).is_err());
     }

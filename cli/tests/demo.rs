@@ -10,10 +10,14 @@ use std::process::Command;
 #[test]
 fn the_binary_runs_the_demo() {
     let dir = tempfile::tempdir().unwrap();
-    // The demo caches compiled plugins in <data_dir>/cache; share it across runs of this test.
     let data = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-data");
+    // Compiled plugins go to the machine-wide cache; the test's own, shared across its runs.
     let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .current_dir(dir.path())
+        .env(
+            "TRIBUTARY_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+        )
         .arg("--data-dir")
         .arg(&data)
         .arg("demo")

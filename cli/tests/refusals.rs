@@ -10,6 +10,10 @@ fn tributary(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tributary"))
         .current_dir(dir)
         .env("RUST_BACKTRACE", "1")
+        .env(
+            "TRIBUTARY_CACHE_DIR",
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+        )
         .env_remove("TRIBUTARY_CONFIG")
         .args(args)
         .output()

@@ -61,7 +61,9 @@ pub struct HostConfig {
     /// bundled one).
     #[serde(default)]
     pub plugins_dir: Option<PathBuf>,
-    /// Compiled-plugin cache (default `<data_dir>/cache`).
+    /// Compiled-plugin cache, shared by every data directory and command of this machine
+    /// (default: `$TRIBUTARY_CACHE_DIR`, else `$XDG_CACHE_HOME/tributary/compiled`, else
+    /// `~/.cache/tributary/compiled`, else `<data_dir>/cache`).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
     /// Per-instance sandbox limits.
@@ -136,6 +138,21 @@ pub enum SinkKind {
     Elasticsearch,
 }
 
+/// The user's compile cache, shared by every data directory: `$TRIBUTARY_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/tributary/compiled`, else `$HOME/.cache/tributary/compiled`. (Three
+/// environment lookups; not worth a dependency.)
+pub fn machine_cache_dir() -> Option<PathBuf> {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("TRIBUTARY_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("tributary/compiled"))
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("tributary-data")
 }
@@ -201,10 +218,12 @@ impl HostConfig {
         Ok(())
     }
 
-    /// The compile cache directory.
+    /// The compile cache directory: the configured one, else the machine-wide one
+    /// ([`machine_cache_dir`]), else `<data_dir>/cache`.
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
+            .or_else(machine_cache_dir)
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }
 

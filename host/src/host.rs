@@ -73,12 +73,57 @@ pub struct Host {
     sink: Arc<dyn Sink>,
 }
 
+/// How [`Host::open_with`] opens the host.
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    /// Which plugins are loaded.
+    pub plugins: PluginLoading,
+    /// Whether the data directory may be created. Without, a missing state database is
+    /// replaced by an empty one in memory, so a read (search, jobs, a configuration check)
+    /// never creates state.
+    pub create: bool,
+    /// Told about every compile that misses the compile cache (a progress line).
+    pub on_compile: Option<crate::plugin::CompileHook>,
+}
+
+/// Which plugins a host loads when it opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PluginLoading {
+    /// The bundled plugins, then those of `plugins_dir`.
+    #[default]
+    All,
+    /// None: for commands that only read the index or job records (search, jobs). Syncs of
+    /// such a host fail with "no plugin named …"; [`Host::load_plugin`] still works.
+    None,
+}
+
 impl Host {
-    /// Opens the data directory and loads the bundled plugins, then those of `plugins_dir`.
+    /// Opens the data directory (creating it) and loads the bundled plugins, then those of
+    /// `plugins_dir`.
     pub async fn open(config: HostConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let db = Db::open(&config.data_dir.join("tributary.db"))?;
+        Self::open_with(
+            config,
+            OpenOptions {
+                create: true,
+                ..OpenOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Opens the host as `options` say.
+    pub async fn open_with(config: HostConfig, options: OpenOptions) -> anyhow::Result<Self> {
+        let db_path = config.data_dir.join("tributary.db");
+        let db = if options.create {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating data directory {}", config.data_dir.display())
+            })?;
+            Db::open(&db_path)?
+        } else if db_path.is_file() {
+            Db::open(&db_path)?
+        } else {
+            Db::in_memory()?
+        };
         let sink: Arc<dyn Sink> = match config.sink.kind {
             SinkKind::Embedded => Arc::new(EmbeddedIndex::new(config.data_dir.join("index"))),
             SinkKind::Elasticsearch => Arc::new(
@@ -87,6 +132,9 @@ impl Host {
             ),
         };
         let engines = config.engines()?;
+        if let Some(hook) = options.on_compile {
+            engines.runtime.on_compile(hook);
+        }
         let host = Self {
             jobs: Jobs::new(db.clone()),
             config,
@@ -95,6 +143,9 @@ impl Host {
             db,
             sink,
         };
+        if options.plugins == PluginLoading::None {
+            return Ok(host);
+        }
         for (name, wasm) in crate::bundled::PLUGINS {
             host.load_plugin(wasm.to_vec(), &format!("bundled:{name}"))
                 .await
@@ -296,7 +347,9 @@ impl Host {
                 report.error = Some(err);
             }
             Err(err) => {
-                tracing::warn!(connector = %spec.id, kind = %kind, "sync failed: {err}");
+                // Debug only: the caller reports the job (the CLI prints its summary, the service
+                // records it), so a warning here would show every error twice.
+                tracing::debug!(connector = %spec.id, kind = %kind, "sync failed: {err}");
                 report.status = JobStatus::Failed;
                 report.error = Some(err);
             }

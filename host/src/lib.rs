@@ -43,7 +43,7 @@ pub mod text;
 
 pub use config::HostConfig;
 pub use connector::ConnectorSpec;
-pub use host::{Host, SyncOptions};
+pub use host::{Host, OpenOptions, PluginLoading, SyncOptions};
 pub use job::{CountsSnapshot, JobReport, JobStatus, SyncKind};
 
 /// The version of the `tributary:connector` WIT package this host implements.

@@ -44,6 +44,8 @@ fn feed_spec(tenant: &str, id: &str, base_url: &str) -> ConnectorSpec {
 fn config(dir: &std::path::Path, pooling: bool, pool: u32) -> HostConfig {
     let mut c = HostConfig {
         data_dir: dir.join("data"),
+        // A cold cache per run, as before the machine-wide default.
+        cache_dir: Some(dir.join("data/cache")),
         ..HostConfig::default()
     };
     // The fake feed listens on loopback: the operator allows it.

@@ -280,7 +280,8 @@ pub async fn inspect(
     let started = std::time::Instant::now();
     let runtime = &engines.runtime;
     let rt = runtime.clone();
-    let component = tokio::task::spawn_blocking(move || rt.compile(&wasm))
+    let label = source.to_string();
+    let component = tokio::task::spawn_blocking(move || rt.compile_labelled(&wasm, &label))
         .await
         .context("compile task failed")?
         .with_context(|| format!("{source} is not a valid WebAssembly component"))?;

@@ -9,4 +9,4 @@ pub mod runtime;
 
 pub use instance::{Engines, Instance, InstanceSetup};
 pub use registry::{LoadedPlugin, PluginInfo, Registry};
-pub use runtime::Runtime;
+pub use runtime::{CompileEvent, CompileHook, Runtime};

@@ -194,7 +194,8 @@ pub async fn prepare(
 ) -> anyhow::Result<(ConnectorPre<StoreState>, String)> {
     let digest = hex::encode(Sha256::digest(&wasm));
     let rt = runtime.clone();
-    let component = tokio::task::spawn_blocking(move || rt.compile(&wasm))
+    let label = source.to_string();
+    let component = tokio::task::spawn_blocking(move || rt.compile_labelled(&wasm, &label))
         .await
         .context("compile task failed")?
         .with_context(|| format!("{source} is not a valid WebAssembly component"))?;

@@ -2,6 +2,12 @@
 //! pooling allocator), the linker with every host capability, an on-disk cache of compiled
 //! components, and the construction of sandboxed stores.
 //!
+//! The compile cache is machine-wide by default (see `HostConfig::cache_dir`): an entry is named
+//! by the SHA-256 of the component and a fingerprint of the engine (wasmtime's compatibility
+//! hash plus the settings that shape compiled code here), so every data directory and command
+//! of the same build shares it, and an entry is never loaded by an engine it was not made for.
+//! A compile that misses the cache is announced to the [`CompileHook`] (a progress line).
+//!
 //! A plugin instance gets WASI with no files, no environment, no arguments and no sockets
 //! (clocks and randomness only; its stderr is captured for error reports), plus tributary's own
 //! capabilities. Memory and CPU limits, and a rate limit on capability calls, are installed on
@@ -11,7 +17,6 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -112,6 +117,29 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// What the runtime is doing, for a progress line: only compiles that miss the cache (seconds to
+/// a minute for a JS or Python component) are announced.
+#[derive(Clone, Debug)]
+pub enum CompileEvent {
+    /// Compiling `label`, a component of `bytes` bytes, because no cache entry fits.
+    Started {
+        /// What is compiled (a plugin name or file).
+        label: String,
+        /// Size of the component.
+        bytes: usize,
+    },
+    /// That compile finished (or failed) after `elapsed`.
+    Finished {
+        /// What was compiled.
+        label: String,
+        /// How long it took.
+        elapsed: Duration,
+    },
+}
+
+/// Receives [`CompileEvent`]s.
+pub type CompileHook = std::sync::Arc<dyn Fn(&CompileEvent) + Send + Sync>;
+
 /// The engine, linker and compile cache shared by every plugin.
 pub struct Runtime {
     engine: Engine,
@@ -120,6 +148,7 @@ pub struct Runtime {
     limits: SandboxLimits,
     pooling: bool,
     max_host_calls_per_second: u64,
+    on_compile: std::sync::RwLock<Option<CompileHook>>,
 }
 
 fn engine_config(limits: &SandboxLimits, pool: Option<&RuntimeConfig>) -> Config {
@@ -181,10 +210,6 @@ impl Runtime {
         crate::capabilities::extract::add_to_linker(&mut linker, |s| &mut s.extract)
             .map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine);
-        if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating compile cache {}", dir.display()))?;
-        }
         Ok(Self {
             engine,
             linker,
@@ -192,6 +217,29 @@ impl Runtime {
             limits,
             pooling,
             max_host_calls_per_second: config.max_host_calls_per_second,
+            on_compile: std::sync::RwLock::new(None),
+        })
+    }
+
+    /// Announces every compile that misses the cache to `hook` from now on.
+    pub fn on_compile(&self, hook: CompileHook) {
+        if let Ok(mut slot) = self.on_compile.write() {
+            *slot = Some(hook);
+        }
+    }
+
+    fn announce(&self, event: &CompileEvent) {
+        let hook = self.on_compile.read().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            hook(event);
+        }
+    }
+
+    /// Whether `wasm` is in the compile cache for this engine (a load will not compile).
+    pub fn is_cached(&self, wasm: &[u8]) -> bool {
+        self.cache_dir.as_ref().is_some_and(|dir| {
+            dir.join(format!("{}.cwasm", self.cache_key(wasm)))
+                .is_file()
         })
     }
 
@@ -208,8 +256,13 @@ impl Runtime {
     /// Compiles a component, or loads it from the compile cache when this exact binary was
     /// compiled before by a compatible engine.
     pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+        self.compile_labelled(wasm, "component")
+    }
+
+    /// [`Runtime::compile`], announcing a compile that misses the cache as `label`.
+    pub fn compile_labelled(&self, wasm: &[u8], label: &str) -> anyhow::Result<Component> {
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
+            return self.compile_announced(wasm, label);
         };
         let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
         if path.exists() {
@@ -221,9 +274,11 @@ impl Runtime {
                 ),
             }
         }
-        let component = Component::new(&self.engine, wasm).map_err(anyhow::Error::from)?;
+        let component = self.compile_announced(wasm, label)?;
         match component.serialize() {
             Ok(bytes) => {
+                // The directory is created by the first write only: a host that compiles
+                // nothing (a search) leaves no trace.
                 if let Err(err) = crate::atomic_file::write_atomic(&path, &bytes) {
                     tracing::warn!("could not write compile cache {}: {err:#}", path.display());
                 }
@@ -233,11 +288,30 @@ impl Runtime {
         Ok(component)
     }
 
+    fn compile_announced(&self, wasm: &[u8], label: &str) -> anyhow::Result<Component> {
+        let started = std::time::Instant::now();
+        self.announce(&CompileEvent::Started {
+            label: label.to_string(),
+            bytes: wasm.len(),
+        });
+        let compiled = Component::new(&self.engine, wasm).map_err(anyhow::Error::from);
+        self.announce(&CompileEvent::Finished {
+            label: label.to_string(),
+            elapsed: started.elapsed(),
+        });
+        compiled
+    }
+
+    /// The cache entry's name: the component's digest and the engine's fingerprint. Pooling and
+    /// the memory limit are included besides wasmtime's own hash because they shape the compiled
+    /// code's memory assumptions, and entries are shared by hosts with different settings.
     fn cache_key(&self, wasm: &[u8]) -> String {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut compat);
+        self.pooling.hash(&mut compat);
+        self.limits.memory_bytes().hash(&mut compat);
         let mut digest = Sha256::new();
         digest.update(wasm);
         digest.update(compat.finish().to_le_bytes());
@@ -329,5 +403,71 @@ fn spawn_epoch_ticker(engine: &Engine) {
         });
     if let Err(err) = spawned {
         tracing::error!("could not start the epoch ticker; CPU limits are not enforced: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn runtime(cache: &Path, memory_mib: u64) -> (Runtime, Arc<Mutex<Vec<String>>>) {
+        let limits = SandboxLimits {
+            memory_mib,
+            ..SandboxLimits::default()
+        };
+        let config = RuntimeConfig {
+            pooling: false,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(limits, &config, Some(cache.to_path_buf())).unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        runtime.on_compile(Arc::new(move |event: &CompileEvent| {
+            let line = match event {
+                CompileEvent::Started { label, bytes } => format!("started {label} {bytes}"),
+                CompileEvent::Finished { label, .. } => format!("finished {label}"),
+            };
+            seen.lock().unwrap().push(line);
+        }));
+        (runtime, events)
+    }
+
+    #[test]
+    fn a_compile_that_misses_the_cache_is_announced_and_cached_for_the_same_engine_only() {
+        let (_, wasm) = crate::bundled::PLUGINS
+            .iter()
+            .find(|(name, _)| *name == "feed")
+            .expect("the feed plugin is bundled");
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("compiled");
+        let (rt, events) = runtime(&cache, 256);
+        // A runtime that compiled nothing leaves no cache directory behind.
+        assert!(!cache.exists());
+        assert!(!rt.is_cached(wasm));
+        rt.compile_labelled(wasm, "feed").unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            [
+                format!("started feed {}", wasm.len()),
+                "finished feed".into()
+            ]
+        );
+        assert!(rt.is_cached(wasm));
+
+        // Another runtime of the same settings (another data directory, another command) loads
+        // it without compiling.
+        let (again, events) = runtime(&cache, 256);
+        assert!(again.is_cached(wasm));
+        again.compile_labelled(wasm, "feed").unwrap();
+        assert!(events.lock().unwrap().is_empty());
+
+        // Other settings are another engine: their own entry, compiled once.
+        let (other, events) = runtime(&cache, 128);
+        assert!(!other.is_cached(wasm));
+        other.compile_labelled(wasm, "feed").unwrap();
+        assert_eq!(events.lock().unwrap().len(), 2);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
     }
 }

@@ -389,7 +389,12 @@ impl Service {
             tracing::info!(job = %report.id, "no full sync has succeeded yet: ran a full sync instead of {}", job.kind);
         }
         self.metrics.job_finished(report.status, &report.counts);
-        tracing::info!("{report}");
+        // The service's one line per job (`Host::sync_spec` logs failures at debug only).
+        if report.status == JobStatus::Failed {
+            tracing::warn!("{report}");
+        } else {
+            tracing::info!("{report}");
+        }
         Ok(())
     }
 

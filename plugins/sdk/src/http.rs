@@ -122,8 +122,10 @@ impl Request {
         }
     }
 
+    /// `GET http://host/path` — the method as HTTP spells it, the URL as given (its case
+    /// matters: paths and ids are case-sensitive) without the query, which may hold secrets.
     fn describe(&self) -> String {
-        format!("{:?} {}", self.method, strip_query(&self.url)).to_uppercase()
+        format!("{} {}", method_name(self.method), strip_query(&self.url))
     }
 }
 
@@ -410,6 +412,18 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
+/// The method as it appears on the wire.
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    }
+}
+
 fn strip_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
@@ -474,6 +488,14 @@ mod tests {
         );
         assert_eq!(host_of("https://API.box.com").unwrap(), "api.box.com");
         assert!(host_of("api.box.com").is_err());
+    }
+
+    #[test]
+    fn a_request_is_described_with_its_method_and_url_as_sent() {
+        let request = Request::new(Method::Get, "http://127.0.0.1:8765/Items/AbC?token=secret");
+        assert_eq!(request.describe(), "GET http://127.0.0.1:8765/Items/AbC");
+        let request = Request::new(Method::Delete, "https://api.box.com/2.0/files/1");
+        assert_eq!(request.describe(), "DELETE https://api.box.com/2.0/files/1");
     }
 
     #[test]

@@ -76,6 +76,7 @@ type PathIn = Result<Path<String>, PathRejection>;
 pub(crate) fn router(shared: Arc<Shared>, faults: FaultPlan) -> Router {
     Router::new()
         .route("/oauth2/token", post(token))
+        .route("/oauth2/authorize", get(authorize))
         .route("/2.0/users/me", get(users_me))
         .route("/2.0/users", get(list_users))
         .route("/2.0/users/{id}", get(get_user))
@@ -338,6 +339,16 @@ fn lookup(
 // ---------------------------------------------------------------------------------------------
 // OAuth
 
+/// `GET /oauth2/authorize` (`https://account.box.com/api/oauth2/authorize`): consent at once.
+async fn authorize(Extract(shared): Extract<App>, query: QueryIn) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let (client_id, code) = {
+        let st = shared.lock();
+        (st.client_id.clone(), st.auth_code.clone())
+    };
+    crate::server::authorize_response(&query, &client_id, &code)
+}
+
 async fn token(
     Extract(shared): Extract<App>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -393,6 +404,36 @@ async fn token(
                 },
             );
             st.grants.refresh_token += 1;
+            ok(json!({
+                "access_token": access,
+                "expires_in": 3600,
+                "restricted_to": [],
+                "refresh_token": refresh,
+                "token_type": "bearer",
+            }))
+        }
+        "authorization_code" => {
+            if p.get("code") != Some(&st.auth_code) {
+                return reject(
+                    &mut st,
+                    "invalid_grant",
+                    "Auth code doesn't exist or is invalid for the client",
+                );
+            }
+            // A code is good once; the grant makes a new refresh token for the primary user.
+            st.auth_code = st.new_token("code");
+            let access = st.new_token("a");
+            let refresh = st.new_token("r");
+            st.refresh_token = Some(refresh.clone());
+            st.refresh_user = 0;
+            st.access_tokens.insert(
+                access.clone(),
+                TokenGrant {
+                    user: 0,
+                    enterprise: false,
+                },
+            );
+            st.grants.authorization_code += 1;
             ok(json!({
                 "access_token": access,
                 "expires_in": 3600,

@@ -7,6 +7,7 @@
 //!
 //! | Route | Box equivalent |
 //! |---|---|
+//! | `GET /oauth2/authorize` | `https://account.box.com/api/oauth2/authorize` (consents at once) |
 //! | `POST /oauth2/token` | `https://api.box.com/oauth2/token` (form body) |
 //! | `GET /2.0/users/me`, `/2.0/users`, `/2.0/users/{id}`, `/2.0/users/{id}/memberships` | same |
 //! | `GET /2.0/groups`, `/2.0/groups/{id}/memberships` | same |
@@ -258,6 +259,16 @@ impl FakeBox {
     /// `<base>/oauth2/token`.
     pub fn token_url(&self) -> String {
         format!("{}/oauth2/token", self.base_url())
+    }
+
+    /// `<base>/oauth2/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth2/authorize", self.base_url())
+    }
+
+    /// The authorization code the token endpoint accepts next (each is good once).
+    pub fn authorization_code(&self) -> String {
+        self.with(|st| st.auth_code.clone())
     }
 
     /// `<base>/2.0`.

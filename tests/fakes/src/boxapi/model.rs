@@ -136,6 +136,8 @@ pub struct GrantCounts {
     pub refresh_token: usize,
     /// Successful `grant_type=client_credentials` exchanges.
     pub client_credentials: usize,
+    /// Successful `grant_type=authorization_code` exchanges.
+    pub authorization_code: usize,
     /// Token requests answered with an OAuth error.
     pub rejected: usize,
 }
@@ -180,6 +182,8 @@ pub(crate) struct State {
     /// The fake clock (Unix seconds); advances one minute per mutation.
     pub(crate) clock: i64,
     pub(crate) refresh_token: Option<String>,
+    /// The authorization code `grant_type=authorization_code` accepts (once per consent).
+    pub(crate) auth_code: String,
     /// The user the refresh token acts as (the primary user unless re-authorized as another).
     pub(crate) refresh_user: u32,
     pub(crate) access_tokens: HashMap<String, TokenGrant>,
@@ -223,6 +227,7 @@ impl State {
             next_version_id: 900_000_000_000,
             clock: CLOCK_START,
             refresh_token: None,
+            auth_code: "fake-box-auth-code".into(),
             refresh_user: 0,
             access_tokens: HashMap::new(),
             grants: GrantCounts::default(),

@@ -492,6 +492,7 @@ fn route(name: &str) -> Option<(Style, AuthKind, Handler)> {
 pub(crate) fn router(shared: Arc<Shared>, faults: FaultPlan) -> Router {
     Router::new()
         .route("/oauth2/token", post(token))
+        .route("/oauth2/authorize", axum::routing::get(authorize))
         .route("/2/files/list_folder/longpoll", post(longpoll))
         .route("/2/{*route}", any(api))
         .with_state(shared)
@@ -528,6 +529,12 @@ pub(crate) fn random_token(len: usize) -> String {
     let mut s = content::base64url(&out);
     s.truncate(len);
     s
+}
+
+/// `GET /oauth2/authorize` (`https://www.dropbox.com/oauth2/authorize`): consent at once.
+async fn authorize(AxState(shared): AxState<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let query = content::parse_form(query.as_deref().unwrap_or(""));
+    crate::server::authorize_response(&query, &shared.app_key, &shared.auth_code)
 }
 
 async fn token(

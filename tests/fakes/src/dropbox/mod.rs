@@ -5,6 +5,7 @@
 //!
 //! | Dropbox                                     | fake                          |
 //! |---------------------------------------------|-------------------------------|
+//! | `https://www.dropbox.com/oauth2/authorize`  | `<base>/oauth2/authorize`     |
 //! | `https://api.dropboxapi.com/oauth2/token`   | `<base>/oauth2/token`         |
 //! | `https://api.dropboxapi.com/2/<route>`      | `<base>/2/<route>`            |
 //! | `https://content.dropboxapi.com/2/<route>`  | `<base>/2/<route>`            |
@@ -165,6 +166,11 @@ impl FakeDropbox {
     /// `<base>/oauth2/token`.
     pub fn token_url(&self) -> String {
         format!("{}/oauth2/token", self.server.url())
+    }
+
+    /// `<base>/oauth2/authorize`: consents at once (see `server::authorize_response`).
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth2/authorize", self.server.url())
     }
 
     /// `<base>/2/`: prefix of every RPC and content route.
