@@ -1076,7 +1076,7 @@ async fn tokens_stay_home_and_a_rotated_box_token_survives_the_next_incremental_
         // The event position travels; the token and the node maps stay home.
         assert_eq!(
             state.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["positions", "scope"],
+            ["positions", "positions_at", "scope"],
             "{cursor}"
         );
         assert!(cursor.len() < 64 * 1024);
