@@ -480,6 +480,44 @@ impl EmbeddedIndex {
         names.sort();
         Ok(names)
     }
+
+    /// Forgets the tenant's open indexes (their writers and readers are dropped with the last
+    /// job holding them), then removes its directory.
+    fn drop_tenant(&self, tenant: &str) -> anyhow::Result<()> {
+        self.open
+            .lock()
+            .map_err(|_| anyhow!("index table lock poisoned"))?
+            .retain(|index, _| index.tenant != tenant);
+        let dir = self.root.join(dir_name(tenant));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow!(e).context(format!("removing {}", dir.display()))),
+        }
+    }
+
+    fn tenants(&self) -> anyhow::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(anyhow!(e).context(format!("listing {}", self.root.display()))),
+        };
+        let mut tenants = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", self.root.display()))?;
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let holds_any = std::fs::read_dir(entry.path())
+                .map(|inner| inner.flatten().any(|e| holds_index(&e.path())))
+                .unwrap_or(false);
+            if holds_any {
+                tenants.push(name_of_dir(&file));
+            }
+        }
+        tenants.sort();
+        Ok(tenants)
+    }
 }
 
 async fn run<R: Send + 'static>(
@@ -557,6 +595,24 @@ impl Sink for EmbeddedIndex {
         let this = self.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.list(&tenant))
+                .await
+                .context("index task failed")?
+        })
+    }
+
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.drop_tenant(&tenant))
+                .await
+                .context("index task failed")?
+        })
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.tenants())
                 .await
                 .context("index task failed")?
         })

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, tenant_scope,
+    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, shown, tenant_scope,
 };
 use crate::connector::valid_name;
 use crate::job::JobStatus;
@@ -98,7 +98,10 @@ async fn search(
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
     if !valid_name(&q.index) {
-        return Err(bad(format!("index `{}` is not a valid name", q.index)));
+        return Err(bad(format!(
+            "index `{}` is not a valid name",
+            shown(&q.index)
+        )));
     }
     let request = SearchRequest {
         query: q.q,
