@@ -12,4 +12,6 @@ mod foreign;
 mod plugin_cli;
 mod sandbox;
 mod service;
+mod service_fuzz;
+mod service_tenancy;
 mod support;
