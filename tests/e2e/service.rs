@@ -124,7 +124,13 @@ impl Svc {
     }
 
     /// Creates a feed connector of `tenant`.
-    pub(crate) async fn feed_connector(&self, tenant: &str, token: &str, id: &str, feed: &FakeFeed) {
+    pub(crate) async fn feed_connector(
+        &self,
+        tenant: &str,
+        token: &str,
+        id: &str,
+        feed: &FakeFeed,
+    ) {
         let (status, body) = self
             .call(
                 "POST",
@@ -137,7 +143,13 @@ impl Svc {
     }
 
     /// Queues a sync; returns the job id.
-    pub(crate) async fn sync(&self, tenant: &str, token: &str, connector: &str, kind: &str) -> String {
+    pub(crate) async fn sync(
+        &self,
+        tenant: &str,
+        token: &str,
+        connector: &str,
+        kind: &str,
+    ) -> String {
         let (status, body) = self
             .call(
                 "POST",
@@ -180,7 +192,13 @@ impl Svc {
         }
     }
 
-    pub(crate) async fn search_ids(&self, tenant: &str, token: &str, index: &str, q: &str) -> Vec<String> {
+    pub(crate) async fn search_ids(
+        &self,
+        tenant: &str,
+        token: &str,
+        index: &str,
+        q: &str,
+    ) -> Vec<String> {
         let (status, body) = self
             .call(
                 "GET",

@@ -173,13 +173,16 @@ fn case(routes: Vec<(String, String)>, feed_url: String) -> impl Strategy<Value 
         prop::collection::vec(param(), 3),
         query(),
         auth(),
-        prop::option::weighted(0.9, prop_oneof![
-            4 => Just("application/json".to_string()),
-            1 => Just("application/json; charset=utf-8".to_string()),
-            1 => Just("text/plain".to_string()),
-            1 => Just("application/wasm".to_string()),
-            1 => "[ -~]{0,30}",
-        ]),
+        prop::option::weighted(
+            0.9,
+            prop_oneof![
+                4 => Just("application/json".to_string()),
+                1 => Just("application/json; charset=utf-8".to_string()),
+                1 => Just("text/plain".to_string()),
+                1 => Just("application/wasm".to_string()),
+                1 => "[ -~]{0,30}",
+            ],
+        ),
         prop::collection::vec(("[A-Za-z-]{1,20}", "[ -~]{0,60}"), 0..3),
         body(feed_url),
     )

@@ -83,7 +83,10 @@ async fn moves_and_deletes_leave_nothing(svc: &Svc) {
         let job = svc.sync("t", &token, c, "full").await;
         assert_eq!(svc.wait("t", &token, &job).await["status"], "succeeded");
     }
-    assert_eq!(svc.search_ids("t", &token, "shared", "moving").await.len(), 25);
+    assert_eq!(
+        svc.search_ids("t", &token, "shared", "moving").await.len(),
+        25
+    );
 
     for index in ["one", "two", "three", "four"] {
         put_index(svc, &token, "mover", index, &feed).await;
@@ -97,7 +100,11 @@ async fn moves_and_deletes_leave_nothing(svc: &Svc) {
     assert_eq!(shared.len(), 5, "{shared:?}");
     assert!(shared.iter().all(|id| id.starts_with('k')), "{shared:?}");
     for index in ["one", "two", "three"] {
-        assert!(svc.search_ids("t", &token, index, "moving").await.is_empty());
+        assert!(
+            svc.search_ids("t", &token, index, "moving")
+                .await
+                .is_empty()
+        );
     }
     // The quota counts every index of the tenant, not only the connectors' current ones: five
     // documents left in another index (as a crash in the middle of a move would leave them)
@@ -123,7 +130,12 @@ async fn moves_and_deletes_leave_nothing(svc: &Svc) {
 
     // Deleting a connector deletes its documents wherever they are, and nobody else's.
     let (status, body) = svc
-        .call("DELETE", "/v1/tenants/t/connectors/mover", Some(&token), None)
+        .call(
+            "DELETE",
+            "/v1/tenants/t/connectors/mover",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     for index in ["stray", "four", "shared"] {
@@ -136,14 +148,22 @@ async fn moves_and_deletes_leave_nothing(svc: &Svc) {
             .unwrap();
         assert!(left.is_empty(), "{index}: {left:?}");
     }
-    assert_eq!(svc.search_ids("t", &token, "shared", "moving").await.len(), 5);
+    assert_eq!(
+        svc.search_ids("t", &token, "shared", "moving").await.len(),
+        5
+    );
     create_in(svc, &token, "mover", "four", &feed).await;
     let job = svc.sync("t", &token, "mover", "full").await;
     assert_eq!(svc.wait("t", &token, &job).await["status"], "succeeded");
 
     assert!(!sink.indexes("t".into()).await.unwrap().is_empty());
     assert!(
-        !svc.service.store().storage_usage("t").await.unwrap().is_empty(),
+        !svc.service
+            .store()
+            .storage_usage("t")
+            .await
+            .unwrap()
+            .is_empty(),
         "the feed plugin keeps state: the test needs some to see it go"
     );
 
@@ -326,11 +346,12 @@ async fn bodies_fields_and_advanced_rules_are_bounded_and_checked_on_write() {
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].is_string(), "{body}");
     let (status, body) = post_raw("/v1/plugins", big.into_bytes(), "application/wasm").await;
-    assert_eq!(status, 422, "an upload takes more than a JSON route: {body}");
+    assert_eq!(
+        status, 422,
+        "an upload takes more than a JSON route: {body}"
+    );
 
-    let connector = |id: &str, rules: Value| {
-        json!({"id": id, "plugin": "feed", "config": {"base_url": feed.base_url()}, "advanced_rules": rules})
-    };
+    let connector = |id: &str, rules: Value| json!({"id": id, "plugin": "feed", "config": {"base_url": feed.base_url()}, "advanced_rules": rules});
     // Too large (under the body limit): 400 naming the field.
     let (status, body) = svc
         .call(
