@@ -466,7 +466,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let body = serde_json::to_string(spec)?;
         let (tenant, id) = (spec.tenant.clone(), spec.id.clone());
-        let result = self.db
+        self.db
             .call(move |c| {
                 let tx = c.transaction()?;
                 let exists: bool = tx
@@ -499,7 +499,7 @@ impl Store {
             })
             .await?;
         self.touched_connectors();
-        Ok(result)
+        Ok(())
     }
 
     /// Deletes a connector with its queued jobs (and their progress), schedule marks and plugin
