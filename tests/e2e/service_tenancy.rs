@@ -110,6 +110,7 @@ async fn moves_and_deletes_leave_nothing(svc: &Svc) {
     // documents left in another index (as a crash in the middle of a move would leave them)
     // bring the tenant to 30, so one more is refused.
     let sink = svc.service.host().sink().clone();
+    assert!(sink.tenants().await.unwrap().contains(&"t".to_string()));
     let stray = tributary_host::sink::IndexRef::new("t", "stray");
     let docs: Vec<tributary_host::sink::SinkDocument> = (0..5)
         .map(|i| tributary_host::sink::SinkDocument {
@@ -364,6 +365,20 @@ async fn bodies_fields_and_advanced_rules_are_bounded_and_checked_on_write() {
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("`advanced_rules`"),
+        "{body}"
+    );
+    // A whole record over 256 KiB (under the body limit): 400.
+    let (status, body) = svc
+        .call(
+            "POST",
+            "/v1/tenants/t/connectors",
+            Some(&token),
+            Some(json!({"id": "fat", "plugin": "feed", "config": {"base_url": feed.base_url(), "padding": "p".repeat(300_000)}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 262144"),
         "{body}"
     );
     // The feed plugin has no advanced rules: refused on write, with the plugin's reason.

@@ -135,6 +135,12 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
             )));
         }
     }
+    let size = serde_json::to_string(spec).map_or(usize::MAX, |s| s.len());
+    if size > MAX_CONNECTOR_BYTES {
+        return Err(bad(format!(
+            "the connector is {size} bytes of JSON; at most {MAX_CONNECTOR_BYTES} are accepted"
+        )));
+    }
     if let Some(rules) = &spec.advanced_rules {
         let size = rules.to_string().len();
         if size > MAX_ADVANCED_RULES_BYTES {
@@ -162,6 +168,10 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
 
 /// The largest `advanced_rules` a connector may hold, as JSON text.
 const MAX_ADVANCED_RULES_BYTES: usize = 64 << 10;
+
+/// The largest connector record (config, rules, advanced rules, schedule), as JSON text: every
+/// listing reads them all.
+const MAX_CONNECTOR_BYTES: usize = 256 << 10;
 
 pub(super) fn validation_error(e: JobError) -> ApiError {
     let status = match e.kind {
