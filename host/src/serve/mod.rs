@@ -11,11 +11,13 @@
 //!   fairness between tenants, one job per connector at a time) → a job in its own wasm store
 //!   with its tenant's limits → recorded report;
 //! - `tenants.rs` — a tenant's quotas applied to its jobs (the document quota is
-//!   [`crate::sink::quota::QuotaSink`]);
-//! - `scheduler.rs` — interval and cron schedules;
+//!   [`crate::sink::quota::QuotaSink`]), and deleting a tenant or connector with everything it
+//!   owns;
+//! - `scheduler.rs` — interval and cron schedules, planned in memory between connector writes;
 //! - `plugins.rs` — uploads, activation, rollback and the plugin-directory watcher;
-//! - this file — opening the service (admin token, config connectors, requeueing interrupted
-//!   jobs), starting and stopping its loops, and [`serve`].
+//! - this file — opening the service (admin token, config connectors, refusing indexes of
+//!   tenants the database does not know, requeueing interrupted jobs), starting and stopping
+//!   its loops, and [`serve`].
 //!
 //! A queued or running job is a row in the `queue` table until its report is saved, so a host
 //! that stops (even by SIGKILL) picks it up again on the next start with the same job id. A
