@@ -239,10 +239,13 @@ async fn sigkill_in_a_large_sync_resumes_from_its_last_commit_with_the_exact_doc
     let done = server.finished("t", &job).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     // The listing continued from its last checkpoint (the page of document 100 or later), not
-    // from the start, and nothing indexed by the first run was taken for vanished.
+    // from the start, and nothing indexed by the first run was taken for vanished. The counts
+    // total both runs (the first one's up to its last checkpoint): every document once, plus at
+    // most a couple of pages listed again from the checkpoint (the second run alone lists at
+    // most 310; starting over would make it 500 or more).
     assert!(
-        counts(&done, "received") <= 310,
-        "the listing started over: {done}"
+        (400..=420).contains(&counts(&done, "received")),
+        "the listing started over, or the first run's counts were lost: {done}"
     );
     assert_eq!(counts(&done, "deleted"), 0, "{done}");
     assert!(
@@ -314,15 +317,17 @@ async fn sigkill_after_a_refresh_token_rotation_keeps_the_new_token() {
         done["status"], "succeeded",
         "the stored rotated token was lost: {done}"
     );
-    let total = counts(&done, "indexed") + counts(&done, "unchanged");
-    assert!(total > 10, "{done}");
+    // Both runs' counts (a document listed by both counts twice).
+    let reached = counts(&done, "indexed") + counts(&done, "unchanged");
+    assert!(reached > 10, "{done}");
     // A second full sync finds everything already there: no duplicates, nothing missing.
     let again = server.sync("t", "box", "full").await;
     let again = server.finished("t", &again).await;
     assert_eq!(again["status"], "succeeded", "{again}");
     assert_eq!(counts(&again, "indexed"), 0, "{again}");
     assert_eq!(counts(&again, "deleted"), 0, "{again}");
-    assert_eq!(counts(&again, "unchanged"), total, "{again}");
+    let total = counts(&again, "unchanged");
+    assert!(total > 10 && total <= reached, "{again} after {done}");
     server.kill();
 }
 

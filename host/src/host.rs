@@ -300,6 +300,23 @@ impl Host {
         Ok(())
     }
 
+    /// Checks a connector's advanced rules with its plugin (`validate-advanced-rules`), as a
+    /// job would before syncing: a plugin without the `advanced-rules` feature refuses any
+    /// rules but none (`null`, `[]` or `{}`).
+    pub async fn validate_advanced_rules(&self, spec: &ConnectorSpec) -> Result<(), JobError> {
+        let Some(rules) = spec.advanced_rules.as_ref().filter(|r| !is_empty_json(r)) else {
+            return Ok(());
+        };
+        let plugin = self
+            .registry
+            .get(&spec.plugin)
+            .map_err(|e| host_error(JobErrorKind::Config, format!("{e:#}")))?;
+        let config = resolve_config(&plugin, spec)?;
+        self.check_advanced_rules(&plugin, spec, &config, rules, &SyncOptions::default())
+            .await
+            .map(|_| ())
+    }
+
     /// Runs a sync job for the connector `id` (of `tenant`, if given) and records it.
     pub async fn sync(
         &self,
@@ -440,9 +457,10 @@ impl Host {
         let mut pipeline = Pipeline::start(deps, scope, instance.egress.clone(), state)
             .await
             .map_err(|e| host_error(JobErrorKind::Host, format!("opening the index: {e:#}")))?;
-        // Service jobs keep a durable record of the ids a full sync produced, so a run of the
-        // same job after a crash can continue its listing (see `Pipeline::track_progress`).
-        if kind == SyncKind::Full && options.job_id.is_some() {
+        // Service jobs keep a durable record of their counts and of the ids a full sync
+        // produced, so a run of the same job after a crash continues its listing and its
+        // totals (see `Pipeline::track_progress`).
+        if options.job_id.is_some() {
             let restored = pipeline
                 .track_progress(self.db.clone(), report.id.clone(), options.resume)
                 .await
@@ -586,4 +604,14 @@ fn resolve_config(plugin: &LoadedPlugin, spec: &ConnectorSpec) -> Result<String,
 
 fn host_error(kind: JobErrorKind, message: String) -> JobError {
     JobError::new(kind, message)
+}
+
+/// `null`, `[]` or `{}`: no advanced rules.
+fn is_empty_json(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
 }

@@ -12,5 +12,7 @@ mod foreign;
 mod plugin_cli;
 mod sandbox;
 mod service;
+mod service_fuzz;
+mod service_tenancy;
 mod ssrf;
 mod support;

@@ -9,17 +9,26 @@
 //! - a service job's full sync writes its seen ids to `job_progress` at each checkpoint,
 //!   *before* the plugin's own checkpoint state, so a run of the same job after a crash starts
 //!   knowing them and deletes none of them as vanished. The table and every query of it live here.
+//! - with the ids, a service job saves its counts at each checkpoint (`job_counts`), and a run of
+//!   the same job after a crash starts from them, so the report of a resumed job totals all its
+//!   attempts (what the interrupted run did after its last checkpoint is done, and counted, again).
 
 use std::collections::{HashMap, HashSet};
 
+use rusqlite::OptionalExtension;
+
 use crate::db::Db;
-use crate::job::SyncKind;
+use crate::job::{CountsSnapshot, SyncKind};
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS job_progress (
     job_id TEXT NOT NULL,
     id TEXT NOT NULL,
     PRIMARY KEY (job_id, id)
-) WITHOUT ROWID";
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_counts (
+    job_id TEXT PRIMARY KEY,
+    counts TEXT NOT NULL
+)";
 
 /// The ids of one job.
 #[derive(Debug)]
@@ -98,29 +107,49 @@ impl Ledger {
             .collect()
     }
 
-    /// For a full sync of job `job`: records its produced ids at every checkpoint, so a run of
-    /// the same job after a crash (`resume`) starts knowing them. Returns how many ids a resumed
-    /// run restored.
+    /// For job `job`: records its counts (and, for a full sync, its produced ids) at every
+    /// checkpoint, so a run of the same job after a crash (`resume`) starts from them. Returns
+    /// how many ids a resumed run restored, and the counts it starts from.
     pub(crate) async fn track(
         &mut self,
         db: Db,
         job: String,
         resume: bool,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<(usize, Option<CountsSnapshot>)> {
         let key = job.clone();
-        let restored: Vec<String> = db
+        let (restored, counts): (Vec<String>, Option<String>) = db
             .call(move |conn| {
-                conn.execute(TABLE, [])?;
+                conn.execute_batch(TABLE)?;
                 if resume {
                     let mut stmt = conn.prepare("SELECT id FROM job_progress WHERE job_id = ?1")?;
                     let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
-                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                    let ids = rows.collect::<Result<Vec<_>, _>>()?;
+                    let counts = conn
+                        .query_row(
+                            "SELECT counts FROM job_counts WHERE job_id = ?1",
+                            [&key],
+                            |r| r.get::<_, String>(0),
+                        )
+                        .optional()?;
+                    Ok((ids, counts))
                 } else {
                     conn.execute("DELETE FROM job_progress WHERE job_id = ?1", [&key])?;
-                    Ok(Vec::new())
+                    conn.execute("DELETE FROM job_counts WHERE job_id = ?1", [&key])?;
+                    Ok((Vec::new(), None))
                 }
             })
             .await?;
+        // Written only by `save`; an unreadable record restores no counts.
+        let counts = counts.and_then(|c| serde_json::from_str(&c).ok());
+        if self.kind != SyncKind::Full {
+            // Only a full sync's produced ids matter to a resumed run; its counts always do.
+            self.progress = Some(Progress {
+                db,
+                job,
+                unsaved: Vec::new(),
+            });
+            return Ok((0, counts));
+        }
         let n = restored.len();
         self.seen.extend(restored);
         self.progress = Some(Progress {
@@ -128,19 +157,17 @@ impl Ledger {
             job,
             unsaved: Vec::new(),
         });
-        Ok(n)
+        Ok((n, counts))
     }
 
-    /// Writes the ids produced since the last save.
-    pub(crate) async fn save(&mut self) -> anyhow::Result<()> {
+    /// Writes the ids produced since the last save, and the job's `counts` so far.
+    pub(crate) async fn save(&mut self, counts: &CountsSnapshot) -> anyhow::Result<()> {
         let Some(p) = self.progress.as_mut() else {
             return Ok(());
         };
-        if p.unsaved.is_empty() {
-            return Ok(());
-        }
         let ids = std::mem::take(&mut p.unsaved);
         let job = p.job.clone();
+        let counts = serde_json::to_string(counts)?;
         p.db.call(move |conn| {
             let tx = conn.transaction()?;
             {
@@ -151,6 +178,11 @@ impl Ledger {
                     stmt.execute([&job, id])?;
                 }
             }
+            tx.execute(
+                "INSERT INTO job_counts (job_id, counts) VALUES (?1, ?2)
+                 ON CONFLICT (job_id) DO UPDATE SET counts = excluded.counts",
+                [&job, &counts],
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -163,7 +195,8 @@ impl Ledger {
             let job = p.job.clone();
             let cleared =
                 p.db.call(move |conn| {
-                    conn.execute("DELETE FROM job_progress WHERE job_id = ?1", [job])?;
+                    conn.execute("DELETE FROM job_progress WHERE job_id = ?1", [&job])?;
+                    conn.execute("DELETE FROM job_counts WHERE job_id = ?1", [&job])?;
                     Ok(())
                 })
                 .await;
@@ -177,11 +210,34 @@ impl Ledger {
 /// Drops the records of every job but `live` (those that may still run again), e.g. after a
 /// restart, when ended jobs and CLI runs left records behind.
 pub fn forget_progress_except(conn: &rusqlite::Connection, live: &[String]) -> anyhow::Result<()> {
-    conn.execute(TABLE, [])?;
+    conn.execute_batch(TABLE)?;
     let live = serde_json::to_string(live)?;
-    conn.execute(
-        "DELETE FROM job_progress WHERE job_id NOT IN (SELECT value FROM json_each(?1))",
-        [live],
-    )?;
+    for table in ["job_progress", "job_counts"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE job_id NOT IN (SELECT value FROM json_each(?1))"),
+            [&live],
+        )?;
+    }
+    Ok(())
+}
+
+/// Drops the records of the jobs of `tenant` (of its `connector` only, when given) — in the
+/// caller's transaction, before the job and queue rows they are found by are deleted.
+pub fn forget_progress_of(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    connector: Option<&str>,
+) -> anyhow::Result<()> {
+    conn.execute_batch(TABLE)?;
+    for table in ["job_progress", "job_counts"] {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE job_id IN (
+                 SELECT id FROM jobs WHERE tenant = ?1 AND (?2 IS NULL OR connector = ?2)
+                 UNION SELECT job_id FROM queue WHERE tenant = ?1 AND (?2 IS NULL OR connector = ?2))"
+            ),
+            rusqlite::params![tenant, connector],
+        )?;
+    }
     Ok(())
 }

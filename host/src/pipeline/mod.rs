@@ -142,20 +142,36 @@ impl Pipeline {
         })
     }
 
-    /// For a full sync of job `job`: records the ids it produces at every checkpoint, so that a
-    /// run of the same job after a crash (`resume`) starts knowing them — the plugin may then
-    /// continue its listing where it checkpointed instead of from the start, and the documents of
-    /// the first run are not deleted as vanished. Returns how many ids a resumed run restored.
+    /// For job `job`: records its counts at every checkpoint, and for a full sync the ids it
+    /// produces, so that a run of the same job after a crash (`resume`) starts from them — its
+    /// counts total both runs, the plugin may continue its listing where it checkpointed instead
+    /// of from the start, and the documents of the first run are not deleted as vanished.
+    /// Returns how many ids a resumed run restored.
     pub async fn track_progress(
         &mut self,
         db: crate::db::Db,
         job: String,
         resume: bool,
     ) -> anyhow::Result<usize> {
-        if self.kind != SyncKind::Full {
-            return Ok(0);
+        let (restored, counts) = self.ledger.track(db, job, resume).await?;
+        if let Some(prior) = counts {
+            // The interrupted run's counts at its last checkpoint: this run adds to them.
+            let c = &self.counters;
+            for (counter, n) in [
+                (&c.received, prior.received),
+                (&c.indexed, prior.indexed),
+                (&c.unchanged, prior.unchanged),
+                (&c.filtered, prior.filtered),
+                (&c.deleted, prior.deleted),
+                (&c.content_extracted, prior.content_extracted),
+                (&c.content_skipped, prior.content_skipped),
+                (&c.content_failed, prior.content_failed),
+                (&c.access_control, prior.access_control),
+            ] {
+                Counters::add(counter, n);
+            }
         }
-        self.ledger.track(db, job, resume).await
+        Ok(restored)
     }
 
     /// Live counters.
@@ -363,7 +379,7 @@ impl Pipeline {
         self.drain().await?;
         self.batches.commit().await?;
         // The ids before the plugin's state: a crash in between makes the plugin re-list a little.
-        self.ledger.save().await?;
+        self.ledger.save(&self.counters.snapshot()).await?;
         if !state.is_empty()
             && let Err(e) = self.state.apply(state).await
         {

@@ -30,6 +30,11 @@ pub struct ServeConfig {
     pub max_upload_mib: u64,
     /// Quotas of tenants that set none of their own.
     pub tenant_defaults: TenantQuotas,
+    /// At start, indexes of a tenant the database does not know (left by a tenant deleted
+    /// while the host stopped, or a database restored from an older copy) are removed, each
+    /// logged; without this the service refuses to start, naming them — a tenant created
+    /// later with that id would otherwise see them.
+    pub remove_orphan_indexes: bool,
 }
 
 impl Default for ServeConfig {
@@ -41,6 +46,7 @@ impl Default for ServeConfig {
             plugin_watch_seconds: 2,
             max_upload_mib: 64,
             max_queued_per_tenant: 100,
+            remove_orphan_indexes: false,
             tenant_defaults: TenantQuotas {
                 max_connectors: Some(100),
                 max_concurrent_syncs: Some(2),

@@ -83,7 +83,7 @@ impl Service {
         Ok(Enqueued::New(report))
     }
 
-    /// Cancels every job of a connector that is about to be deleted: queued ones at once,
+    /// Cancels every job of a connector about to be deleted or moved: queued ones at once,
     /// running ones asked to stop and then waited for (up to `wait`; a job still running after
     /// that is aborted and recorded as cancelled). When this returns, no job of the connector
     /// holds a slot.
@@ -132,7 +132,7 @@ impl Service {
                 report.finished_at = Some(unix_now());
                 report.error = Some(crate::job::JobError::new(
                     crate::job::JobErrorKind::Cancelled,
-                    "stopped: its connector was deleted",
+                    "stopped: its connector was deleted or moved to another index",
                 ));
                 self.host.jobs().save(&report).await?;
             }

@@ -11,11 +11,13 @@
 //!   fairness between tenants, one job per connector at a time) → a job in its own wasm store
 //!   with its tenant's limits → recorded report;
 //! - `tenants.rs` — a tenant's quotas applied to its jobs (the document quota is
-//!   [`crate::sink::quota::QuotaSink`]);
-//! - `scheduler.rs` — interval and cron schedules;
+//!   [`crate::sink::quota::QuotaSink`]), and deleting a tenant or connector with everything it
+//!   owns;
+//! - `scheduler.rs` — interval and cron schedules, planned in memory between connector writes;
 //! - `plugins.rs` — uploads, activation, rollback and the plugin-directory watcher;
-//! - this file — opening the service (admin token, config connectors, requeueing interrupted
-//!   jobs), starting and stopping its loops, and [`serve`].
+//! - this file — opening the service (admin token, config connectors, refusing indexes of
+//!   tenants the database does not know, requeueing interrupted jobs), starting and stopping
+//!   its loops, and [`serve`].
 //!
 //! A queued or running job is a row in the `queue` table until its report is saved, so a host
 //! that stops (even by SIGKILL) picks it up again on the next start with the same job id. A
@@ -79,6 +81,8 @@ pub struct Service {
     /// are decided on a queue no other trigger changes meanwhile.
     enqueuing: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Reads of the connectors table by the scheduler ([`Service::schedule_loads`]).
+    schedule_loads: std::sync::atomic::AtomicU64,
     metrics: Metrics,
     rejected: Mutex<Vec<Rejection>>,
     shutdown: watch::Sender<bool>,
@@ -147,6 +151,7 @@ impl Service {
             running: Mutex::default(),
             enqueuing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            schedule_loads: Default::default(),
             metrics: Metrics::default(),
             rejected: Mutex::default(),
             shutdown,
@@ -154,6 +159,7 @@ impl Service {
             host,
         });
         service.import_config_connectors().await?;
+        service.check_orphan_indexes().await?;
         service.restore_plugins().await?;
         for job in service.store.requeue_running().await? {
             service
@@ -229,6 +235,62 @@ impl Service {
                 .create_tenant(&spec.tenant, None, &TenantQuotas::default())
                 .await?;
             self.store.put_connector(spec, None).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Service {
+    /// Indexes whose tenant the database does not know: refused (the error names them and the
+    /// remedies), or removed one by one, loudly, with `remove_orphan_indexes`.
+    async fn check_orphan_indexes(&self) -> anyhow::Result<()> {
+        let known: std::collections::HashSet<String> = self
+            .store
+            .tenants()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        let sink = self.host.sink();
+        let orphans: Vec<String> = sink
+            .tenants()
+            .await
+            .context("listing the tenants that hold indexes")?
+            .into_iter()
+            .filter(|t| !known.contains(t))
+            .collect();
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        if !self.config.remove_orphan_indexes {
+            let shown: Vec<String> = orphans
+                .iter()
+                .take(20)
+                .map(|t| format!("`{}`", crate::text::truncate(t, 64)))
+                .collect();
+            anyhow::bail!(
+                "the {} index holds indexes of {} tenant(s) the database does not know: {}{}. \
+                 A tenant created with such an id would see their documents. Remove them \
+                 (set `remove_orphan_indexes = true` in [service] to have the service do it at \
+                 start), or restore the database that knows these tenants",
+                sink.kind(),
+                orphans.len(),
+                shown.join(", "),
+                if orphans.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+        }
+        for tenant in orphans {
+            tracing::warn!(
+                %tenant,
+                "removing the indexes of a tenant the database does not know (remove_orphan_indexes)"
+            );
+            sink.drop_tenant(tenant.clone())
+                .await
+                .with_context(|| format!("removing the indexes of unknown tenant `{tenant}`"))?;
         }
         Ok(())
     }

@@ -4,8 +4,12 @@
 //! Every write is one SQLite statement or transaction (WAL, `synchronous=FULL`), so a crash
 //! leaves either the old or the new record, never half of one.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::clock::unix_now;
 use crate::connector::ConnectorSpec;
@@ -195,6 +199,10 @@ pub struct Store {
     db: Db,
     /// The database file's inode when the service opened it (health compares).
     file_id: Option<u64>,
+    /// Bumped (and `connectors_changed` notified) by every write of the connectors table, so
+    /// the scheduler re-reads it only when it changed.
+    generation: Arc<AtomicU64>,
+    connectors_changed: Arc<Notify>,
 }
 
 fn kind_from(s: &str) -> SyncKind {
@@ -228,7 +236,28 @@ impl Store {
             .flatten()
             .filter(|p| !p.is_empty())
             .and_then(|p| file_id(std::path::Path::new(&p)));
-        Self { db, file_id }
+        Self {
+            db,
+            file_id,
+            generation: Arc::default(),
+            connectors_changed: Arc::default(),
+        }
+    }
+
+    /// How many times the connectors table was written since the service opened.
+    pub fn connectors_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Resolves after the connectors table is written (a write with nobody waiting is kept
+    /// for the next waiter).
+    pub async fn connectors_changed(&self) {
+        self.connectors_changed.notified().await
+    }
+
+    fn touched_connectors(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.connectors_changed.notify_one();
     }
 
     // ---- tenants ----
@@ -343,28 +372,34 @@ impl Store {
             .await
     }
 
-    /// Deletes a tenant that has no connectors left; `Ok(false)` if it does not exist.
+    /// Deletes a tenant with every record it owns, in one transaction: its token, connectors,
+    /// queued jobs, schedule marks, plugin state, job records and their progress. `Ok(false)`
+    /// if it does not exist. (Its jobs must have been stopped and its documents are the sink's:
+    /// see `Service::delete_tenant`.)
     pub async fn delete_tenant(&self, id: &str) -> anyhow::Result<bool> {
         let id = id.to_string();
-        self.db
+        let result = self
+            .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let connectors: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM connectors WHERE tenant = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )?;
-                if connectors > 0 {
-                    anyhow::bail!(
-                        "tenant `{id}` still has {connectors} connector(s); delete them first"
-                    );
-                }
+                crate::pipeline::ledger::forget_progress_of(&tx, &id, None)?;
                 let n = tx.execute("DELETE FROM tenants WHERE id = ?1", [&id])?;
-                tx.execute("DELETE FROM jobs WHERE tenant = ?1", [&id])?;
+                for table in [
+                    "connectors",
+                    "queue",
+                    "schedule_runs",
+                    "kv",
+                    "kv_usage",
+                    "jobs",
+                ] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE tenant = ?1"), [&id])?;
+                }
                 tx.commit()?;
                 Ok(n == 1)
             })
-            .await
+            .await?;
+        self.touched_connectors();
+        Ok(result)
     }
 
     // ---- connectors ----
@@ -462,15 +497,20 @@ impl Store {
                 tx.commit()?;
                 Ok(())
             })
-            .await
+            .await?;
+        self.touched_connectors();
+        Ok(())
     }
 
-    /// Deletes a connector with its queued jobs, schedule marks and plugin state.
+    /// Deletes a connector with its queued jobs (and their progress), schedule marks and plugin
+    /// state.
     pub async fn delete_connector(&self, tenant: &str, id: &str) -> anyhow::Result<bool> {
         let (tenant, id) = (tenant.to_string(), id.to_string());
-        self.db
+        let result = self
+            .db
             .call(move |c| {
                 let tx = c.transaction()?;
+                crate::pipeline::ledger::forget_progress_of(&tx, &tenant, Some(&id))?;
                 let n = tx.execute(
                     "DELETE FROM connectors WHERE tenant = ?1 AND id = ?2",
                     [&tenant, &id],
@@ -484,7 +524,9 @@ impl Store {
                 tx.commit()?;
                 Ok(n == 1)
             })
-            .await
+            .await?;
+        self.touched_connectors();
+        Ok(result)
     }
 
     /// Plugin storage used by each of a tenant's connectors: `(connector, keys, bytes)`.

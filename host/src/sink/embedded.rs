@@ -553,6 +553,44 @@ impl EmbeddedIndex {
         names.sort();
         Ok(names)
     }
+
+    /// Forgets the tenant's open indexes (their writers and readers are dropped with the last
+    /// job holding them), then removes its directory.
+    fn remove_tenant(&self, tenant: &str) -> anyhow::Result<()> {
+        self.open
+            .lock()
+            .map_err(|_| anyhow!("index table lock poisoned"))?
+            .retain(|index, _| index.tenant != tenant);
+        let dir = self.root.join(dir_name(tenant));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow!(e).context(format!("removing {}", dir.display()))),
+        }
+    }
+
+    fn list_tenants(&self) -> anyhow::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(anyhow!(e).context(format!("listing {}", self.root.display()))),
+        };
+        let mut tenants = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", self.root.display()))?;
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let holds_any = std::fs::read_dir(entry.path())
+                .map(|inner| inner.flatten().any(|e| holds_index(&e.path())))
+                .unwrap_or(false);
+            if holds_any {
+                tenants.push(name_of_dir(&file));
+            }
+        }
+        tenants.sort();
+        Ok(tenants)
+    }
 }
 
 async fn run<R: Send + 'static>(
@@ -683,6 +721,24 @@ impl Sink for EmbeddedIndex {
         let this = self.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || this.list(&tenant))
+                .await
+                .context("index task failed")?
+        })
+    }
+
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.remove_tenant(&tenant))
+                .await
+                .context("index task failed")?
+        })
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.list_tenants())
                 .await
                 .context("index task failed")?
         })
@@ -873,6 +929,64 @@ mod tests {
             format!("{err:#}").contains("another tributary process"),
             "{err:#}"
         );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_tenant_removes_its_indexes_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        assert!(sink.tenants().await.unwrap().is_empty());
+        for tenant in ["gone", "kept", "a b"] {
+            for name in ["docs", "more"] {
+                let ix = IndexRef::new(tenant, name);
+                sink.upsert(ix.clone(), vec![doc("c", "1", "v1", "t", "b")])
+                    .await
+                    .unwrap();
+                sink.commit(ix.clone()).await.unwrap();
+                sink.upsert(ix.acl(), vec![doc("c", "u", "v1", "t", "b")])
+                    .await
+                    .unwrap();
+                sink.commit(ix.acl()).await.unwrap();
+            }
+        }
+        assert_eq!(sink.tenants().await.unwrap(), ["a b", "gone", "kept"]);
+        sink.drop_tenant("gone".into()).await.unwrap();
+        // Twice is fine, and so is a tenant that never had an index.
+        sink.drop_tenant("gone".into()).await.unwrap();
+        sink.drop_tenant("never".into()).await.unwrap();
+        assert_eq!(sink.tenants().await.unwrap(), ["a b", "kept"]);
+        assert!(sink.indexes("gone".into()).await.unwrap().is_empty());
+        assert!(!dir.path().join("gone").exists());
+        assert!(
+            sink.open
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|ix| ix.tenant != "gone")
+        );
+        for tenant in ["kept", "a b"] {
+            assert_eq!(sink.indexes(tenant.into()).await.unwrap(), ["docs", "more"]);
+        }
+        // A tenant of the same id starts empty; reads still create nothing.
+        let ix = IndexRef::new("gone", "docs");
+        assert!(
+            sink.versions(ix.clone(), "c".into())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!dir.path().join("gone").exists());
+        sink.upsert(ix.clone(), vec![doc("c", "2", "v1", "t", "b")])
+            .await
+            .unwrap();
+        sink.commit(ix.clone()).await.unwrap();
+        let ids: Vec<String> = sink
+            .versions(ix, "c".into())
+            .await
+            .unwrap()
+            .into_keys()
+            .collect();
+        assert_eq!(ids, ["2"]);
     }
 
     #[tokio::test]

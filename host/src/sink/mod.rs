@@ -275,4 +275,10 @@ pub trait Sink: Send + Sync + 'static {
         connector: String,
         ids: Vec<String>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<SinkDocument>>>;
+    /// Removes every index of `tenant` (access-control indexes included) with all their
+    /// documents; a tenant without indexes is not an error. Nothing of another tenant is touched.
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// The tenants that hold at least one index, sorted (the service checks them against its
+    /// tenants at start).
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
 }

@@ -183,6 +183,14 @@ impl Sink for QuotaSink {
     ) -> BoxFuture<'_, anyhow::Result<Vec<SinkDocument>>> {
         self.inner.get(index, connector, ids)
     }
+
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.inner.drop_tenant(tenant)
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        self.inner.tenants()
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Admin routes: plugins (list, upload, activate, roll back) and tenants (create, read, update,
-//! delete, rotate the token).
+//! delete with everything they own, rotate the token).
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -12,15 +12,21 @@ use serde_json::json;
 
 use super::{
     ApiError, ApiResult, App, Caller, JsonArg, QueryArg, admin, bad, caller, json_body, not_found,
-    ok, query, tenant_scope,
+    ok, query, shown, tenant_scope,
 };
 use crate::connector::valid_name;
 use crate::serve::{TenantQuotas, new_token, token_hash};
 
 /// The admin routes.
-pub(super) fn routes() -> axum::Router<App> {
+pub(super) fn routes(upload_limit: usize) -> axum::Router<App> {
     axum::Router::new()
-        .route("/v1/plugins", get(list_plugins).post(upload_plugin))
+        .route(
+            "/v1/plugins",
+            get(list_plugins)
+                .post(upload_plugin)
+                // The one route whose body may be larger than a JSON route's.
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/v1/plugins/{name}/activate", post(activate_plugin))
         .route("/v1/plugins/{name}/rollback", post(roll_back_plugin))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
@@ -152,7 +158,7 @@ async fn create_tenant(
     if !valid_name(&body.id) {
         return Err(bad(format!(
             "tenant id `{}` must be 1-64 letters, digits, `-`, `_` or `.`",
-            body.id
+            shown(&body.id)
         )));
     }
     let token = new_token()?;
@@ -229,10 +235,10 @@ async fn delete_tenant(
     Path(tenant): Path<String>,
 ) -> ApiResult {
     admin(&app, &headers).await?;
-    match app.store.delete_tenant(&tenant).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Ok(false) => Err(not_found()),
-        Err(e) => Err(ApiError(StatusCode::CONFLICT, format!("{e:#}"))),
+    if app.delete_tenant(&tenant).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found())
     }
 }
 

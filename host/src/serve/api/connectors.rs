@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ApiError, ApiResult, App, JsonArg, QueryArg, bad, excerpt, job_json, json_body, not_found, ok,
-    query, tenant_scope,
+    query, shown, tenant_scope,
 };
 use crate::connector::rules::RuleSpec;
 use crate::connector::schedule::Schedule;
@@ -130,7 +130,22 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
     ] {
         if !valid_name(value) {
             return Err(bad(format!(
-                "{what} `{value}` must be 1-64 letters, digits, `-`, `_` or `.`, not starting with `.`"
+                "{what} `{}` must be 1-64 letters, digits, `-`, `_` or `.`, not starting with `.`",
+                shown(value)
+            )));
+        }
+    }
+    let size = serde_json::to_string(spec).map_or(usize::MAX, |s| s.len());
+    if size > MAX_CONNECTOR_BYTES {
+        return Err(bad(format!(
+            "the connector is {size} bytes of JSON; at most {MAX_CONNECTOR_BYTES} are accepted"
+        )));
+    }
+    if let Some(rules) = &spec.advanced_rules {
+        let size = rules.to_string().len();
+        if size > MAX_ADVANCED_RULES_BYTES {
+            return Err(bad(format!(
+                "`advanced_rules` is {size} bytes of JSON; at most {MAX_ADVANCED_RULES_BYTES} are accepted"
             )));
         }
     }
@@ -141,8 +156,22 @@ async fn check_connector(app: &App, spec: &ConnectorSpec, ping: bool) -> Result<
     if let Err(e) = app.host.validate_connector(spec, ping).await {
         return Err(validation_error(e));
     }
+    // Checked by the plugin now, not first by the job that would fail on them.
+    if let Err(e) = app.host.validate_advanced_rules(spec).await {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            excerpt(&format!("{e}")),
+        ));
+    }
     Ok(())
 }
+
+/// The largest `advanced_rules` a connector may hold, as JSON text.
+const MAX_ADVANCED_RULES_BYTES: usize = 64 << 10;
+
+/// The largest connector record (config, rules, advanced rules, schedule), as JSON text: every
+/// listing reads them all.
+const MAX_CONNECTOR_BYTES: usize = 256 << 10;
 
 pub(super) fn validation_error(e: JobError) -> ApiError {
     let status = match e.kind {
@@ -169,7 +198,7 @@ async fn create_connector(
     if app.store.connector(&tenant, &id).await?.is_some() {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            format!("connector `{id}` exists; PUT replaces it"),
+            format!("connector `{}` exists; PUT replaces it", shown(&id)),
         ));
     }
     let spec = spec_from(body, &tenant, &id);
@@ -243,7 +272,13 @@ async fn replace_connector(
         }
     }
     check_connector(&app, &spec, q.ping).await?;
-    app.store.put_connector(&spec, None).await?;
+    if old.index_name() != spec.index_name() {
+        // Moving to another index: the old index's documents of this connector are deleted and
+        // a full sync fills the new one (see `Service::move_connector`).
+        app.move_connector(&old, &spec).await?;
+    } else {
+        app.store.put_connector(&spec, None).await?;
+    }
     tracing::info!(%tenant, %connector, "connector updated");
     ok(redact(&app, &spec))
 }
@@ -255,29 +290,11 @@ async fn delete_connector(
     Path((tenant, connector)): Path<(String, String)>,
 ) -> ApiResult {
     tenant_scope(&app, &headers, &tenant).await?;
-    let Some(spec) = app.store.connector(&tenant, &connector).await? else {
-        return Err(not_found());
-    };
     // Its queued jobs are cancelled and a running one is stopped (and waited for) first, so
     // one call removes a connector however many syncs were triggered.
-    app.cancel_connector_jobs(&tenant, &connector, std::time::Duration::from_secs(30))
-        .await?;
-    app.store.delete_connector(&tenant, &connector).await?;
-    let index = crate::sink::IndexRef::new(tenant.clone(), spec.index_name());
-    let sink = app.host.sink();
-    for target in [index.clone(), index.acl()] {
-        let ids: Vec<String> = sink
-            .versions(target.clone(), connector.clone())
-            .await?
-            .into_keys()
-            .collect();
-        for chunk in ids.chunks(1000) {
-            sink.delete(target.clone(), connector.clone(), chunk.to_vec())
-                .await?;
-        }
-        sink.commit(target).await?;
+    if !app.delete_connector(&tenant, &connector).await? {
+        return Err(not_found());
     }
-    tracing::info!(%tenant, %connector, "connector deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

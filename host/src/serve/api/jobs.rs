@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, tenant_scope,
+    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, shown, tenant_scope,
 };
 use crate::connector::valid_name;
 use crate::job::JobStatus;
@@ -103,7 +103,10 @@ struct SearchQuery {
 /// from the raw query, which the typed one cannot hold).
 fn search_request(q: SearchQuery, raw: Option<&str>) -> Result<(String, SearchRequest), ApiError> {
     if !valid_name(&q.index) {
-        return Err(bad(format!("index `{}` is not a valid name", q.index)));
+        return Err(bad(format!(
+            "index `{}` is not a valid name",
+            shown(&q.index)
+        )));
     }
     let mut filters = Vec::new();
     let mut facets = Vec::new();

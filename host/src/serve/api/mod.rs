@@ -34,7 +34,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
-        .merge(admin::routes())
+        .merge(admin::routes(upload_limit))
         .merge(connectors::routes())
         .merge(jobs::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
@@ -44,16 +44,38 @@ pub fn router(service: Arc<Service>) -> axum::Router {
                 "this route does not take that method".into(),
             )
         })
-        .layer(DefaultBodyLimit::max(upload_limit))
+        // JSON routes take small bodies; only the plugin upload (its own limit) takes more.
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(service)
 }
+
+/// The largest body a JSON route reads (1 MiB); more is a 413 before any of it is parsed.
+pub const MAX_JSON_BODY: usize = 1 << 20;
 
 /// An API error: status and message, as `{"error": "…"}`.
 struct ApiError(StatusCode, String);
 
+/// The longest error message a response carries, in characters (a safety net: ids and remote
+/// text are bounded where they are quoted already).
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// The most of an id (tenant, connector, index, job, plugin name) an error message quotes.
+const SHOWN_ID_CHARS: usize = 64;
+
+/// `id` as an error message quotes it: its first [`SHOWN_ID_CHARS`] characters and `…` when it
+/// is longer, so a 10 KB id does not come back whole.
+fn shown(id: &str) -> String {
+    if id.chars().count() <= SHOWN_ID_CHARS {
+        return id.to_string();
+    }
+    let head: String = id.chars().take(SHOWN_ID_CHARS).collect();
+    format!("{head}…")
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, Json(json!({"error": self.1}))).into_response();
+        let message = excerpt_to(&self.1, MAX_ERROR_CHARS);
+        let mut response = (self.0, Json(json!({"error": message}))).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -106,6 +128,11 @@ const ERROR_EXCERPT_CHARS: usize = 300;
 /// `text` bounded to [`ERROR_EXCERPT_CHARS`]: wasm backtrace lines dropped, then its start and
 /// its end (where the cause usually is), saying how much was left out between them.
 fn excerpt(text: &str) -> String {
+    excerpt_to(text, ERROR_EXCERPT_CHARS)
+}
+
+/// [`excerpt`] to `max` characters.
+fn excerpt_to(text: &str, max: usize) -> String {
     let is_frame = |line: &str| {
         line.trim_start().split_once(':').is_some_and(|(n, rest)| {
             !n.is_empty()
@@ -129,10 +156,10 @@ fn excerpt(text: &str) -> String {
         text.to_string()
     };
     let total = text.chars().count();
-    if total <= ERROR_EXCERPT_CHARS {
+    if total <= max {
         return text;
     }
-    let half = ERROR_EXCERPT_CHARS / 2;
+    let half = max / 2;
     let head: String = text.chars().take(half).collect();
     let tail: String = text.chars().skip(total - half).collect();
     format!(

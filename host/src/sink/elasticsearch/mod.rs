@@ -213,4 +213,12 @@ impl Sink for ElasticsearchSink {
             self.get_docs(&name, &index.tenant, &connector, &ids).await
         })
     }
+
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { self.drop_indexes_of(&tenant).await })
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move { self.owners().await })
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use elasticsearch::http::StatusCode;
-use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesGetMappingParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetMappingParts,
+};
 use elasticsearch::{CountParts, Elasticsearch, MgetParts, OpenPointInTimeParts, SearchParts};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -739,6 +741,76 @@ impl ElasticsearchSink {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    /// Deletes the Elasticsearch indexes (and their access-control indexes) of `tenant`. With
+    /// a pattern without `{tenant}` (one tenant only) the indexes are shared by name with no
+    /// other tenant but are not the tenant's alone either, so they stay: the tenant's connectors
+    /// deleted their own documents.
+    pub(super) async fn drop_indexes_of(&self, tenant: &str) -> anyhow::Result<()> {
+        if !self.pattern.has_tenant() {
+            tracing::warn!(%tenant, "single-tenant index pattern: the tenant's indexes are kept");
+            return Ok(());
+        }
+        for name in self.indexes_of(tenant).await? {
+            let index = IndexRef::new(tenant, name.as_str());
+            for target in [index.clone(), index.acl()] {
+                let es_name = self.index_name(&target)?;
+                self.drain(&es_name).await?;
+                let response = self
+                    .client
+                    .indices()
+                    .delete(IndicesDeleteParts::Index(&[&es_name]))
+                    .ignore_unavailable(true)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("deleting index `{es_name}`: {e}"))?;
+                let status = response.status_code();
+                if !status.is_success() && status != StatusCode::NOT_FOUND {
+                    bail!("deleting index `{es_name}`: HTTP {}", status.as_u16());
+                }
+                // Created again (with its owner record) if the tenant id is reused.
+                self.ensured.lock().await.remove(&es_name);
+                tracing::info!(index = %es_name, %tenant, "deleted Elasticsearch index");
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenants recorded as owners (`_meta.tributary.tenant`) of indexes matching the
+    /// pattern; empty for a pattern without `{tenant}`.
+    pub(super) async fn owners(&self) -> anyhow::Result<Vec<String>> {
+        if !self.pattern.has_tenant() {
+            return Ok(Vec::new());
+        }
+        let (wildcard, _, _) = self.pattern.of_tenant("*");
+        let response = self
+            .client
+            .indices()
+            .get_mapping(IndicesGetMappingParts::Index(&[&wildcard]))
+            .allow_no_indices(true)
+            .ignore_unavailable(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("listing the indexes `{wildcard}`: {e}"))?;
+        if response.status_code() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let body = read_json(response, &format!("listing the indexes `{wildcard}`")).await?;
+        let mut owners: Vec<String> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, entry)| {
+                entry
+                    .pointer("/mappings/_meta/tributary/tenant")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
     }
 
     pub(super) async fn get_docs(
