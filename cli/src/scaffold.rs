@@ -51,11 +51,11 @@ const SDK_LOCK: &str = include_str!("../../plugins/Cargo.lock");
 /// The guest SDK's sources, vendored into Rust skeletons (`vendor/tributary-sdk/src`).
 pub const SDK_FILES: &[(&str, &str)] = &[
     ("batch.rs", include_str!("../../plugins/sdk/src/batch.rs")),
-    ("budget.rs", include_str!("../../plugins/sdk/src/budget.rs")),
     (
         "bindings.rs",
         include_str!("../../plugins/sdk/src/bindings.rs"),
     ),
+    ("budget.rs", include_str!("../../plugins/sdk/src/budget.rs")),
     (
         "checkpoint.rs",
         include_str!("../../plugins/sdk/src/checkpoint.rs"),

@@ -1346,9 +1346,11 @@ fn enc(s: &str) -> String {
 async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_exports() {
     use tributary_host::sink::embedded::EmbeddedIndex;
     use tributary_host::sink::{IndexRef, Sink, SinkDocument};
-    let dir = tempfile::tempdir().unwrap();
+    // The tenant exists first: the service refuses to start on indexes of unknown tenants.
+    let svc = start(tempfile::tempdir().unwrap(), |_| {}).await;
+    let token = svc.tenant("acme", json!({})).await;
     {
-        let sink = EmbeddedIndex::new(dir.path().join("data/index"));
+        let sink = EmbeddedIndex::new(svc.dir.path().join("data/index"));
         let ix = IndexRef::new("acme", "files");
         let docs = [
             ("1", "Contacts.json", "File", 79, "2024-02-10T08:00:00Z"),
@@ -1385,8 +1387,7 @@ async fn search_filters_sorts_pages_counts_facets_refuses_bad_queries_and_export
         sink.upsert(ix.clone(), docs.to_vec()).await.unwrap();
         sink.commit(ix).await.unwrap();
     }
-    let svc = start(dir, |_| {}).await;
-    let token = svc.tenant("acme", json!({})).await;
+
     let get = |query: String| {
         let svc = &svc;
         let token = token.clone();
