@@ -701,24 +701,29 @@ impl ElasticsearchSink {
         })
     }
 
-    /// The indexes of `tenant`: those matching the pattern for the tenant whose recorded owner
-    /// (`_meta.tributary`) is the tenant, or that record none (made by hand, as
-    /// [`Self::check_owner`] accepts them).
-    pub(super) async fn indexes_of(&self, tenant: &str) -> anyhow::Result<Vec<String>> {
-        let (wildcard, before, after) = self.pattern.of_tenant(tenant);
+    /// The mappings of the indexes matching `wildcard` (`{}` when there are none).
+    async fn mappings_of(&self, wildcard: &str) -> anyhow::Result<Value> {
         let response = self
             .client
             .indices()
-            .get_mapping(IndicesGetMappingParts::Index(&[&wildcard]))
+            .get_mapping(IndicesGetMappingParts::Index(&[wildcard]))
             .allow_no_indices(true)
             .ignore_unavailable(true)
             .send()
             .await
             .map_err(|e| anyhow!("listing the indexes `{wildcard}`: {e}"))?;
         if response.status_code() == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+            return Ok(Value::Object(Default::default()));
         }
-        let body = read_json(response, &format!("listing the indexes `{wildcard}`")).await?;
+        read_json(response, &format!("listing the indexes `{wildcard}`")).await
+    }
+
+    /// The indexes of `tenant`: those matching the pattern for the tenant whose recorded owner
+    /// (`_meta.tributary`) is the tenant, or that record none (made by hand, as
+    /// [`Self::check_owner`] accepts them).
+    pub(super) async fn indexes_of(&self, tenant: &str) -> anyhow::Result<Vec<String>> {
+        let (wildcard, before, after) = self.pattern.of_tenant(tenant);
+        let body = self.mappings_of(&wildcard).await?;
         let mut names: Vec<String> = body
             .as_object()
             .into_iter()
@@ -784,19 +789,7 @@ impl ElasticsearchSink {
             return Ok(Vec::new());
         }
         let (wildcard, _, _) = self.pattern.of_tenant("*");
-        let response = self
-            .client
-            .indices()
-            .get_mapping(IndicesGetMappingParts::Index(&[&wildcard]))
-            .allow_no_indices(true)
-            .ignore_unavailable(true)
-            .send()
-            .await
-            .map_err(|e| anyhow!("listing the indexes `{wildcard}`: {e}"))?;
-        if response.status_code() == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        let body = read_json(response, &format!("listing the indexes `{wildcard}`")).await?;
+        let body = self.mappings_of(&wildcard).await?;
         let mut owners: Vec<String> = body
             .as_object()
             .into_iter()
