@@ -23,12 +23,17 @@ use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TE
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use super::backlog::{Backlog, Queued};
 use super::{IndexRef, SearchHit, SearchRequest, SearchResults, Sink, SinkDocument};
 
 /// How long a busy writer lock is waited for before it is reported.
 const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Bytes of indexing buffer per open writer.
-const WRITER_HEAP: usize = 48 * 1024 * 1024;
+/// Bytes of indexing buffer per open writer: tantivy's minimum (15 MB; its baseline is 12 MB).
+/// A job writes batches of a few MB, so a larger arena only delays segment flushes while every
+/// open index of a busy service pays for it.
+const WRITER_HEAP: usize = 15_000_000;
+/// Bytes of documents a writer may hold queued ahead of its indexing thread (see [`Backlog`]).
+const WRITER_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Separator inside `_key` (connector, id); a control character no sane id contains.
 const KEY_SEP: char = '\u{1f}';
 
@@ -63,7 +68,8 @@ fn schema() -> (Schema, Fields) {
 
 struct OpenIndex {
     index: Index,
-    writer: Mutex<Option<IndexWriter>>,
+    writer: Mutex<Option<IndexWriter<Queued>>>,
+    backlog: std::sync::Arc<Backlog>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -84,6 +90,7 @@ impl OpenIndex {
         Ok(Self {
             index,
             writer: Mutex::new(None),
+            backlog: Backlog::new(WRITER_QUEUE_BYTES),
             reader,
             fields,
         })
@@ -93,7 +100,7 @@ impl OpenIndex {
     /// that is winding down in this process (its last commit running after the job was
     /// stopped) releases the lock within moments, so a busy lock is retried for a few seconds
     /// before it is reported as another process's.
-    fn open_writer(&self) -> anyhow::Result<IndexWriter> {
+    fn open_writer(&self) -> anyhow::Result<IndexWriter<Queued>> {
         let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
         loop {
             match self.index.writer_with_num_threads(1, WRITER_HEAP) {
@@ -115,7 +122,7 @@ impl OpenIndex {
 
     fn with_writer<R>(
         &self,
-        f: impl FnOnce(&mut IndexWriter) -> anyhow::Result<R>,
+        f: impl FnOnce(&mut IndexWriter<Queued>) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
         let mut guard = self
             .writer
@@ -194,10 +201,14 @@ impl OpenIndex {
                     self.fields.key,
                     &Self::key(&doc.connector, &doc.id),
                 ));
-                w.add_document(self.to_doc(doc))?;
+                let bytes = doc.body.as_ref().map_or(0, String::len) + doc.id.len() + 256;
+                w.add_document(self.backlog.queue(self.to_doc(doc), bytes))?;
             }
             Ok(())
-        })
+        })?;
+        // Outside the writer lock: the indexing thread catches up before more is handed over.
+        self.backlog.wait();
+        Ok(())
     }
 
     fn delete(&self, connector: &str, ids: &[String]) -> anyhow::Result<()> {
