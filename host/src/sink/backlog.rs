@@ -47,7 +47,8 @@ impl Backlog {
     }
 
     /// Bytes queued now.
-    pub(crate) fn queued(&self) -> usize {
+    #[cfg(test)]
+    fn queued(&self) -> usize {
         *self.bytes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
