@@ -20,6 +20,9 @@
 //! and CPU time (`getrusage`) are the sync's alone, not the fake server's. Plugins come from a
 //! compile cache the parent fills first, so compiling them is not counted; "RSS after open" is the
 //! child's resident memory once the host is open (engine, plugins, index), before the sync.
+//!
+//! `TRIBUTARY_SYNC_MEMORY_PIPELINE` may hold `[pipeline]` settings as JSON for the sync, e.g.
+//! `{"max_download_bytes_in_flight": 16777216, "batch_bytes": 2097152}`, to size the budgets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -564,9 +567,14 @@ fn child(spec: &Path) {
         panic!("config is an object")
     };
     let path = |k: &str| PathBuf::from(spec[k].as_str().unwrap());
+    let pipeline = match std::env::var("TRIBUTARY_SYNC_MEMORY_PIPELINE") {
+        Ok(json) => serde_json::from_str(&json).expect("[pipeline] settings as JSON"),
+        Err(_) => Default::default(),
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let host = Host::open(HostConfig {
+            pipeline,
             data_dir: path("data"),
             cache_dir: Some(path("cache")),
             connectors: vec![ConnectorSpec {
