@@ -71,6 +71,7 @@ struct Measured {
     extracted: u64,
     cpu: Duration,
     peak_rss: u64,
+    peak_anon: u64,
     rss_open: u64,
 }
 
@@ -116,7 +117,7 @@ fn main() {
         rows.push(row);
     }
     println!(
-        "\n{:<8} {:>6} {:>6} {:>8} {:>9} {:>8} {:>6} {:>8} {:>7} {:>8} {:>9} {:>9}",
+        "\n{:<8} {:>6} {:>6} {:>8} {:>9} {:>8} {:>6} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9}",
         "mix",
         "docs",
         "dl",
@@ -128,11 +129,12 @@ fn main() {
         "CPU s",
         "CPU ms/d",
         "peak RSS",
+        "peak anon",
         "RSS open"
     );
     for (mix, c, m) in &rows {
         println!(
-            "{:<8} {:>6} {:>6} {:>8.0} {:>9.2} {:>8.2} {:>5.0}% {:>8.0} {:>7.2} {:>8.3} {:>6.0} MB {:>6.0} MB",
+            "{:<8} {:>6} {:>6} {:>8.0} {:>9.2} {:>8.2} {:>5.0}% {:>8.0} {:>7.2} {:>8.3} {:>6.0} MB {:>6.0} MB {:>6.0} MB",
             mix.name(),
             m.indexed,
             c.downloads,
@@ -144,6 +146,7 @@ fn main() {
             m.cpu.as_secs_f64(),
             1e3 * m.cpu.as_secs_f64() / (m.indexed.max(1) as f64),
             m.peak_rss as f64 / 1048576.0,
+            m.peak_anon as f64 / 1048576.0,
             m.rss_open as f64 / 1048576.0,
         );
         assert!(
@@ -155,7 +158,7 @@ fn main() {
         );
     }
     println!(
-        "(scale {scale}; ratio = ceiling / sync; CPU, peak RSS (ru_maxrss) and RSS after open are the sync process's)"
+        "(scale {scale}; ratio = ceiling / sync; CPU, peak RSS (ru_maxrss, mapped index files included), peak anonymous RSS (sampled every 20 ms) and RSS after open are the sync process's)"
     );
 }
 
@@ -536,6 +539,7 @@ fn spawn_sync(mix: Mix, plugin: &str, config: Value, work: &Path, cache: &Path) 
         extracted: n("extracted"),
         cpu: Duration::from_micros(n("cpu_us")),
         peak_rss: n("peak_rss"),
+        peak_anon: n("peak_anon"),
         rss_open: n("rss_open"),
     }
 }
@@ -558,6 +562,17 @@ fn usage() -> (u64, Duration) {
 
 fn resident() -> u64 {
     tributary_host::serve::resident_bytes().unwrap_or(0)
+}
+
+/// Anonymous resident memory now (heap and stacks: not the index files tantivy maps, which
+/// `ru_maxrss` counts too but the kernel can drop at any time).
+fn anonymous() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn child(spec: &Path) {
@@ -592,12 +607,26 @@ fn child(spec: &Path) {
         .await
         .unwrap();
         let rss_open = resident();
+        // The kernel keeps no peak of anonymous memory: sample it.
+        let peak_anon = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak_anon.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak.fetch_max(anonymous(), std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
         let started = Instant::now();
         let report = host
             .sync(None, "bench", SyncKind::Full, SyncOptions::default())
             .await
             .unwrap();
         let sync = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap();
         assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.error);
         let (peak_rss, cpu) = usage();
         println!(
@@ -609,6 +638,7 @@ fn child(spec: &Path) {
                 "cpu_us": cpu.as_micros() as u64,
                 "peak_rss": peak_rss,
                 "rss_open": rss_open,
+                "peak_anon": peak_anon.load(std::sync::atomic::Ordering::Relaxed),
             })
         );
     });
