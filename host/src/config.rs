@@ -242,6 +242,7 @@ impl HostConfig {
             self.storage.clone(),
             self.pipeline.download_retry(),
         )
+        .map(|e| e.with_download_budget(self.pipeline.max_host_download_bytes_in_flight))
     }
 
     /// A connector by id (any tenant when `tenant` is `None`).

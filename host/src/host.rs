@@ -445,6 +445,7 @@ impl Host {
                 use_service,
             )),
             config: self.config.pipeline.clone(),
+            download_budget: self.engines.download_budget.clone(),
         };
         let scope = JobScope {
             kind,

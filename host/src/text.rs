@@ -13,9 +13,26 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// `s` cut in place to at most `max` bytes at a character boundary (no copy of the kept text).
+pub fn truncate_owned(mut s: String, max: usize) -> String {
+    let end = truncate(&s, max).len();
+    s.truncate(end);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncates_owned_text_in_place() {
+        let s = String::from("héllo");
+        let ptr = s.as_ptr();
+        let cut = truncate_owned(s, 2);
+        assert_eq!(cut, "h");
+        assert_eq!(cut.as_ptr(), ptr, "the same buffer, not a copy");
+        assert_eq!(truncate_owned("abc".into(), 10), "abc");
+    }
 
     #[test]
     fn truncates_at_char_boundary() {

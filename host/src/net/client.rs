@@ -262,8 +262,11 @@ async fn read_body(response: reqwest::Response, max_body: u64) -> Result<Fetched
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let url = response.url().clone();
+    // Sized once from the declared length (already checked against the limit): growing by
+    // doubling would hold up to twice the body and copy it on every step.
+    let declared = response.content_length().unwrap_or(0).min(max_body);
     let mut stream = response.bytes_stream();
-    let mut body = BytesMut::new();
+    let mut body = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(&url, &e))?;
         if (body.len() + chunk.len()) as u64 > max_body {

@@ -3,7 +3,9 @@
 //!
 //! Invariants: operations keep their order — a delete first drops queued upserts of the same ids
 //! and writes out the rest, so nothing queued before a delete can land after it; counters count
-//! what the sink accepted.
+//! what the sink accepted; a batch is full at `max_documents` documents *or* `max_bytes` bytes
+//! (ids, versions, fields and bodies), so what a job holds in batches is bounded in bytes
+//! whatever the size of its documents (one document over the budget is a batch of its own).
 
 use std::sync::Arc;
 
@@ -17,8 +19,34 @@ pub(crate) struct Batcher {
     connector: String,
     counters: Arc<Counters>,
     max_documents: usize,
+    max_bytes: usize,
     docs: Vec<SinkDocument>,
+    docs_bytes: usize,
     acl: Vec<SinkDocument>,
+    acl_bytes: usize,
+}
+
+/// Bytes a queued document holds (an estimate of its heap size: strings, not their capacity).
+pub(crate) fn weight(doc: &SinkDocument) -> usize {
+    fn json(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::String(s) => s.len() + 8,
+            serde_json::Value::Array(a) => a.iter().map(json).sum::<usize>() + 8,
+            serde_json::Value::Object(m) => {
+                m.iter().map(|(k, v)| k.len() + json(v)).sum::<usize>() + 8
+            }
+            _ => 8,
+        }
+    }
+    doc.id.len()
+        + doc.connector.len()
+        + doc.version.as_ref().map_or(0, String::len)
+        + doc.body.as_ref().map_or(0, String::len)
+        + doc
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + json(v))
+            .sum::<usize>()
 }
 
 impl Batcher {
@@ -28,6 +56,7 @@ impl Batcher {
         connector: String,
         counters: Arc<Counters>,
         max_documents: usize,
+        max_bytes: usize,
     ) -> Self {
         Self {
             sink,
@@ -35,8 +64,11 @@ impl Batcher {
             connector,
             counters,
             max_documents: max_documents.max(1),
+            max_bytes: max_bytes.max(1),
             docs: Vec::new(),
+            docs_bytes: 0,
             acl: Vec::new(),
+            acl_bytes: 0,
         }
     }
 
@@ -47,20 +79,22 @@ impl Batcher {
 
     /// Queues a main-index document.
     pub(crate) fn push(&mut self, doc: SinkDocument) {
+        self.docs_bytes += weight(&doc);
         self.docs.push(doc);
     }
 
     /// Queues an access-control document.
     pub(crate) fn push_acl(&mut self, doc: SinkDocument) {
+        self.acl_bytes += weight(&doc);
         self.acl.push(doc);
     }
 
-    /// Writes out whichever batch is full.
+    /// Writes out whichever batch is full (by count or by bytes).
     pub(crate) async fn flush_if_full(&mut self) -> anyhow::Result<()> {
-        if self.docs.len() >= self.max_documents {
+        if self.docs.len() >= self.max_documents || self.docs_bytes >= self.max_bytes {
             self.flush().await?;
         }
-        if self.acl.len() >= self.max_documents {
+        if self.acl.len() >= self.max_documents || self.acl_bytes >= self.max_bytes {
             self.flush_acl().await?;
         }
         Ok(())
@@ -68,10 +102,11 @@ impl Batcher {
 
     /// Writes out the main-index batch.
     pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
-        if self.docs.is_empty() {
+        let batch = std::mem::take(&mut self.docs);
+        self.docs_bytes = 0;
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.docs);
         let n = batch.len() as u64;
         self.sink.upsert(self.index.clone(), batch).await?;
         Counters::add(&self.counters.indexed, n);
@@ -80,10 +115,11 @@ impl Batcher {
 
     /// Writes out the access-control batch.
     pub(crate) async fn flush_acl(&mut self) -> anyhow::Result<()> {
-        if self.acl.is_empty() {
+        let batch = std::mem::take(&mut self.acl);
+        self.acl_bytes = 0;
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.acl);
         let n = batch.len() as u64;
         self.sink.upsert(self.index.acl(), batch).await?;
         Counters::add(&self.counters.access_control, n);
@@ -99,6 +135,7 @@ impl Batcher {
     /// Deletes main-index documents, after the upserts queued before them.
     pub(crate) async fn delete(&mut self, ids: Vec<String>) -> anyhow::Result<()> {
         self.docs.retain(|d| !ids.contains(&d.id));
+        // `flush` writes what is left and resets the byte count.
         self.flush().await?;
         let n = ids.len() as u64;
         self.sink
@@ -111,6 +148,7 @@ impl Batcher {
     /// Deletes access-control documents, after those queued before them.
     pub(crate) async fn delete_acl(&mut self, ids: Vec<String>) -> anyhow::Result<()> {
         self.acl.retain(|d| !ids.contains(&d.id));
+        // `flush_acl` writes what is left and resets the byte count.
         self.flush_acl().await?;
         self.sink
             .delete(self.index.acl(), self.connector.clone(), ids)

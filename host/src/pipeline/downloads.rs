@@ -3,6 +3,12 @@
 //! Invariants:
 //! - at most `concurrency` downloads run (the plugin waits for a slot: backpressure), and the
 //!   plugin's wish is clamped to the operator's maximum;
+//! - the bodies they hold are bounded in bytes too: a download reserves its declared size (its
+//!   download limit when the source declared none) from the job's in-flight budget before it
+//!   starts and keeps it until its text is extracted, so concurrency × body size never exceeds
+//!   the budget (a body larger than the whole budget reserves all of it and runs alone); it
+//!   then reserves the same from the host's budget, shared by every job (always in that order,
+//!   job then host, so two downloads never wait on each other's reservations);
 //! - every download carries the operation number of its upsert; a result is handed back only
 //!   when no later upsert or delete of the same id happened meanwhile, so a later operation
 //!   always wins over a download still in flight;
@@ -13,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::bindings::index::{ContentFailure, ContentRequest};
@@ -48,9 +55,45 @@ pub(crate) struct Fetcher {
     pub(crate) max_body_bytes: usize,
 }
 
+/// A budget of download bytes in flight (a permit per byte): a job's, or the host's shared by
+/// every job. Clones share the budget.
+#[derive(Clone, Debug)]
+pub struct DownloadBudget {
+    bytes: Arc<Semaphore>,
+    total: u32,
+}
+
+impl DownloadBudget {
+    /// A budget of `total` bytes (at most 4 GiB).
+    pub fn new(total: u64) -> Self {
+        // A semaphore counts in u32 for a multi-permit acquire; 4 GiB is plenty for a budget.
+        let total = u32::try_from(total).unwrap_or(u32::MAX).max(1);
+        Self {
+            bytes: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Reserves `bytes` (all of the budget when it is larger), waiting until they are free.
+    async fn reserve(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let share = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total);
+        // Never closed, so this waits rather than failing.
+        self.bytes.clone().acquire_many_owned(share).await.ok()
+    }
+
+    /// Bytes not reserved now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+}
+
 /// The downloads in flight.
 pub(crate) struct Downloads {
     fetcher: Fetcher,
+    budget: DownloadBudget,
+    host_budget: DownloadBudget,
     tasks: JoinSet<(u64, Downloaded)>,
     /// Latest operation number per id with a download in flight.
     in_flight: HashMap<String, u64>,
@@ -59,9 +102,17 @@ pub(crate) struct Downloads {
 }
 
 impl Downloads {
-    pub(crate) fn new(fetcher: Fetcher, concurrency: u32, max_concurrency: u32) -> Self {
+    pub(crate) fn new(
+        fetcher: Fetcher,
+        concurrency: u32,
+        max_concurrency: u32,
+        max_bytes_in_flight: u64,
+        host_budget: DownloadBudget,
+    ) -> Self {
         Self {
             fetcher,
+            budget: DownloadBudget::new(max_bytes_in_flight),
+            host_budget,
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
             concurrency: concurrency.clamp(1, max_concurrency.max(1)) as usize,
@@ -98,9 +149,22 @@ impl Downloads {
         }
         self.in_flight.insert(doc.id.clone(), seq);
         let fetcher = self.fetcher.clone();
-        self.tasks
-            .spawn(async move { (seq, fetcher.fetch(doc, request).await) });
+        let (budget, host_budget) = (self.budget.clone(), self.host_budget.clone());
+        self.tasks.spawn(async move {
+            // The declared size (guest- and source-controlled: capped by the download limit).
+            let max_bytes = fetcher.max_bytes(&request);
+            let bytes = request.size.unwrap_or(max_bytes).min(max_bytes);
+            let _job = budget.reserve(bytes).await;
+            let _host = host_budget.reserve(bytes).await;
+            (seq, fetcher.fetch(doc, request).await)
+        });
         Ok(finished)
+    }
+
+    /// The job's in-flight byte budget.
+    #[cfg(test)]
+    pub(crate) fn budget(&self) -> &DownloadBudget {
+        &self.budget
     }
 
     /// The downloads that have finished, without waiting.
@@ -143,11 +207,16 @@ impl Downloads {
 }
 
 impl Fetcher {
+    /// The most bytes a download of `request` may read.
+    fn max_bytes(&self, request: &ContentRequest) -> u64 {
+        request.max_bytes.min(self.max_download_bytes)
+    }
+
     /// Downloads and extracts one document's content.
     async fn fetch(&self, mut doc: SinkDocument, request: ContentRequest) -> Downloaded {
         let outcome = match self.fetch_text(&request).await {
             Ok(text) => {
-                doc.body = Some(crate::text::truncate(&text, self.max_body_bytes).to_string());
+                doc.body = Some(crate::text::truncate_owned(text, self.max_body_bytes));
                 Outcome::Extracted
             }
             Err(Failure::Skipped(reason)) => {
@@ -168,7 +237,7 @@ impl Fetcher {
     }
 
     async fn fetch_text(&self, request: &ContentRequest) -> Result<String, Failure> {
-        let max_bytes = request.max_bytes.min(self.max_download_bytes);
+        let max_bytes = self.max_bytes(request);
         let body = download(&self.egress, request, max_bytes, &self.retry)
             .await
             .map_err(|e| match e {

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use batch::Batcher;
 pub use config::PipelineConfig;
+pub use downloads::DownloadBudget;
 use downloads::{Downloaded, Downloads, Fetcher, Outcome};
 use ledger::Ledger;
 use quota::JobQuota;
@@ -51,6 +52,8 @@ pub struct PipelineDeps {
     pub extract: Arc<Extraction>,
     /// Limits.
     pub config: PipelineConfig,
+    /// The host's budget of download bytes in flight, shared by every job.
+    pub download_budget: DownloadBudget,
 }
 
 /// What one job's pipeline works on.
@@ -130,11 +133,14 @@ impl Pipeline {
                 connector,
                 counters,
                 config.batch_documents,
+                config.batch_bytes,
             ),
             downloads: Downloads::new(
                 fetcher,
                 config.default_download_concurrency,
                 config.max_download_concurrency,
+                config.max_download_bytes_in_flight,
+                deps.download_budget,
             ),
             quota: JobQuota::new(config.max_documents, config.max_bytes),
             failures: Vec::new(),
@@ -253,8 +259,7 @@ impl Pipeline {
             match doc.content {
                 None => self.batches.push(sink_doc),
                 Some(Content::Text(text)) => {
-                    sink_doc.body =
-                        Some(crate::text::truncate(&text, self.max_body_bytes).to_string());
+                    sink_doc.body = Some(crate::text::truncate_owned(text, self.max_body_bytes));
                     self.batches.push(sink_doc);
                 }
                 Some(Content::Fetch(request)) => {
@@ -263,22 +268,23 @@ impl Pipeline {
                         self.batches.push(sink_doc);
                     } else {
                         let finished = self.downloads.start(seq, sink_doc, request).await?;
-                        self.accept(finished);
+                        self.accept(finished).await?;
                     }
                 }
             }
+            self.batches.flush_if_full().await?;
         }
         let finished = self.downloads.finished();
-        self.accept(finished);
-        self.batches.flush_if_full().await?;
+        self.accept(finished).await?;
         if !excluded.is_empty() {
             return self.delete(excluded).await;
         }
         Ok(Ok(()))
     }
 
-    /// Takes finished downloads into the batch.
-    fn accept(&mut self, finished: Vec<Downloaded>) {
+    /// Takes finished downloads into the batch, writing it out whenever it is full (so a call
+    /// whose downloads finish together never holds more than one batch of bodies).
+    async fn accept(&mut self, finished: Vec<Downloaded>) -> anyhow::Result<()> {
         for done in finished {
             // Extracted bodies count against the byte quota too; a breach fails the job at the
             // plugin's next call (or when it returns).
@@ -296,7 +302,9 @@ impl Pipeline {
                 Outcome::Extracted => Counters::add(&self.counters.content_extracted, 1),
             }
             self.batches.push(done.doc);
+            self.batches.flush_if_full().await?;
         }
+        Ok(())
     }
 
     /// Handles a `delete` call.
@@ -313,7 +321,7 @@ impl Pipeline {
             self.ledger.forget(id);
         }
         let finished = self.downloads.finished();
-        self.accept(finished);
+        self.accept(finished).await?;
         self.batches.delete(ids).await?;
         Ok(Ok(()))
     }
@@ -341,8 +349,8 @@ impl Pipeline {
             self.ledger.saw_acl(&doc.id);
             let acl_doc = self.sink_document(doc.id, doc.timestamp, fields);
             self.batches.push_acl(acl_doc);
+            self.batches.flush_if_full().await?;
         }
-        self.batches.flush_if_full().await?;
         Ok(Ok(()))
     }
 
@@ -364,7 +372,7 @@ impl Pipeline {
     /// Waits for downloads and writes everything out (without committing).
     async fn drain(&mut self) -> anyhow::Result<()> {
         let finished = self.downloads.drain().await?;
-        self.accept(finished);
+        self.accept(finished).await?;
         self.batches.flush_all().await
     }
 

@@ -7,7 +7,10 @@ use axum::routing::get;
 use serde_json::json;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use futures::future::BoxFuture;
 
 use super::*;
 use crate::bindings::http::{Method, Request};
@@ -20,6 +23,8 @@ use crate::sink::embedded::EmbeddedIndex;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// Requests of `/held.txt` being answered now, and the most at once.
+    held: Arc<(AtomicUsize, AtomicUsize)>,
     sink: Arc<EmbeddedIndex>,
     deps: PipelineDeps,
     server: tributary_fakes::FakeServer,
@@ -30,6 +35,8 @@ struct Fixture {
 async fn fixture() -> Fixture {
     use axum::response::IntoResponse;
     let later_calls = Arc::new(AtomicU64::new(0));
+    let held = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let held_route = held.clone();
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(EmbeddedIndex::new(dir.path()));
     let server = tributary_fakes::FakeServer::start(
@@ -42,6 +49,19 @@ async fn fixture() -> Fixture {
                 }),
             )
             .route("/fast.txt", get(|| async { "fast body" }))
+            .route(
+                "/held.txt",
+                get(move || {
+                    let held = held_route.clone();
+                    async move {
+                        let now = held.0.fetch_add(1, Ordering::SeqCst) + 1;
+                        held.1.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(60)).await;
+                        held.0.fetch_sub(1, Ordering::SeqCst);
+                        "x".repeat(1000)
+                    }
+                }),
+            )
             .route(
                 "/later.txt",
                 get(move || {
@@ -67,6 +87,7 @@ async fn fixture() -> Fixture {
             false,
         )),
         config: PipelineConfig::default(),
+        download_budget: DownloadBudget::new(1 << 30),
     };
     let storage = ConnectorState::new(
         Db::in_memory().unwrap(),
@@ -78,6 +99,7 @@ async fn fixture() -> Fixture {
     );
     Fixture {
         _dir: dir,
+        held,
         sink,
         deps,
         server,
@@ -319,4 +341,195 @@ async fn content_failures_come_back_at_checkpoint() {
         .await
         .unwrap();
     assert_eq!(versions["missing"], None);
+}
+
+/// A sink that records the documents and bytes of every upsert batch, then passes it on.
+struct Recording {
+    inner: Arc<dyn Sink>,
+    batches: Mutex<Vec<(usize, usize)>>,
+}
+
+impl Sink for Recording {
+    fn kind(&self) -> &'static str {
+        "recording"
+    }
+    fn upsert(
+        &self,
+        index: IndexRef,
+        docs: Vec<SinkDocument>,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let bytes = docs.iter().map(batch::weight).sum();
+        self.batches.lock().unwrap().push((docs.len(), bytes));
+        self.inner.upsert(index, docs)
+    }
+    fn delete(
+        &self,
+        index: IndexRef,
+        connector: String,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.inner.delete(index, connector, ids)
+    }
+    fn commit(&self, index: IndexRef) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.inner.commit(index)
+    }
+    fn versions(
+        &self,
+        index: IndexRef,
+        connector: String,
+    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
+        self.inner.versions(index, connector)
+    }
+    fn search(
+        &self,
+        index: IndexRef,
+        request: crate::sink::SearchRequest,
+    ) -> BoxFuture<'_, anyhow::Result<crate::sink::SearchResults>> {
+        self.inner.search(index, request)
+    }
+    fn indexes(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        self.inner.indexes(tenant)
+    }
+    fn drop_tenant(&self, tenant: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.inner.drop_tenant(tenant)
+    }
+    fn tenants(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        self.inner.tenants()
+    }
+    fn get(
+        &self,
+        index: IndexRef,
+        connector: String,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<SinkDocument>>> {
+        self.inner.get(index, connector, ids)
+    }
+}
+
+#[tokio::test]
+async fn batches_are_written_at_the_byte_budget_as_well_as_the_count() {
+    let mut f = fixture().await;
+    let recording = Arc::new(Recording {
+        inner: f.sink.clone(),
+        batches: Mutex::default(),
+    });
+    f.deps.sink = recording.clone();
+    f.deps.config.batch_bytes = 10_000;
+    f.deps.config.default_download_concurrency = 8;
+    let mut p = f.pipeline(SyncKind::Full).await;
+    // One call: 20 text bodies of 3,000 bytes, then 20 downloads of 1,000 bytes that finish
+    // while the call is still running — far under the 500-document count, far over 10,000 bytes.
+    let body = "y".repeat(3000);
+    let texts: Vec<Document> = (0..20)
+        .map(|i| text_doc(&format!("t{i}"), "v1", &body))
+        .collect();
+    p.upsert(texts).await.unwrap().unwrap();
+    let fetches: Vec<Document> = (0..20)
+        .map(|i| f.fetch_doc(&format!("f{i}"), "/held.txt"))
+        .collect();
+    p.upsert(fetches).await.unwrap().unwrap();
+    let counts = p.finish().await.unwrap();
+    assert_eq!(counts.indexed, 40);
+    let batches = recording.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().map(|b| b.0).sum::<usize>(), 40);
+    // A batch is written as soon as it reaches the budget: at most the budget plus one document.
+    let largest = batches.iter().map(|b| b.1).max().unwrap();
+    assert!(largest < 10_000 + 3_100, "{batches:?}");
+    assert!(batches.len() >= 6, "{batches:?}");
+    let bodies = f.bodies().await;
+    assert_eq!(bodies["t7"].as_deref(), Some(body.as_str()));
+    assert_eq!(bodies["f7"].as_deref().map(str::len), Some(1000));
+}
+
+fn sized(mut doc: Document, size: Option<u64>, max_bytes: u64) -> Document {
+    if let Some(Content::Fetch(req)) = doc.content.as_mut() {
+        req.size = size;
+        req.max_bytes = max_bytes;
+    }
+    doc
+}
+
+#[tokio::test]
+async fn downloads_in_flight_are_bounded_in_bytes_not_only_in_number() {
+    let mut f = fixture().await;
+    f.deps.config.max_download_bytes_in_flight = 2_500;
+    let mut p = f.pipeline(SyncKind::Full).await;
+    p.set_concurrency(10);
+    // Declared 1,000 bytes each: two fit in the budget at once, whatever the concurrency.
+    let docs: Vec<Document> = (0..8)
+        .map(|i| {
+            sized(
+                f.fetch_doc(&format!("d{i}"), "/held.txt"),
+                Some(1000),
+                1 << 20,
+            )
+        })
+        .collect();
+    p.upsert(docs).await.unwrap().unwrap();
+    p.checkpoint(vec![]).await.unwrap().unwrap();
+    assert_eq!(
+        f.held.1.load(Ordering::SeqCst),
+        2,
+        "two downloads at a time"
+    );
+    assert_eq!(
+        p.downloads.budget().available(),
+        2_500,
+        "every reservation returned"
+    );
+
+    // No declared size: the download limit is reserved (here more than the whole budget), so
+    // such downloads run one at a time and still complete.
+    f.held.1.store(0, Ordering::SeqCst);
+    let docs: Vec<Document> = (0..4)
+        .map(|i| sized(f.fetch_doc(&format!("u{i}"), "/held.txt"), None, 1 << 20))
+        .collect();
+    p.upsert(docs).await.unwrap().unwrap();
+    let counts = p.finish().await.unwrap();
+    assert_eq!(f.held.1.load(Ordering::SeqCst), 1, "one at a time");
+    assert_eq!(counts.content_extracted, 12);
+    let bodies = f.bodies().await;
+    assert!(
+        (0..8)
+            .map(|i| format!("d{i}"))
+            .chain((0..4).map(|i| format!("u{i}")))
+            .all(|id| bodies[&id].as_deref().map(str::len) == Some(1000)),
+        "{bodies:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_host_budget_bounds_downloads_of_all_jobs_together() {
+    let mut f = fixture().await;
+    f.deps.download_budget = DownloadBudget::new(2_500);
+    let (mut a, mut b) = (
+        f.pipeline(SyncKind::Full).await,
+        f.pipeline(SyncKind::Incremental).await,
+    );
+    a.set_concurrency(10);
+    b.set_concurrency(10);
+    let docs = |prefix: &str| -> Vec<Document> {
+        (0..4)
+            .map(|i| {
+                sized(
+                    f.fetch_doc(&format!("{prefix}{i}"), "/held.txt"),
+                    Some(1000),
+                    1 << 20,
+                )
+            })
+            .collect()
+    };
+    a.upsert(docs("a")).await.unwrap().unwrap();
+    b.upsert(docs("b")).await.unwrap().unwrap();
+    let (ca, cb) = tokio::join!(a.finish(), b.finish());
+    assert_eq!(
+        (ca.unwrap().content_extracted, cb.unwrap().content_extracted),
+        (4, 4)
+    );
+    assert_eq!(
+        f.held.1.load(Ordering::SeqCst),
+        2,
+        "two downloads at a time across both jobs"
+    );
+    assert_eq!(f.deps.download_budget.available(), 2_500);
 }

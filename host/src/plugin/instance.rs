@@ -33,6 +33,7 @@ use crate::job::{JobError, JobErrorKind};
 use crate::kv::{ConnectorState, Namespace, StorageLimits};
 use crate::limits::SandboxLimits;
 use crate::net::{Allowlist, Egress, HttpConfig, HttpEngine, RetryPolicy};
+use crate::pipeline::{DownloadBudget, PipelineConfig};
 
 /// Time a manifest read may take.
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +51,8 @@ pub struct Engines {
     pub storage: StorageLimits,
     /// Retry policy of content downloads.
     pub retry: RetryPolicy,
+    /// Download bytes in flight, all jobs together.
+    pub download_budget: DownloadBudget,
 }
 
 impl Engines {
@@ -67,7 +70,16 @@ impl Engines {
             extractors: Arc::new(Extractors::new(extract)?),
             storage,
             retry,
+            download_budget: DownloadBudget::new(
+                PipelineConfig::default().max_host_download_bytes_in_flight,
+            ),
         })
+    }
+
+    /// With a host-wide budget of `bytes` of downloads in flight.
+    pub fn with_download_budget(mut self, bytes: u64) -> Self {
+        self.download_budget = DownloadBudget::new(bytes);
+        self
     }
 
     /// Instantiates `pre` in a fresh sandbox set up by `setup`, reaching no host yet.

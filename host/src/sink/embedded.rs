@@ -25,14 +25,19 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use super::backlog::{Backlog, Queued};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, query};
 
 mod search;
 
 /// How long a busy writer lock is waited for before it is reported.
 const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Bytes of indexing buffer per open writer.
+/// Bytes of indexing buffer per open writer. Measured (`sync_memory` bench): tantivy's 15 MB
+/// minimum flushes a segment every few large documents, and merging those cost twice the CPU
+/// and more memory than the arena saves, so the arena stays at 48 MB.
 const WRITER_HEAP: usize = 48 * 1024 * 1024;
+/// Bytes of documents a writer may hold queued ahead of its indexing thread (see [`Backlog`]).
+const WRITER_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Separator inside `_key` (connector, id); a control character no sane id contains.
 const KEY_SEP: char = '\u{1f}';
 
@@ -153,7 +158,8 @@ fn clipped(value: &Value) -> Value {
 
 struct OpenIndex {
     index: Index,
-    writer: Mutex<Option<IndexWriter>>,
+    writer: Mutex<Option<IndexWriter<Queued>>>,
+    backlog: std::sync::Arc<Backlog>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -178,6 +184,7 @@ impl OpenIndex {
         Ok(Self {
             index,
             writer: Mutex::new(None),
+            backlog: Backlog::new(WRITER_QUEUE_BYTES),
             reader,
             fields,
         })
@@ -187,7 +194,7 @@ impl OpenIndex {
     /// that is winding down in this process (its last commit running after the job was
     /// stopped) releases the lock within moments, so a busy lock is retried for a few seconds
     /// before it is reported as another process's.
-    fn open_writer(&self) -> anyhow::Result<IndexWriter> {
+    fn open_writer(&self) -> anyhow::Result<IndexWriter<Queued>> {
         let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
         loop {
             match self.index.writer_with_num_threads(1, WRITER_HEAP) {
@@ -209,7 +216,7 @@ impl OpenIndex {
 
     fn with_writer<R>(
         &self,
-        f: impl FnOnce(&mut IndexWriter) -> anyhow::Result<R>,
+        f: impl FnOnce(&mut IndexWriter<Queued>) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
         let mut guard = self
             .writer
@@ -304,10 +311,14 @@ impl OpenIndex {
                     self.fields.key,
                     &Self::key(&doc.connector, &doc.id),
                 ));
-                w.add_document(self.to_doc(doc))?;
+                let bytes = doc.body.as_ref().map_or(0, String::len) + doc.id.len() + 256;
+                w.add_document(self.backlog.queue(self.to_doc(doc), bytes))?;
             }
             Ok(())
-        })
+        })?;
+        // Outside the writer lock: the indexing thread catches up before more is handed over.
+        self.backlog.wait();
+        Ok(())
     }
 
     fn delete(&self, connector: &str, ids: &[String]) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+mod backlog;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod elasticsearch;

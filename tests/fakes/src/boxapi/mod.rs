@@ -441,6 +441,22 @@ impl FakeBox {
         .map(|id| id.to_string())
     }
 
+    /// Like [`FakeBox::create_file`], with bytes shared with other files: thousands of files of
+    /// a bench cost one body in memory.
+    pub fn create_shared_file(
+        &self,
+        parent: &str,
+        name: &str,
+        bytes: Arc<[u8]>,
+    ) -> anyhow::Result<String> {
+        let content = Content::Bytes(bytes);
+        self.mutate(|st| {
+            let actor = Self::actor_for_parent(st, parent);
+            st.create(actor, parent, name, Kind::File, content)
+        })
+        .map(|id| id.to_string())
+    }
+
     /// Like [`FakeBox::create_file`] but as `user_id` (`"0"` is that user's root).
     pub fn create_file_as(
         &self,

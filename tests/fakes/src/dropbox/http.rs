@@ -165,16 +165,27 @@ impl Payload {
         }
     }
 
-    fn into_bytes(self) -> Vec<u8> {
+    fn into_bytes(self) -> bytes::Bytes {
         match self {
-            Payload::Bytes(b) => Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone()),
+            // A stored body is served without a copy (benches share one body between thousands
+            // of files).
+            Payload::Bytes(b) => bytes::Bytes::from_owner(SharedBody(b)),
             Payload::Generated {
                 flavor,
                 seed,
                 size,
                 name,
-            } => content::generate(flavor, seed, size, &name),
+            } => content::generate(flavor, seed, size, &name).into(),
         }
+    }
+}
+
+/// A stored body as a `Bytes` owner.
+struct SharedBody(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
     }
 }
 

@@ -716,6 +716,25 @@ impl FakeDropbox {
         })
     }
 
+    /// Like [`FakeDropbox::add_received_file`], with a body shared with other files (benches).
+    pub fn add_received_shared_file(
+        &self,
+        name: &str,
+        bytes: Arc<Vec<u8>>,
+        owner_account_id: &str,
+    ) -> anyhow::Result<ReceivedFile> {
+        self.mutate(|s| {
+            let owner = s
+                .account_index(owner_account_id)
+                .with_context(|| format!("no account {owner_account_id}"))?;
+            let size = bytes.len() as u64;
+            let now = s.tick();
+            let f = tree::new_received(s, name, Body::Bytes(bytes), size, owner, now);
+            s.received.push(f.clone());
+            Ok(f)
+        })
+    }
+
     /// Un-shares a received file.
     pub fn remove_received_file(&self, id: &str) -> anyhow::Result<()> {
         self.mutate(|s| {

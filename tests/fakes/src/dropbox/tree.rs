@@ -290,6 +290,17 @@ impl Tree {
         self
     }
 
+    /// Adds a file whose bytes are shared with other files (builder style): thousands of files
+    /// of a bench cost one body in memory and are served without a copy.
+    pub fn with_shared_file(mut self, path: &str, bytes: Arc<Vec<u8>>) -> Tree {
+        self.items.push(Item::File {
+            path: path.to_string(),
+            body: BodySpec::Bytes(bytes),
+            modified: GENERATED_FROM + 700 * 86_400,
+        });
+        self
+    }
+
     /// Adds a file of `size` bytes whose content is generated on demand.
     pub fn with_generated_file(mut self, path: &str, size: u64) -> Tree {
         let seed = mix(self.items.len() as u64, size);

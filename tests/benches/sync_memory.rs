@@ -1,0 +1,645 @@
+//! Memory and CPU of a real full sync into the embedded index, against fake servers with the data
+//! shapes of Elastic's functional-test fixtures, next to the server's own ceiling.
+//!
+//! ```sh
+//! cargo bench -p tributary-e2e --bench sync_memory                      # both mixes, full size
+//! cargo bench -p tributary-e2e --bench sync_memory -- --scale 0.1 box   # a tenth, Box only
+//! ```
+//!
+//! The mixes (`--scale` multiplies the counts; file sizes never change):
+//! - **Dropbox**: 8,000 folders with one HTML file each plus 1,000 files shared with the user
+//!   (17,000 documents); HTML sizes 103 KB / 1.0 MB / 8.2 MB / 25.6 MB weighted 58 / 30 / 10 / 2 %
+//!   (the plugin skips files over its 10 MiB `max_file_size`); `concurrent_downloads` 100.
+//! - **Box**: 50 folders × 50 text files of 1 MB (2,550 documents); `concurrent_downloads` 15.
+//!
+//! The **ceiling** is the same request mix (token, listing pages, shared-link look-ups, every
+//! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
+//! same run, bodies read and dropped: no service can sync faster than that.
+//!
+//! The **sync** runs in a child process (this binary again) so that its peak RSS (`ru_maxrss`)
+//! and CPU time (`getrusage`) are the sync's alone, not the fake server's. Plugins come from a
+//! compile cache the parent fills first, so compiling them is not counted; "RSS after open" is the
+//! child's resident memory once the host is open (engine, plugins, index), before the sync.
+//!
+//! `TRIBUTARY_SYNC_MEMORY_PIPELINE` may hold `[pipeline]` settings as JSON for the sync, e.g.
+//! `{"max_download_bytes_in_flight": 16777216, "batch_bytes": 2097152}`, to size the budgets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tributary_fakes::boxapi::{FakeBox, Tree as BoxTree};
+use tributary_fakes::dropbox::{FakeDropbox, Tree as DropboxTree};
+use tributary_host::{ConnectorSpec, Host, HostConfig, JobStatus, SyncKind, SyncOptions};
+
+/// The environment variable that makes this binary the sync child; its value is a spec file.
+const CHILD: &str = "TRIBUTARY_SYNC_MEMORY_CHILD";
+/// The Dropbox plugin's default `max_file_size`: larger files are listed, not downloaded.
+const DROPBOX_MAX_FILE: u64 = 10 * 1024 * 1024;
+const DROPBOX_CONCURRENCY: usize = 100;
+const BOX_CONCURRENCY: usize = 15;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    Dropbox,
+    Box,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Dropbox => "dropbox",
+            Mix::Box => "box",
+        }
+    }
+}
+
+/// What the plain client did.
+struct Ceiling {
+    wall: Duration,
+    downloads: u64,
+    bytes: u64,
+}
+
+/// What the child reported.
+struct Measured {
+    sync: Duration,
+    indexed: u64,
+    extracted: u64,
+    cpu: Duration,
+    peak_rss: u64,
+    peak_anon: u64,
+    rss_open: u64,
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        child(Path::new(&spec));
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scale: f64 = args
+        .iter()
+        .position(|a| a == "--scale")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let picked: Vec<Mix> = [Mix::Dropbox, Mix::Box]
+        .into_iter()
+        .filter(|m| args.iter().any(|a| a == m.name()))
+        .collect();
+    let mixes = if picked.is_empty() {
+        vec![Mix::Dropbox, Mix::Box]
+    } else {
+        picked
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("compile-cache");
+    // Fill the compile cache once, so the child loads the plugins instead of compiling them.
+    runtime.block_on(async {
+        let host = Host::open(HostConfig {
+            data_dir: work.path().join("warm"),
+            cache_dir: Some(cache.clone()),
+            ..HostConfig::default()
+        })
+        .await
+        .unwrap();
+        drop(host);
+    });
+    let mut rows = Vec::new();
+    for mix in mixes {
+        eprintln!("sync_memory: {} mix at scale {scale}…", mix.name());
+        let row = runtime.block_on(run_mix(mix, scale, work.path(), &cache));
+        rows.push(row);
+    }
+    println!(
+        "\n{:<8} {:>6} {:>6} {:>8} {:>9} {:>8} {:>6} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9}",
+        "mix",
+        "docs",
+        "dl",
+        "MB",
+        "ceiling s",
+        "sync s",
+        "ratio",
+        "docs/s",
+        "CPU s",
+        "CPU ms/d",
+        "peak RSS",
+        "peak anon",
+        "RSS open"
+    );
+    for (mix, c, m) in &rows {
+        println!(
+            "{:<8} {:>6} {:>6} {:>8.0} {:>9.2} {:>8.2} {:>5.0}% {:>8.0} {:>7.2} {:>8.3} {:>6.0} MB {:>6.0} MB {:>6.0} MB",
+            mix.name(),
+            m.indexed,
+            c.downloads,
+            c.bytes as f64 / 1e6,
+            c.wall.as_secs_f64(),
+            m.sync.as_secs_f64(),
+            100.0 * c.wall.as_secs_f64() / m.sync.as_secs_f64().max(1e-9),
+            m.indexed as f64 / m.sync.as_secs_f64().max(1e-9),
+            m.cpu.as_secs_f64(),
+            1e3 * m.cpu.as_secs_f64() / (m.indexed.max(1) as f64),
+            m.peak_rss as f64 / 1048576.0,
+            m.peak_anon as f64 / 1048576.0,
+            m.rss_open as f64 / 1048576.0,
+        );
+        assert!(
+            m.extracted >= c.downloads,
+            "{}: {} bodies extracted, {} downloaded by the plain client",
+            mix.name(),
+            m.extracted,
+            c.downloads
+        );
+    }
+    println!(
+        "(scale {scale}; ratio = ceiling / sync; CPU, peak RSS (ru_maxrss, mapped index files included), peak anonymous RSS (sampled every 20 ms) and RSS after open are the sync process's)"
+    );
+}
+
+fn scaled(n: usize, scale: f64) -> usize {
+    ((n as f64 * scale).round() as usize).max(1)
+}
+
+async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (Mix, Ceiling, Measured) {
+    match mix {
+        Mix::Dropbox => {
+            let fake = dropbox_fake(scale).await;
+            let ceiling = dropbox_ceiling(&fake, DROPBOX_CONCURRENCY).await;
+            let config = json!({
+                "app_key": fake.app_key(),
+                "app_secret": fake.app_secret(),
+                "refresh_token": fake.refresh_token(),
+                "api_base_url": fake.api_url(),
+                "content_base_url": fake.api_url(),
+                "oauth_base_url": fake.base_url(),
+                "concurrent_downloads": DROPBOX_CONCURRENCY,
+            });
+            let measured = spawn_sync(mix, "dropbox", config, work, cache);
+            (mix, ceiling, measured)
+        }
+        Mix::Box => {
+            let fake = box_fake(scale).await;
+            let ceiling = box_ceiling(&fake, BOX_CONCURRENCY).await;
+            // The ceiling's token exchange rotated the refresh token.
+            let config = json!({
+                "client_id": fake.client_id(),
+                "client_secret": fake.client_secret(),
+                "refresh_token": fake.reauthorize(),
+                "api_base_url": fake.base_url(),
+                "concurrent_downloads": BOX_CONCURRENCY,
+            });
+            let measured = spawn_sync(mix, "box", config, work, cache);
+            (mix, ceiling, measured)
+        }
+    }
+}
+
+// ----- the mixes --------------------------------------------------------------------------------
+
+/// An HTML page of exactly `size` bytes: a head, then paragraphs of ordinary words with some
+/// inline markup, like the fixtures' generated pages.
+fn html(size: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "revenue",
+        "forecast",
+        "budget",
+        "customer",
+        "quarterly",
+        "roadmap",
+        "meeting",
+        "design",
+        "review",
+        "contract",
+        "invoice",
+        "support",
+        "release",
+        "security",
+        "policy",
+        "report",
+    ];
+    let head = format!(
+        "<!DOCTYPE html><html><head><title>Page {seed}</title><style>p{{margin:0}}</style></head><body>\n"
+    );
+    let tail = "</body></html>\n";
+    let mut out = head.into_bytes();
+    let mut x = seed | 1;
+    while out.len() + tail.len() < size {
+        out.extend_from_slice(b"<p>");
+        for i in 0..40 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let word = WORDS[(x % WORDS.len() as u64) as usize];
+            if i % 11 == 5 {
+                out.extend_from_slice(format!("<b>{word}</b> ").as_bytes());
+            } else {
+                out.extend_from_slice(word.as_bytes());
+                out.push(b' ');
+            }
+        }
+        out.extend_from_slice(b"</p>\n");
+    }
+    out.truncate(size.saturating_sub(tail.len()));
+    out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+/// ASCII text of exactly `size` bytes, in lines.
+fn text(size: usize) -> Vec<u8> {
+    let line = b"The quick brown fox jumps over the lazy dog while the budget review goes on.\n";
+    line.iter().copied().cycle().take(size).collect()
+}
+
+/// The HTML sizes and their weights (in fiftieths: 29 + 15 + 5 + 1 = 58 / 30 / 10 / 2 %).
+fn dropbox_size(i: usize) -> usize {
+    match i % 50 {
+        0..29 => 103_000,
+        29..44 => 1_000_000,
+        44..49 => 8_200_000,
+        _ => 25_600_000,
+    }
+}
+
+async fn dropbox_fake(scale: f64) -> FakeDropbox {
+    let bodies: Vec<Arc<Vec<u8>>> = [103_000, 1_000_000, 8_200_000, 25_600_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| Arc::new(html(size, i as u64 + 1)))
+        .collect();
+    let body = |size: usize| {
+        bodies
+            .iter()
+            .find(|b| b.len() == size)
+            .cloned()
+            .expect("a body of that size")
+    };
+    let folders = scaled(8000, scale);
+    let mut tree = DropboxTree::empty();
+    for i in 0..folders {
+        tree = tree
+            .with_folder(&format!("/Projects/p{i:05}"))
+            .with_shared_file(
+                &format!("/Projects/p{i:05}/page{i:05}.html"),
+                body(dropbox_size(i)),
+            );
+    }
+    let fake = FakeDropbox::start(tree).await.unwrap();
+    let owner = fake
+        .account_by_email("jordan@globex.example")
+        .expect("the external account")
+        .account_id;
+    for i in 0..scaled(1000, scale) {
+        fake.add_received_shared_file(
+            &format!("shared{i:05}.html"),
+            body(dropbox_size(i * 7 + 3)),
+            &owner,
+        )
+        .unwrap();
+    }
+    fake
+}
+
+async fn box_fake(scale: f64) -> FakeBox {
+    let body: Arc<[u8]> = Arc::from(text(1_000_000));
+    let fake = FakeBox::start(BoxTree::empty()).await.unwrap();
+    for f in 0..scaled(50, scale) {
+        let folder = fake.create_folder("0", &format!("Folder {f:02}")).unwrap();
+        for i in 0..50 {
+            fake.create_shared_file(&folder, &format!("notes-{f:02}-{i:02}.txt"), body.clone())
+                .unwrap();
+        }
+    }
+    fake
+}
+
+// ----- the plain-client ceiling -----------------------------------------------------------------
+
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Reads a response to its end without keeping it; returns its size.
+async fn drain(response: reqwest::Response) -> u64 {
+    assert!(
+        response.status().is_success(),
+        "{} {}",
+        response.url(),
+        response.status()
+    );
+    let mut response = response;
+    let mut n = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        n += chunk.len() as u64;
+    }
+    n
+}
+
+async fn dropbox_ceiling(fake: &FakeDropbox, concurrency: usize) -> Ceiling {
+    let client = plain_client();
+    let token = fake.issue_access_token(false);
+    let api = fake.api_url();
+    let rpc = |route: &str, body: Value| {
+        let request = client
+            .post(format!("{api}{route}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let started = Instant::now();
+    let mut downloads: Vec<(&str, Value)> = Vec::new();
+    let mut page = rpc(
+        "files/list_folder",
+        json!({"path": "", "recursive": true, "limit": 2000}),
+    )
+    .await;
+    loop {
+        for e in page["entries"].as_array().into_iter().flatten() {
+            if e[".tag"] == "file" && e["size"].as_u64().unwrap_or(0) <= DROPBOX_MAX_FILE {
+                downloads.push(("files/download", json!({"path": e["id"]})));
+            }
+        }
+        if page["has_more"] != true {
+            break;
+        }
+        page = rpc(
+            "files/list_folder/continue",
+            json!({"cursor": page["cursor"]}),
+        )
+        .await;
+    }
+    let mut urls = Vec::new();
+    let mut page = rpc("sharing/list_received_files", json!({"limit": 300})).await;
+    loop {
+        for e in page["entries"].as_array().into_iter().flatten() {
+            if let Some(url) = e["preview_url"].as_str() {
+                urls.push(url.to_string());
+            }
+        }
+        match page["cursor"].as_str() {
+            Some(cursor) if !cursor.is_empty() => {
+                page = rpc(
+                    "sharing/list_received_files/continue",
+                    json!({"cursor": cursor}),
+                )
+                .await
+            }
+            _ => break,
+        }
+    }
+    let links: Vec<Value> = futures::stream::iter(urls)
+        .map(|url| rpc("sharing/get_shared_link_metadata", json!({"url": url})))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    for link in &links {
+        if link["size"].as_u64().unwrap_or(0) <= DROPBOX_MAX_FILE {
+            downloads.push(("sharing/get_shared_link_file", json!({"url": link["url"]})));
+        }
+    }
+    let n = downloads.len() as u64;
+    let bytes: u64 = futures::stream::iter(downloads)
+        .map(|(route, arg)| {
+            let request = client
+                .post(format!("{api}{route}"))
+                .bearer_auth(&token)
+                .header("Dropbox-API-Arg", arg.to_string());
+            async move { drain(request.send().await.unwrap()).await }
+        })
+        .buffer_unordered(concurrency)
+        .fold(0, |a, b| async move { a + b })
+        .await;
+    Ceiling {
+        wall: started.elapsed(),
+        downloads: n,
+        bytes,
+    }
+}
+
+async fn box_ceiling(fake: &FakeBox, concurrency: usize) -> Ceiling {
+    const FIELDS: &str = "type,id,etag,sequence_id,name,size,modified_at,created_at,\
+content_created_at,content_modified_at,description,created_by,modified_by,owned_by,parent,\
+item_status,path_collection";
+    let client = plain_client();
+    let base = fake.base_url();
+    let started = Instant::now();
+    let grant = client
+        .post(fake.token_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}&client_secret={}",
+            fake.refresh_token(),
+            fake.client_id(),
+            fake.client_secret()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let token = grant["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string();
+    let mut folders = vec!["0".to_string()];
+    let mut files = Vec::new();
+    while let Some(folder) = folders.pop() {
+        let mut marker: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{base}/2.0/folders/{folder}/items?fields={FIELDS}&limit=1000&usemarker=true"
+            );
+            if let Some(m) = &marker {
+                url.push_str(&format!("&marker={m}"));
+            }
+            let page: Value = client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for e in page["entries"].as_array().into_iter().flatten() {
+                let id = e["id"].as_str().unwrap_or_default().to_string();
+                match e["type"].as_str() {
+                    Some("folder") => folders.push(id),
+                    Some("file") => files.push(id),
+                    _ => {}
+                }
+            }
+            marker = page["next_marker"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+    }
+    let n = files.len() as u64;
+    let bytes: u64 = futures::stream::iter(files)
+        .map(|id| {
+            let request = client
+                .get(format!("{base}/2.0/files/{id}/content"))
+                .bearer_auth(&token);
+            async move { drain(request.send().await.unwrap()).await }
+        })
+        .buffer_unordered(concurrency)
+        .fold(0, |a, b| async move { a + b })
+        .await;
+    Ceiling {
+        wall: started.elapsed(),
+        downloads: n,
+        bytes,
+    }
+}
+
+// ----- the sync, in a child process -------------------------------------------------------------
+
+fn spawn_sync(mix: Mix, plugin: &str, config: Value, work: &Path, cache: &Path) -> Measured {
+    let data = work.join(format!("data-{}", mix.name()));
+    let spec = work.join(format!("{}.json", mix.name()));
+    std::fs::write(
+        &spec,
+        json!({"plugin": plugin, "config": config, "data": data, "cache": cache}).to_string(),
+    )
+    .unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, &spec)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "sync child failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("the child's RESULT line");
+    let v: Value = serde_json::from_str(line).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    Measured {
+        sync: Duration::from_micros(n("sync_us")),
+        indexed: n("indexed"),
+        extracted: n("extracted"),
+        cpu: Duration::from_micros(n("cpu_us")),
+        peak_rss: n("peak_rss"),
+        peak_anon: n("peak_anon"),
+        rss_open: n("rss_open"),
+    }
+}
+
+/// `(peak RSS in bytes, user + system CPU)` of this process so far.
+fn usage() -> (u64, Duration) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (
+        ru.ru_maxrss as u64 * 1024,
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+    )
+}
+
+fn resident() -> u64 {
+    tributary_host::serve::resident_bytes().unwrap_or(0)
+}
+
+/// Anonymous resident memory now (heap and stacks: not the index files tantivy maps, which
+/// `ru_maxrss` counts too but the kernel can drop at any time).
+fn anonymous() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn child(spec: &Path) {
+    let spec: Value = serde_json::from_slice(&std::fs::read(spec).unwrap()).unwrap();
+    let plugin = spec["plugin"].as_str().unwrap().to_string();
+    let Value::Object(config) = spec["config"].clone() else {
+        panic!("config is an object")
+    };
+    let path = |k: &str| PathBuf::from(spec[k].as_str().unwrap());
+    let pipeline = match std::env::var("TRIBUTARY_SYNC_MEMORY_PIPELINE") {
+        Ok(json) => serde_json::from_str(&json).expect("[pipeline] settings as JSON"),
+        Err(_) => Default::default(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let host = Host::open(HostConfig {
+            pipeline,
+            data_dir: path("data"),
+            cache_dir: Some(path("cache")),
+            connectors: vec![ConnectorSpec {
+                id: "bench".into(),
+                plugin: plugin.clone(),
+                tenant: "default".into(),
+                index: None,
+                config,
+                rules: Vec::new(),
+                advanced_rules: None,
+                schedule: Default::default(),
+            }],
+            ..HostConfig::default()
+        })
+        .await
+        .unwrap();
+        let rss_open = resident();
+        // The kernel keeps no peak of anonymous memory: sample it.
+        let peak_anon = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak_anon.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak.fetch_max(anonymous(), std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let started = Instant::now();
+        let report = host
+            .sync(None, "bench", SyncKind::Full, SyncOptions::default())
+            .await
+            .unwrap();
+        let sync = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap();
+        assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.error);
+        let (peak_rss, cpu) = usage();
+        println!(
+            "RESULT {}",
+            json!({
+                "sync_us": sync.as_micros() as u64,
+                "indexed": report.counts.indexed,
+                "extracted": report.counts.content_extracted,
+                "cpu_us": cpu.as_micros() as u64,
+                "peak_rss": peak_rss,
+                "rss_open": rss_open,
+                "peak_anon": peak_anon.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        );
+    });
+}
