@@ -157,11 +157,8 @@ pub async fn run(base: &HostConfig, request: &RunRequest) -> anyhow::Result<RunO
     };
     let search = match &request.search {
         Some(query) if !documents.is_empty() => Some(
-            sink.search(
-                index,
-                SearchRequest::new(query.clone(), 10),
-            )
-            .await?,
+            sink.search(index, SearchRequest::new(query.clone(), 10))
+                .await?,
         ),
         Some(_) => Some(SearchResults::default()),
         None => None,
