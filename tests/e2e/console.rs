@@ -92,7 +92,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,1000",
                     // Loopback only: no other name resolves, no background traffic.
-                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--no-default-browser-check",
                     "--disable-default-apps", "--disable-domain-reliability",
@@ -146,7 +146,9 @@ impl Browser {
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        if !text.is_empty() {
+            e.send_keys(text).await.unwrap();
+        }
     }
 
     /// Polls `probe` until it returns `Some`, up to [`WAIT`].
@@ -313,6 +315,26 @@ async fn fake_dropbox() -> (FakeDropbox, String) {
     (fake, format!("user_id:{bob}"))
 }
 
+/// Status and extracted count of the newest job on the jobs page.
+async fn job_row(b: &Browser) -> Option<(String, u64)> {
+    let row = b
+        .client
+        .find(Locator::Css("[data-test=job-row]"))
+        .await
+        .ok()?;
+    let status = row.attr("data-status").await.ok()??;
+    let extracted = row
+        .find(Locator::Css("[data-test=job-extracted]"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((status, extracted))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_browser() {
     let (fake, bob) = fake_dropbox().await;
@@ -454,32 +476,26 @@ async fn console_in_a_real_browser() {
     b.click("[data-test=connector-row][data-id=docs] [data-test=sync-full]")
         .await;
     let mut seen: Vec<(String, u64)> = Vec::new();
-    let done = b
-        .until("the sync to finish", || async {
-            let row = b
-                .client
-                .find(Locator::Css("[data-test=job-row]"))
-                .await
-                .ok()?;
-            let status = row.attr("data-status").await.ok()??;
-            let extracted: u64 = row
-                .find(Locator::Css("[data-test=job-extracted]"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?
-                .parse()
-                .ok()?;
-            if seen.last() != Some(&(status.clone(), extracted)) {
-                seen.push((status.clone(), extracted));
-            }
-            if status == "running" && extracted > 0 && extracted < 5 {
-                b.shot("jobs").await;
-            }
-            matches!(status.as_str(), "succeeded" | "failed" | "cancelled").then_some(status)
-        })
-        .await;
+    let deadline = Instant::now() + WAIT;
+    let done = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not finish: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some((status, extracted)) = job_row(&b).await else {
+            continue;
+        };
+        if seen.last() != Some(&(status.clone(), extracted)) {
+            seen.push((status.clone(), extracted));
+        }
+        if status == "running" && extracted > 0 && extracted < 5 {
+            b.shot("jobs").await;
+        }
+        if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+            break status;
+        }
+    };
     assert_eq!(done, "succeeded", "{seen:?}");
     let total = (FILLER + 3) as u64;
     assert_eq!(seen.last().unwrap().1, total, "{seen:?}");
@@ -595,4 +611,112 @@ async fn console_in_a_real_browser() {
     assert_eq!(active[0]["version"], feed_before.as_str(), "{feed_after}");
 
     b.client.clone().close().await.unwrap();
+
+    // The metrics the console glances at: the sync's duration and the connector's last success,
+    // which goes away with the connector.
+    let metrics = || async {
+        reqwest::Client::new()
+            .get(format!("{base}/metrics"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = metrics().await;
+    for want in [
+        "tributary_connector_last_success_timestamp_seconds{tenant=\"acme\",connector=\"docs\"} ",
+        "tributary_job_duration_seconds_count{kind=\"full\",status=\"succeeded\"} 1\n",
+        "process_start_time_seconds ",
+        "process_cpu_seconds_total ",
+        "tributary_jobs_finished_total{status=\"succeeded\"} 1\n",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    reqwest::Client::new()
+        .delete(format!("{base}/v1/tenants/acme/connectors/docs"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(!metrics().await.contains("connector=\"docs\""));
+}
+
+/// Without a browser: the assets carry their script policy, and the schema route answers any
+/// valid token (and only those) with the fields the form is drawn from.
+#[tokio::test]
+async fn console_assets_and_plugin_schema_over_http() {
+    let svc = start_service().await;
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{}/", svc.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("/console/console.js"));
+    for (path, kind) in [
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let r = http
+            .get(format!("{}{path}", svc.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+    }
+
+    let schema = format!("{}/v1/plugins/dropbox/schema", svc.base);
+    assert_eq!(http.get(&schema).send().await.unwrap().status(), 401);
+    let acme = call(
+        &svc.base,
+        "POST",
+        "/v1/tenants",
+        ADMIN,
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    let token = acme["token"].as_str().unwrap();
+    let body = call(&svc.base, "GET", "/v1/plugins/dropbox/schema", token, None).await;
+    let field = |key: &str| {
+        body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == key)
+            .unwrap_or_else(|| panic!("no field {key}: {body}"))
+            .clone()
+    };
+    let secret = field("refresh_token");
+    assert_eq!(
+        (&secret["sensitive"], &secret["required"], &secret["label"]),
+        (&json!(true), &json!(true), &json!("Refresh token"))
+    );
+    assert_eq!(field("retry_count")["default"], 3);
+    assert_eq!(field("api_base_url")["hidden"], true);
+    assert_eq!(
+        field("include_inherited_users_and_groups")["depends_on"],
+        json!([{"field": "use_document_level_security", "value": true}])
+    );
+    assert_eq!(body["features"]["document_level_security"], true);
+    let missing = http
+        .get(format!("{}/v1/plugins/nothing/schema", svc.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }

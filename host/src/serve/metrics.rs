@@ -41,7 +41,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             finished: Family::default(),
-            durations: Family::new_with_constructor(job_duration_histogram),
+            durations: Family::new_with_constructor(job_duration_histogram as fn() -> Histogram),
             indexed: Counter::default(),
             deleted: Counter::default(),
             content_failed: Counter::default(),
