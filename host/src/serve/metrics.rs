@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::job::{JobReport, JobStatus};
+use crate::job::JobReport;
 use crate::plugin::PluginInfo;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -314,7 +314,7 @@ pub fn resident_bytes() -> Option<u64> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::job::{CountsSnapshot, SyncKind};
+    use crate::job::{CountsSnapshot, JobStatus, SyncKind};
 
     fn finished(kind: SyncKind, status: JobStatus, ms: u64, indexed: u64) -> JobReport {
         JobReport {
