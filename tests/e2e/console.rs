@@ -10,6 +10,7 @@
 //! loopback: every other host name resolves to nothing (`--host-resolver-rules`) and its
 //! background services are off. Screenshots land in `<target>/console-screenshots/`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -55,6 +56,11 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver leads its own process group, Chromium and its helpers included: a failed
+        // test (no session close) leaves nothing running.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -78,6 +84,7 @@ impl Browser {
             .port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
