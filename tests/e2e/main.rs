@@ -4,6 +4,7 @@
 
 mod boxes;
 mod boxes_parity;
+mod console;
 mod dropbox;
 mod elasticsearch;
 mod extraction;

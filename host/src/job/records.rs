@@ -142,6 +142,22 @@ impl Jobs {
             .await
     }
 
+    /// When each connector's most recent successful sync (any kind) finished, Unix seconds:
+    /// `(tenant, connector, finished_at)`. One grouped query, for the metrics scrape.
+    pub async fn last_successes(&self) -> anyhow::Result<Vec<(String, String, i64)>> {
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT tenant, connector, MAX(finished_at) FROM jobs
+                     WHERE status = 'succeeded' AND finished_at IS NOT NULL
+                     GROUP BY tenant, connector",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
     /// Whether a job exists.
     pub async fn exists(&self, id: &str) -> anyhow::Result<bool> {
         let id = id.to_string();
@@ -213,5 +229,36 @@ mod tests {
         );
         assert!(jobs.get("other", "j1").await.unwrap().is_none());
         assert_eq!(jobs.list("t", Some("c"), None, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn last_successes_are_the_newest_succeeded_finish_per_connector() {
+        let jobs = Jobs::new(Db::in_memory().unwrap());
+        let ended = |id: &str, connector: &str, status: JobStatus, at: i64| {
+            let mut r = report(id, SyncKind::Full, status);
+            r.connector = connector.into();
+            r.finished_at = Some(at);
+            r
+        };
+        jobs.save(&ended("a1", "a", JobStatus::Succeeded, 100))
+            .await
+            .unwrap();
+        jobs.save(&ended("a2", "a", JobStatus::Succeeded, 300))
+            .await
+            .unwrap();
+        // A later failure does not move the last success.
+        jobs.save(&ended("a3", "a", JobStatus::Failed, 500))
+            .await
+            .unwrap();
+        jobs.save(&ended("b1", "b", JobStatus::Failed, 200))
+            .await
+            .unwrap();
+        jobs.save(&report("c1", SyncKind::Full, JobStatus::Running))
+            .await
+            .unwrap();
+        assert_eq!(
+            jobs.last_successes().await.unwrap(),
+            vec![("t".to_string(), "a".to_string(), 300)]
+        );
     }
 }

@@ -184,8 +184,7 @@ impl Service {
                 "cancelled before it started",
             ));
             self.host.jobs().save(&report).await?;
-            self.metrics
-                .job_finished(JobStatus::Cancelled, &report.counts);
+            self.metrics.job_finished(&report);
             return Ok(Some(JobStatus::Cancelled));
         }
         Ok(Some(report.status))
@@ -388,7 +387,7 @@ impl Service {
         if kind != job.kind {
             tracing::info!(job = %report.id, "no full sync has succeeded yet: ran a full sync instead of {}", job.kind);
         }
-        self.metrics.job_finished(report.status, &report.counts);
+        self.metrics.job_finished(&report);
         // The service's one line per job (`Host::sync_spec` logs failures at debug only).
         if report.status == JobStatus::Failed {
             tracing::warn!("{report}");

@@ -22,6 +22,7 @@ use super::{Service, token_hash};
 
 mod admin;
 mod connectors;
+mod console;
 mod jobs;
 
 type App = Arc<Service>;
@@ -34,6 +35,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
+        .merge(console::routes())
         .merge(admin::routes(upload_limit))
         .merge(connectors::routes())
         .merge(jobs::routes())
@@ -275,16 +277,30 @@ async fn health(State(app): State<App>) -> ApiResult {
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     admin(&app, &headers).await?;
     let tenants = app.store.tenants().await?.len();
-    let connectors = app.store.all_connectors().await?.len();
+    let connectors = app.store.all_connectors().await?;
     let (running, queued) = app.load(None).await?;
+    // Only connectors that still exist: a deleted one's series disappears.
+    let configured: std::collections::HashSet<(&str, &str)> = connectors
+        .iter()
+        .map(|c| (c.tenant.as_str(), c.id.as_str()))
+        .collect();
+    let last_success = app
+        .host
+        .jobs()
+        .last_successes()
+        .await?
+        .into_iter()
+        .filter(|(t, c, _)| configured.contains(&(t.as_str(), c.as_str())))
+        .collect();
     let text = app.metrics.render(&super::metrics::Gauges {
         tenants,
-        connectors,
+        connectors: connectors.len(),
         running,
         queued,
         plugins: app.host.plugins(),
+        last_success,
     });
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    Ok(([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn openapi() -> ApiResult {
