@@ -214,6 +214,8 @@ fn command_line() -> clap::Command {
 
 fn main() -> std::process::ExitCode {
     use clap::FromArgMatches;
+    // Before any thread starts.
+    tributary_host::allocator::tune();
     let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
         Ok(cli) => cli,
         Err(err) => err.exit(),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use tributary_extract::service::ServiceClient;
+use tributary_extract::stream::Begin;
 use tributary_extract::{ExtractError, Extractor, Limits as ExtractLimits};
 
 use crate::bindings::extract::ExtractError as WitExtractError;
@@ -135,6 +136,39 @@ impl Extraction {
     /// The largest body extracted by default, in bytes.
     pub fn max_input_bytes(&self) -> u64 {
         self.engines.local.limits().max_input_bytes
+    }
+
+    /// Whether bodies go to the external service (which takes them whole).
+    pub fn uses_service(&self) -> bool {
+        self.use_service && self.engines.service.is_some()
+    }
+
+    /// The most text kept from one body, in bytes.
+    pub fn max_output_bytes(&self) -> usize {
+        self.engines.local.limits().max_output_bytes
+    }
+
+    /// Starts extracting a body that arrives in pieces from its first bytes (see
+    /// [`tributary_extract::stream`]), with at most `max_output_bytes` of text and at most
+    /// `max_input_bytes` of input. Local extraction only: the service takes bodies whole.
+    pub fn begin(
+        &self,
+        head: &[u8],
+        complete: bool,
+        file_name: &str,
+        mime: Option<&str>,
+        max_input_bytes: u64,
+        max_output_bytes: usize,
+    ) -> Result<Begin, ExtractFailure> {
+        let limits = self
+            .engines
+            .local
+            .limits()
+            .clone()
+            .with_max_input_bytes(max_input_bytes)
+            .with_max_output_bytes(max_output_bytes.min(self.max_output_bytes()));
+        tributary_extract::stream::begin(head, complete, file_name, mime, &limits)
+            .map_err(ExtractFailure::from)
     }
 
     /// Extracts text from `body`.

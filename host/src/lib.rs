@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod allocator;
 pub mod atomic_file;
 pub mod bindings;
 pub mod bundled;

@@ -77,6 +77,8 @@ struct Measured {
 
 fn main() {
     if let Ok(spec) = std::env::var(CHILD) {
+        // As `tributary`'s main does, before any thread starts.
+        tributary_host::allocator::tune();
         child(Path::new(&spec));
         return;
     }

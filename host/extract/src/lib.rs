@@ -49,6 +49,10 @@
 //!
 //! # Running it
 //!
+//! A body that arrives in pieces (a download) can be extracted as it arrives with
+//! [`stream::begin`]: text, Markdown and HTML are read piece by piece and never held whole;
+//! other formats say they need the whole body.
+//!
 //! [`extract`] is synchronous and runs on the caller's thread. In async code use an
 //! [`Extractor`]: it runs each extraction on its own thread (off the async runtime),
 //! returns `TimedOut` when the time limit passes, and runs at most `max_parallel`
@@ -93,6 +97,7 @@ mod limits;
 mod ole;
 mod run;
 pub mod service;
+pub mod stream;
 mod text;
 
 pub use detect::{Format, detect};

@@ -280,6 +280,37 @@ pub(crate) fn decode(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Whether `bytes` is UTF-8; when it is only the start of a body (`complete` false), a
+/// character cut off at its end still counts as UTF-8.
+pub(crate) fn utf8_head(bytes: &[u8], complete: bool) -> bool {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => true,
+        Err(e) => !complete && e.error_len().is_none(),
+    }
+}
+
+/// The encoding [`decode`] reads a body in, judged from its start (`head`; `complete` when it
+/// is the whole body), and the length of its byte-order mark: the same rules, so a body whose
+/// head decides as the whole would is decoded the same in pieces as at once.
+pub(crate) fn text_encoding(
+    head: &[u8],
+    complete: bool,
+) -> (&'static encoding_rs::Encoding, usize) {
+    if let Some(found) = encoding_rs::Encoding::for_bom(head) {
+        return found;
+    }
+    match utf16_without_bom(head) {
+        Some(true) => return (encoding_rs::UTF_16LE, 0),
+        Some(false) => return (encoding_rs::UTF_16BE, 0),
+        None => {}
+    }
+    if utf8_head(head, complete) || has_valid_multibyte_utf8(head) {
+        (encoding_rs::UTF_8, 0)
+    } else {
+        (encoding_rs::WINDOWS_1252, 0)
+    }
+}
+
 /// `Some(true)` for UTF-16LE, `Some(false)` for UTF-16BE, when (in the first 4 KiB)
 /// nearly every other byte is NUL and the others are not: ASCII-range UTF-16 text.
 pub(crate) fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {

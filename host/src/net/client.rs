@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use serde::Deserialize;
 use url::Url;
 
@@ -158,6 +157,27 @@ impl HttpEngine {
         request: &Request,
         max_body: u64,
     ) -> Result<Fetched, HttpError> {
+        let Streamed {
+            status,
+            headers,
+            body,
+        } = self.open(allowlist, request, max_body).await?;
+        Ok(Fetched {
+            status,
+            headers,
+            body: body.bytes().await?,
+        })
+    }
+
+    /// Sends `request` under `allowlist`, following allowlisted redirects, and answers once the
+    /// final response's head has arrived: its body is read piece by piece ([`Body::chunk`]), at
+    /// most `max_body` bytes of it, within the same time limit as the exchange.
+    pub async fn open(
+        &self,
+        allowlist: &Allowlist,
+        request: &Request,
+        max_body: u64,
+    ) -> Result<Streamed, HttpError> {
         let mut url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL `{}`: {e}", request.url)))?;
         let timeout = Duration::from_millis(u64::from(request.timeout_ms.unwrap_or(u32::MAX))).min(
@@ -167,6 +187,9 @@ impl HttpEngine {
                 self.config.default_timeout_seconds
             }),
         );
+        // The reqwest timeout covers one exchange; this deadline bounds redirects and slow
+        // bodies too.
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
         let mut method = to_reqwest_method(request.method);
         let mut body = request.body.clone();
         let mut headers = request.headers.clone();
@@ -187,7 +210,7 @@ impl HttpEngine {
                 let (true, Some(location)) =
                     (matches!(status, 301 | 302 | 303 | 307 | 308), location)
                 else {
-                    return read_body(response, max_body).await;
+                    return Streamed::new(response, max_body, deadline, timeout);
                 };
                 let next = url.join(location).map_err(|e| {
                     HttpError::Connection(format!("bad redirect location `{location}`: {e}"))
@@ -214,13 +237,9 @@ impl HttpEngine {
                 self.config.max_redirects
             )))
         };
-        // The reqwest timeout covers one exchange; this one bounds redirects and slow bodies too.
-        match tokio::time::timeout(timeout + Duration::from_secs(1), work).await {
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(result) => result,
-            Err(_) => Err(HttpError::Timeout(format!(
-                "no complete answer from {} within {timeout:?}",
-                url.host_str().unwrap_or_default()
-            ))),
+            Err(_) => Err(timed_out(&url, timeout)),
         }
     }
 
@@ -251,34 +270,116 @@ impl HttpEngine {
     }
 }
 
-async fn read_body(response: reqwest::Response, max_body: u64) -> Result<Fetched, HttpError> {
-    let status = response.status().as_u16();
-    if response.content_length().is_some_and(|len| len > max_body) {
-        return Err(HttpError::TooLarge(max_body));
-    }
-    let headers = response
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let url = response.url().clone();
-    // Sized once from the declared length (already checked against the limit): growing by
-    // doubling would hold up to twice the body and copy it on every step.
-    let declared = response.content_length().unwrap_or(0).min(max_body);
-    let mut stream = response.bytes_stream();
-    let mut body = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| classify(&url, &e))?;
-        if (body.len() + chunk.len()) as u64 > max_body {
+fn timed_out(url: &Url, timeout: Duration) -> HttpError {
+    HttpError::Timeout(format!(
+        "no complete answer from {} within {timeout:?}",
+        url.host_str().unwrap_or_default()
+    ))
+}
+
+/// A response whose head has arrived and whose body is still to be read.
+#[derive(Debug)]
+pub struct Streamed {
+    /// Final status (after redirects).
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body, not read yet.
+    pub body: Body,
+}
+
+impl Streamed {
+    fn new(
+        response: reqwest::Response,
+        max_body: u64,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<Self, HttpError> {
+        let declared = response.content_length();
+        if declared.is_some_and(|len| len > max_body) {
             return Err(HttpError::TooLarge(max_body));
         }
-        body.extend_from_slice(&chunk);
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        Ok(Self {
+            status: response.status().as_u16(),
+            headers,
+            body: Body {
+                url: response.url().clone(),
+                response,
+                declared,
+                max_body,
+                read: 0,
+                deadline,
+                timeout,
+            },
+        })
     }
-    Ok(Fetched {
-        status,
-        headers,
-        body: body.freeze(),
-    })
+}
+
+/// A response body read piece by piece: never more than its size limit, never past the
+/// exchange's deadline. Dropping it stops the transfer.
+#[derive(Debug)]
+pub struct Body {
+    response: reqwest::Response,
+    url: Url,
+    declared: Option<u64>,
+    max_body: u64,
+    read: u64,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+impl Body {
+    /// The length the server declared (already checked against the limit).
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The next piece, or `None` at the end; `TooLarge` once the limit is passed.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        let next = tokio::time::timeout_at(self.deadline, self.response.chunk()).await;
+        let chunk = match next {
+            Err(_) => return Err(timed_out(&self.url, self.timeout)),
+            Ok(Err(e)) => return Err(classify(&self.url, &e)),
+            Ok(Ok(chunk)) => chunk,
+        };
+        if let Some(chunk) = &chunk {
+            self.read = self.read.saturating_add(chunk.len() as u64);
+            if self.read > self.max_body {
+                return Err(HttpError::TooLarge(self.max_body));
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Bytes, HttpError> {
+        // Sized once from the declared length (already checked against the limit): growing by
+        // doubling would hold up to twice the body and copy it on every step.
+        let declared = self.declared.unwrap_or(0).min(self.max_body);
+        let mut body = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+        while let Some(chunk) = self.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// Up to about `bytes` bytes of the body's start (for an error message); errors end it.
+    pub async fn prefix(mut self, bytes: usize) -> Bytes {
+        let mut body = BytesMut::new();
+        while body.len() < bytes {
+            match self.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(bytes);
+        body.freeze()
+    }
 }
 
 fn classify(url: &Url, err: &reqwest::Error) -> HttpError {

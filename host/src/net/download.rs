@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use backon::Retryable;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use super::retry::{RetryPolicy, Verdict, judge, retry_after};
-use super::{Egress, Fetched};
+use super::{Body, Egress, Streamed};
 use crate::bindings::http::HttpError;
 use crate::bindings::index::ContentRequest;
 
@@ -51,11 +52,27 @@ pub async fn download(
     max_bytes: u64,
     policy: &RetryPolicy,
 ) -> Result<Bytes, DownloadError> {
+    download_with(egress, request, max_bytes, policy, |body| {
+        Box::pin(body.bytes())
+    })
+    .await
+}
+
+/// Downloads `request`'s body (at most `max_bytes`) into `read`, retrying by `policy`: `read`
+/// gets the body of a successful answer to consume piece by piece (an attempt that fails while
+/// reading starts over with a new call of `read`).
+pub async fn download_with<'a, T>(
+    egress: &Egress,
+    request: &ContentRequest,
+    max_bytes: u64,
+    policy: &RetryPolicy,
+    read: impl Fn(Body) -> BoxFuture<'a, Result<T, HttpError>>,
+) -> Result<T, DownloadError> {
     let config = egress.engine().config();
     let deadline = Duration::from_secs(config.max_timeout_seconds.saturating_mul(2).max(1));
     // Guest-controlled: bounded.
     let retries = request.retries.min(MAX_RETRIES);
-    let attempt = || once(egress, request, max_bytes);
+    let attempt = || once(egress, request, max_bytes, &read);
     let retried = attempt
         .retry(policy.backoff(retries as usize))
         .sleep(tokio::time::sleep)
@@ -88,44 +105,61 @@ pub async fn download(
     }
 }
 
-async fn once(egress: &Egress, request: &ContentRequest, max_bytes: u64) -> Result<Bytes, Attempt> {
-    match egress.send(&request.request, max_bytes).await {
-        Ok(Fetched {
-            status,
-            headers,
-            body,
-        }) => match judge(status) {
-            Verdict::Done => Ok(body),
-            Verdict::RetryLater => Err(Attempt::Retry {
-                status: Some(status),
-                message: if status == 202 {
-                    "HTTP 202: the file is not ready yet".into()
-                } else {
-                    format!("HTTP {status}")
-                },
-                after: retry_after(&headers, SystemTime::now()),
-            }),
-            Verdict::Fail => Err(Attempt::Final(DownloadError::Failed {
+async fn once<'a, T>(
+    egress: &Egress,
+    request: &ContentRequest,
+    max_bytes: u64,
+    read: &impl Fn(Body) -> BoxFuture<'a, Result<T, HttpError>>,
+) -> Result<T, Attempt> {
+    let Streamed {
+        status,
+        headers,
+        body,
+    } = egress
+        .open(&request.request, max_bytes)
+        .await
+        .map_err(failed)?;
+    match judge(status) {
+        Verdict::Done => read(body).await.map_err(failed),
+        Verdict::RetryLater => Err(Attempt::Retry {
+            status: Some(status),
+            message: if status == 202 {
+                "HTTP 202: the file is not ready yet".into()
+            } else {
+                format!("HTTP {status}")
+            },
+            after: retry_after(&headers, SystemTime::now()),
+        }),
+        Verdict::Fail => {
+            let start = body.prefix(200).await;
+            Err(Attempt::Final(DownloadError::Failed {
                 status: Some(status),
                 message: format!(
                     "download answered HTTP {status}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                    String::from_utf8_lossy(&start)
                 ),
-            })),
-        },
-        Err(HttpError::TooLarge(limit)) => Err(Attempt::Final(DownloadError::Skipped(format!(
-            "larger than {limit} bytes"
-        )))),
-        Err(HttpError::Timeout(m)) | Err(HttpError::Connection(m)) => Err(Attempt::Retry {
+            }))
+        }
+    }
+}
+
+/// What an HTTP error means for the download: over the limit is skipped on purpose, a timeout or
+/// a broken connection is worth another attempt, the rest is final.
+fn failed(error: HttpError) -> Attempt {
+    match error {
+        HttpError::TooLarge(limit) => {
+            Attempt::Final(DownloadError::Skipped(format!("larger than {limit} bytes")))
+        }
+        HttpError::Timeout(m) | HttpError::Connection(m) => Attempt::Retry {
             status: None,
             message: m,
             after: None,
-        }),
-        Err(HttpError::Denied(m))
-        | Err(HttpError::InvalidRequest(m))
-        | Err(HttpError::Refused(m)) => Err(Attempt::Final(DownloadError::Failed {
-            status: None,
-            message: m,
-        })),
+        },
+        HttpError::Denied(m) | HttpError::InvalidRequest(m) | HttpError::Refused(m) => {
+            Attempt::Final(DownloadError::Failed {
+                status: None,
+                message: m,
+            })
+        }
     }
 }

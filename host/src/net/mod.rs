@@ -25,8 +25,8 @@ use std::sync::{Arc, RwLock};
 
 pub use address::{AddressClass, AllowedNetwork, PrivateAccess, Refused, classify, is_public};
 pub use allowlist::Allowlist;
-pub use client::{Fetched, HttpConfig, HttpEngine};
-pub use download::{DownloadError, download};
+pub use client::{Body, Fetched, HttpConfig, HttpEngine, Streamed};
+pub use download::{DownloadError, download, download_with};
 pub use retry::{RetryPolicy, Verdict, judge, retry_after};
 
 use crate::bindings::http::{HttpError, Request};
@@ -77,5 +77,12 @@ impl Egress {
     pub async fn send(&self, request: &Request, max_body: u64) -> Result<Fetched, HttpError> {
         let allowlist = self.allowlist();
         self.engine.execute(&allowlist, request, max_body).await
+    }
+
+    /// Like [`Egress::send`], answering once the response's head has arrived; the body is
+    /// read piece by piece.
+    pub async fn open(&self, request: &Request, max_body: u64) -> Result<Streamed, HttpError> {
+        let allowlist = self.allowlist();
+        self.engine.open(&allowlist, request, max_body).await
     }
 }

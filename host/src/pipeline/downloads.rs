@@ -3,12 +3,17 @@
 //! Invariants:
 //! - at most `concurrency` downloads run (the plugin waits for a slot: backpressure), and the
 //!   plugin's wish is clamped to the operator's maximum;
-//! - the bodies they hold are bounded in bytes too: a download reserves its declared size (its
-//!   download limit when the source declared none) from the job's in-flight budget before it
-//!   starts and keeps it until its text is extracted, so concurrency × body size never exceeds
-//!   the budget (a body larger than the whole budget reserves all of it and runs alone); it
-//!   then reserves the same from the host's budget, shared by every job (always in that order,
-//!   job then host, so two downloads never wait on each other's reservations);
+//! - the bytes they hold are bounded too: before it starts, a download reserves from the job's
+//!   in-flight budget what it will hold at most — its declared size (its download limit when
+//!   the source declared none), or for a body extracted as it arrives (text, Markdown, HTML:
+//!   read piece by piece, each piece dropped once scanned) its head and its text — and keeps it
+//!   until its text is extracted, so concurrency × held bytes never exceed the budget (a body
+//!   larger than the whole budget reserves all of it and runs alone); it then reserves the same
+//!   from the host's budget, shared by every job (always job then host). A body whose head shows
+//!   a format that needs it whole gives its share back and reserves the whole size before
+//!   reading on: a download never waits for more while holding some, so no two downloads wait
+//!   on each other's shares;
+//! - a streamed body stops being read once its text reaches the body limit;
 //! - every download carries the operation number of its upsert; a result is handed back only
 //!   when no later upsert or delete of the same id happened meanwhile, so a later operation
 //!   always wins over a download still in flight;
@@ -16,15 +21,19 @@
 //!   full sync fetches it again; a skipped one (too large, unsupported) keeps its version.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
+use bytes::BytesMut;
+use futures::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tributary_extract::stream::{Begin, HEAD_BYTES, likely_streams};
 
+use crate::bindings::http::HttpError;
 use crate::bindings::index::{ContentFailure, ContentRequest};
 use crate::extraction::{ExtractFailure, Extraction};
-use crate::net::{DownloadError, Egress, RetryPolicy, download};
+use crate::net::{Body, DownloadError, Egress, RetryPolicy, download, download_with};
 use crate::sink::SinkDocument;
 
 /// A finished download.
@@ -75,7 +84,7 @@ impl DownloadBudget {
     }
 
     /// Reserves `bytes` (all of the budget when it is larger), waiting until they are free.
-    async fn reserve(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    async fn reserve(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
         let share = u32::try_from(bytes)
             .unwrap_or(u32::MAX)
             .clamp(1, self.total);
@@ -153,10 +162,16 @@ impl Downloads {
         self.tasks.spawn(async move {
             // The declared size (guest- and source-controlled: capped by the download limit).
             let max_bytes = fetcher.max_bytes(&request);
-            let bytes = request.size.unwrap_or(max_bytes).min(max_bytes);
-            let _job = budget.reserve(bytes).await;
-            let _host = host_budget.reserve(bytes).await;
-            (seq, fetcher.fetch(doc, request).await)
+            let whole = request.size.unwrap_or(max_bytes).min(max_bytes);
+            let reservation = Reservation {
+                budgets: (budget, host_budget),
+                whole,
+                held: Mutex::new(None),
+            };
+            reservation
+                .hold(fetcher.expected_bytes(&request, whole))
+                .await;
+            (seq, fetcher.fetch(doc, request, &reservation).await)
         });
         Ok(finished)
     }
@@ -212,9 +227,27 @@ impl Fetcher {
         request.max_bytes.min(self.max_download_bytes)
     }
 
+    /// What a download of `request` will hold at most, `whole` being its declared size: a body
+    /// extracted as it arrives holds its head and its text, one read whole holds all of it.
+    fn expected_bytes(&self, request: &ContentRequest, whole: u64) -> u64 {
+        let streams = !self.extraction.uses_service()
+            && likely_streams(&request.file_name, request.mime_type.as_deref());
+        if streams {
+            let held = HEAD_BYTES + self.max_body_bytes.min(self.extraction.max_output_bytes());
+            whole.min(held as u64)
+        } else {
+            whole
+        }
+    }
+
     /// Downloads and extracts one document's content.
-    async fn fetch(&self, mut doc: SinkDocument, request: ContentRequest) -> Downloaded {
-        let outcome = match self.fetch_text(&request).await {
+    async fn fetch(
+        &self,
+        mut doc: SinkDocument,
+        request: ContentRequest,
+        reservation: &Reservation,
+    ) -> Downloaded {
+        let outcome = match self.fetch_text(&request, reservation).await {
             Ok(text) => {
                 doc.body = Some(crate::text::truncate_owned(text, self.max_body_bytes));
                 Outcome::Extracted
@@ -236,31 +269,140 @@ impl Fetcher {
         Downloaded { doc, outcome }
     }
 
-    async fn fetch_text(&self, request: &ContentRequest) -> Result<String, Failure> {
+    async fn fetch_text(
+        &self,
+        request: &ContentRequest,
+        reservation: &Reservation,
+    ) -> Result<String, Failure> {
         let max_bytes = self.max_bytes(request);
-        let body = download(&self.egress, request, max_bytes, &self.retry)
+        if self.extraction.uses_service() {
+            let body = download(&self.egress, request, max_bytes, &self.retry)
+                .await
+                .map_err(Failure::from)?;
+            return self
+                .extraction
+                .extract(body, &request.file_name, request.mime_type.as_deref())
+                .await
+                .map_err(Failure::from);
+        }
+        // A boxed future per attempt: a borrowing async closure would not be `Send` for every
+        // lifetime, which the spawned download needs.
+        let read = move |body: Body| -> BoxFuture<'_, _> {
+            Box::pin(self.read(request, body, max_bytes, reservation))
+        };
+        download_with(&self.egress, request, max_bytes, &self.retry, read)
             .await
-            .map_err(|e| match e {
-                DownloadError::Skipped(m) => Failure::Skipped(m),
-                DownloadError::Failed { status, message } => Failure::Failed { status, message },
-            })?;
-        self.extraction
-            .extract(body, &request.file_name, request.mime_type.as_deref())
-            .await
-            .map_err(|e| match e {
-                ExtractFailure::Unsupported(m) => Failure::Skipped(m),
-                ExtractFailure::TooLarge(limit) => {
-                    Failure::Skipped(format!("larger than the extraction limit of {limit} bytes"))
+            .map_err(Failure::from)?
+            .map_err(Failure::from)
+    }
+
+    /// Reads a body into text: piece by piece through a stream for the formats read front to
+    /// back (the pieces are dropped as they are scanned, and reading stops once the text is
+    /// full), or whole for the others, after growing the reservation to the whole body.
+    async fn read(
+        &self,
+        request: &ContentRequest,
+        mut body: Body,
+        max_bytes: u64,
+        reservation: &Reservation,
+    ) -> Result<Result<String, ExtractFailure>, HttpError> {
+        let mut head = Vec::new();
+        let complete = loop {
+            if head.len() >= HEAD_BYTES {
+                break false;
+            }
+            match body.chunk().await? {
+                Some(piece) => head.extend_from_slice(&piece),
+                None => break true,
+            }
+        };
+        let (name, mime) = (&request.file_name, request.mime_type.as_deref());
+        let begun =
+            self.extraction
+                .begin(&head, complete, name, mime, max_bytes, self.max_body_bytes);
+        match begun {
+            Err(e) => Ok(Err(e)),
+            Ok(Begin::Streaming(mut stream)) => {
+                drop(head);
+                while let Some(piece) = body.chunk().await? {
+                    match stream.feed(&piece) {
+                        Ok(true) => {}
+                        // the text is full: the rest would be cut anyway
+                        Ok(false) => break,
+                        Err(e) => return Ok(Err(e.into())),
+                    }
                 }
-                ExtractFailure::Failed(m) => Failure::Failed {
-                    status: None,
-                    message: format!("extraction failed: {m}"),
-                },
-                ExtractFailure::TimedOut => Failure::Failed {
-                    status: None,
-                    message: "extraction timed out".into(),
-                },
-            })
+                Ok(stream
+                    .finish()
+                    .map(|e| e.text)
+                    .map_err(ExtractFailure::from))
+            }
+            Ok(Begin::Whole(_)) => {
+                reservation.hold(reservation.whole).await;
+                let declared = body.declared_len().unwrap_or(0).min(max_bytes);
+                let mut all = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+                all.extend_from_slice(&head);
+                drop(head);
+                while let Some(piece) = body.chunk().await? {
+                    all.extend_from_slice(&piece);
+                }
+                Ok(self.extraction.extract(all.freeze(), name, mime).await)
+            }
+        }
+    }
+}
+
+/// The share of the download budgets (the job's, then the host's) one download holds.
+struct Reservation {
+    budgets: (DownloadBudget, DownloadBudget),
+    /// The body's declared size (or its download limit).
+    whole: u64,
+    held: Mutex<Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>>,
+}
+
+impl Reservation {
+    /// Holds `bytes` of both budgets instead of what it held: what it held is given back
+    /// first, so a download never waits for more while keeping some (no two downloads can
+    /// wait on each other's shares).
+    async fn hold(&self, bytes: u64) {
+        self.lock().take();
+        let job = self.budgets.0.reserve(bytes).await;
+        let host = self.budgets.1.reserve(bytes).await;
+        *self.lock() = job.zip(host);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl From<DownloadError> for Failure {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::Skipped(m) => Failure::Skipped(m),
+            DownloadError::Failed { status, message } => Failure::Failed { status, message },
+        }
+    }
+}
+
+impl From<ExtractFailure> for Failure {
+    fn from(e: ExtractFailure) -> Self {
+        match e {
+            ExtractFailure::Unsupported(m) => Failure::Skipped(m),
+            ExtractFailure::TooLarge(limit) => {
+                Failure::Skipped(format!("larger than the extraction limit of {limit} bytes"))
+            }
+            ExtractFailure::Failed(m) => Failure::Failed {
+                status: None,
+                message: format!("extraction failed: {m}"),
+            },
+            ExtractFailure::TimedOut => Failure::Failed {
+                status: None,
+                message: "extraction timed out".into(),
+            },
+        }
     }
 }
 

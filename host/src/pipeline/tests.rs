@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::*;
@@ -23,6 +24,8 @@ use crate::sink::embedded::EmbeddedIndex;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    /// Bytes of `/huge.html` the server has handed to the connection.
+    served: Arc<AtomicU64>,
     /// Requests of `/held.txt` being answered now, and the most at once.
     held: Arc<(AtomicUsize, AtomicUsize)>,
     sink: Arc<EmbeddedIndex>,
@@ -37,6 +40,9 @@ async fn fixture() -> Fixture {
     let later_calls = Arc::new(AtomicU64::new(0));
     let held = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let held_route = held.clone();
+    let held_text = held.clone();
+    let served = Arc::new(AtomicU64::new(0));
+    let served_route = served.clone();
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(EmbeddedIndex::new(dir.path()));
     let server = tributary_fakes::FakeServer::start(
@@ -49,6 +55,40 @@ async fn fixture() -> Fixture {
                 }),
             )
             .route("/fast.txt", get(|| async { "fast body" }))
+            .route(
+                "/huge.html",
+                get(move || {
+                    // 64 MiB of HTML, produced a piece at a time and counted as handed over.
+                    let served = served_route.clone();
+                    let pieces = futures::stream::iter(0..1024).map(move |_| {
+                        let piece = "<p>the same words again and again</p>\n".repeat(1724);
+                        served.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(piece)
+                    });
+                    async move { axum::body::Body::from_stream(pieces) }
+                }),
+            )
+            .route(
+                "/late-pdf.txt",
+                get(|| async {
+                    // A PDF's first 70,000 bytes at once, the other 30,000 80 ms later.
+                    let mut head = b"%PDF-1.4\n".to_vec();
+                    head.resize(70_000, b'x');
+                    let pieces = futures::stream::iter([head, vec![b'x'; 30_000]]).then(
+                        |piece| async move {
+                            if piece.len() == 30_000 {
+                                tokio::time::sleep(Duration::from_millis(80)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(piece)
+                        },
+                    );
+                    axum::body::Body::from_stream(pieces)
+                }),
+            )
+            .route(
+                "/held-text.txt",
+                get(move || held_for(held_text.clone(), b"words ".to_vec())),
+            )
             .route(
                 "/held.txt",
                 get(move || {
@@ -99,6 +139,7 @@ async fn fixture() -> Fixture {
     );
     Fixture {
         _dir: dir,
+        served,
         held,
         sink,
         deps,
@@ -113,6 +154,18 @@ async fn fixture() -> Fixture {
             .unwrap(),
         ),
     }
+}
+
+/// 100,000 bytes starting with `start`, answered after 60 ms; `held` counts the answers being
+/// made now and the most at once.
+async fn held_for(held: Arc<(AtomicUsize, AtomicUsize)>, start: Vec<u8>) -> Vec<u8> {
+    let now = held.0.fetch_add(1, Ordering::SeqCst) + 1;
+    held.1.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    held.0.fetch_sub(1, Ordering::SeqCst);
+    let mut body = start;
+    body.resize(100_000, b'x');
+    body
 }
 
 impl Fixture {
@@ -532,4 +585,92 @@ async fn the_host_budget_bounds_downloads_of_all_jobs_together() {
         "two downloads at a time across both jobs"
     );
     assert_eq!(f.deps.download_budget.available(), 2_500);
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_read_only_until_its_text_is_full() {
+    let mut f = fixture().await;
+    f.deps.config.max_body_bytes = 100_000;
+    let mut p = f.pipeline(SyncKind::Full).await;
+    let doc = sized(f.fetch_doc("huge", "/huge.html"), None, 100 << 20);
+    let Some(Content::Fetch(req)) = doc.content.clone() else {
+        unreachable!()
+    };
+    let doc = Document {
+        content: Some(Content::Fetch(ContentRequest {
+            file_name: "huge.html".into(),
+            ..req
+        })),
+        ..doc
+    };
+    p.upsert(vec![doc]).await.unwrap().unwrap();
+    let counts = p.finish().await.unwrap();
+    assert_eq!(counts.content_extracted, 1);
+    let body = f.bodies().await.remove("huge").flatten().unwrap();
+    assert!(body.starts_with("the same words again and again\n\nthe same"));
+    assert!(
+        body.len() <= 100_000 && body.len() > 99_000,
+        "{}",
+        body.len()
+    );
+    // Read whole, all 64 MiB would have been handed over; streamed, reading stopped once the
+    // text was full (what the server wrote ahead into socket buffers is all that follows).
+    let served = f.served.load(Ordering::SeqCst);
+    assert!(served < 16 << 20, "the server handed over {served} bytes");
+}
+
+#[tokio::test]
+async fn a_body_whose_head_needs_whole_reading_reserves_the_whole_size() {
+    let mut f = fixture().await;
+    // Room for two streamed text bodies of 100,000 bytes (each holds its 64 KiB head and at most
+    // 1,000 bytes of text), but for one whole body only.
+    f.deps.config.max_body_bytes = 1_000;
+    f.deps.config.max_download_bytes_in_flight = 150_000;
+    let mut p = f.pipeline(SyncKind::Full).await;
+    p.set_concurrency(10);
+    let docs = |prefix: &str, path: &str| -> Vec<Document> {
+        (0..4)
+            .map(|i| {
+                sized(
+                    f.fetch_doc(&format!("{prefix}{i}"), path),
+                    Some(100_000),
+                    1 << 20,
+                )
+            })
+            .collect()
+    };
+    p.upsert(docs("t", "/held-text.txt"))
+        .await
+        .unwrap()
+        .unwrap();
+    p.checkpoint(vec![]).await.unwrap().unwrap();
+    assert_eq!(f.held.1.load(Ordering::SeqCst), 2, "two streamed at a time");
+
+    // Named `.txt` but a PDF: reserved as a streamed body (66,536 bytes), then, once the head
+    // shows the format, as the whole body (100,000 bytes) before the rest is read. While one
+    // holds its whole body, nothing else fits, so exactly 50,000 bytes stay free.
+    let budget = p.downloads.budget().clone();
+    let lowest = Arc::new(Mutex::new(Vec::new()));
+    let watch = {
+        let (budget, lowest) = (budget.clone(), lowest.clone());
+        tokio::spawn(async move {
+            loop {
+                lowest.lock().unwrap().push(budget.available());
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    p.upsert(docs("p", "/late-pdf.txt")).await.unwrap().unwrap();
+    p.checkpoint(vec![]).await.unwrap().unwrap();
+    watch.abort();
+    let seen = lowest.lock().unwrap().clone();
+    assert!(
+        seen.contains(&50_000),
+        "a whole body was never reserved: {seen:?}"
+    );
+    assert!(seen.iter().all(|free| *free <= 150_000));
+    assert_eq!(budget.available(), 150_000, "every share returned");
+    p.finish().await.unwrap();
+    let bodies = f.bodies().await;
+    assert_eq!(bodies["t0"].as_deref().map(str::len), Some(1_000));
 }

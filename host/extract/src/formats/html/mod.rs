@@ -41,7 +41,7 @@ use memchr::{memchr, memchr2, memmem};
 use crate::detect::Format;
 use crate::detect::find;
 use crate::error::{ExtractError, Result};
-use crate::text::{Sink, utf16_without_bom};
+use crate::text::{Sink, utf8_head, utf16_without_bom};
 use entities::Reference;
 
 /// How an element separates text.
@@ -155,35 +155,61 @@ const PIECE: usize = 32 * 1024;
 
 /// Extract HTML bytes.
 pub(crate) fn extract(bytes: &[u8], sink: &mut Sink) -> Result<()> {
-    let (encoding, bom) = encoding_of(bytes);
-    let body = &bytes[bom..];
-    if encoding == encoding_rs::UTF_8 {
-        // read in place; invalid sequences (a wrong meta label) become U+FFFD per run
-        Scanner::default().feed(body, true, sink)?;
-        return Ok(());
+    let (mut feed, bom) = Feed::new(bytes, true);
+    feed.feed(&bytes[bom..], true, sink)
+}
+
+/// A document fed in pieces (a download), in the encoding its head shows: UTF-8 is scanned in
+/// place, anything else transcoded [`PIECE`] bytes at a time.
+pub(crate) struct Feed {
+    decoder: Option<encoding_rs::Decoder>,
+    stream: Stream,
+    piece: String,
+}
+
+impl Feed {
+    /// A feed for a document that starts with `head` (`complete`: the whole document), and how
+    /// many bytes of byte-order mark the caller skips before feeding.
+    pub(crate) fn new(head: &[u8], complete: bool) -> (Self, usize) {
+        let (encoding, bom) = encoding_of(head, complete);
+        let decoder =
+            (encoding != encoding_rs::UTF_8).then(|| encoding.new_decoder_without_bom_handling());
+        let feed = Feed {
+            decoder,
+            stream: Stream::default(),
+            piece: String::new(),
+        };
+        (feed, bom)
     }
-    let mut decoder = encoding.new_decoder_without_bom_handling();
-    let mut stream = Stream::default();
-    let mut piece = String::new();
-    let mut pieces = body.chunks(PIECE).peekable();
-    if pieces.peek().is_none() {
-        return stream.feed(b"", true, sink);
-    }
-    while let Some(chunk) = pieces.next() {
-        let last = pieces.peek().is_none();
-        piece.clear();
-        let room = decoder.max_utf8_buffer_length(chunk.len()).ok_or_else(|| {
-            ExtractError::failed(Format::Html, "transcoding buffer size overflows")
-        })?;
-        piece.reserve(room);
-        // room for the whole chunk was reserved, so the decoder always finishes it
-        let _ = decoder.decode_to_string(chunk, &mut piece, last);
-        stream.feed(piece.as_bytes(), last, sink)?;
-        if sink.is_full() {
-            break;
+
+    /// Scans the next bytes of the document; `last` marks its end.
+    pub(crate) fn feed(&mut self, bytes: &[u8], last: bool, sink: &mut Sink) -> Result<()> {
+        let Some(decoder) = self.decoder.as_mut() else {
+            // read in place; invalid sequences (a wrong meta label) become U+FFFD per run
+            return self.stream.feed(bytes, last, sink);
+        };
+        if bytes.is_empty() {
+            self.piece.clear();
+            let _ = decoder.decode_to_string(b"", &mut self.piece, last);
+            return self.stream.feed(self.piece.as_bytes(), last, sink);
         }
+        let mut pieces = bytes.chunks(PIECE).peekable();
+        while let Some(chunk) = pieces.next() {
+            let end = last && pieces.peek().is_none();
+            self.piece.clear();
+            let room = decoder.max_utf8_buffer_length(chunk.len()).ok_or_else(|| {
+                ExtractError::failed(Format::Html, "transcoding buffer size overflows")
+            })?;
+            self.piece.reserve(room);
+            // room for the whole chunk was reserved, so the decoder always finishes it
+            let _ = decoder.decode_to_string(chunk, &mut self.piece, end);
+            self.stream.feed(self.piece.as_bytes(), end, sink)?;
+            if sink.is_full() {
+                break;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Extract already-decoded HTML.
@@ -745,11 +771,13 @@ fn separate(sep: Sep, sink: &mut Sink) {
 
 /// The encoding of an HTML body (see the module docs for the order of precedence)
 /// and the length of its byte-order mark.
-fn encoding_of(bytes: &[u8]) -> (&'static Encoding, usize) {
+/// The encoding of a document that starts with `bytes` (`complete`: the whole document; if
+/// not, a character cut at the end of `bytes` does not count against UTF-8).
+fn encoding_of(bytes: &[u8], complete: bool) -> (&'static Encoding, usize) {
     if let Some(found) = Encoding::for_bom(bytes) {
         return found;
     }
-    if std::str::from_utf8(bytes).is_ok() {
+    if utf8_head(bytes, complete) {
         return match utf16_without_bom(bytes) {
             Some(true) => (encoding_rs::UTF_16LE, 0),
             Some(false) => (encoding_rs::UTF_16BE, 0),

@@ -1,0 +1,341 @@
+//! Extraction of a body that arrives in pieces (a download), for the formats read front to
+//! back: plain text, Markdown, CSV, TSV and HTML. Other formats need the whole body
+//! ([`Begin::Whole`]).
+//!
+//! Invariants:
+//! - **Memory.** Besides its output (at most `max_output_bytes`), a stream holds one transcoded
+//!   piece (32 KiB of input at a time) and the HTML scanner's lookahead tail (under 80 bytes).
+//!   The body itself is never accumulated: a caller reads a piece, feeds it, and drops it.
+//! - **Same text.** The decisions taken on the body's start — format, encoding, "binary, not
+//!   text" — are taken on the head handed to [`begin`] by the same rules [`crate::extract`]
+//!   applies to the whole body, and the decoders and the HTML scanner give the same text for
+//!   any split of the rest. So a body whose head decides as the whole would (every body up to
+//!   [`HEAD_BYTES`], and any body whose start shows its encoding) yields the same text either
+//!   way.
+//! - **Stops early.** Once the output is full, [`Streaming::feed`] answers `false` and the
+//!   caller stops reading: the rest of the body would be cut anyway.
+//! - **Limits.** More input than `max_input_bytes` is [`ExtractError::TooLarge`], the time
+//!   limit is checked at every piece (and inside the HTML scanner), and a panic while scanning
+//!   a piece is contained like any parser's.
+
+use crate::detect::{Detection, Format, detect_inner};
+use crate::error::{ExtractError, Result};
+use crate::formats::{delimited, html};
+use crate::limits::{Budget, Limits};
+use crate::run::{Extracted, contain};
+use crate::text::{Sink, looks_binary, text_encoding};
+
+/// How much of a body's start [`begin`] should see: enough to sniff any format, find an HTML
+/// `charset`, and tell UTF-8 from legacy encodings the way the whole body would.
+pub const HEAD_BYTES: usize = 64 * 1024;
+
+/// How to go on with a body after its head.
+pub enum Begin {
+    /// Feed the rest to this stream (the head is already in it).
+    Streaming(Streaming),
+    /// This format needs the whole body: collect it, then [`crate::extract_as`] (or an
+    /// [`crate::Extractor`]) with this format.
+    Whole(Format),
+}
+
+/// Whether a body named `file_name`, of type `mime`, will most likely stream, judged before any
+/// byte is seen (the head decides for real): lets a caller size what it reserves for it.
+pub fn likely_streams(file_name: &str, mime: Option<&str>) -> bool {
+    matches!(
+        detect_inner(file_name, mime, b""),
+        Detection::Format(f) if streams(f)
+    )
+}
+
+fn streams(format: Format) -> bool {
+    matches!(
+        format,
+        Format::Text | Format::Markdown | Format::Csv | Format::Tsv | Format::Html
+    )
+}
+
+/// Starts extracting a body from its first bytes, `head` (at least [`HEAD_BYTES`] of it, or all
+/// of it with `complete`): detects the format as [`crate::extract`] does and, for a format read
+/// front to back, feeds `head` to a new stream.
+pub fn begin(
+    head: &[u8],
+    complete: bool,
+    file_name: &str,
+    mime: Option<&str>,
+    limits: &Limits,
+) -> Result<Begin> {
+    let format = match detect_inner(file_name, mime, head) {
+        Detection::Format(format) => format,
+        Detection::Unsupported(what) => return Err(ExtractError::Unsupported(what)),
+    };
+    if !streams(format) {
+        return Ok(Begin::Whole(format));
+    }
+    if looks_binary(head) {
+        return Err(ExtractError::failed(
+            format,
+            "binary content (NUL bytes), not text",
+        ));
+    }
+    let sink = Sink::new(limits.max_output_bytes, Budget::new(limits));
+    let (decoder, skip) = match format {
+        Format::Html => {
+            let (feed, bom) = html::Feed::new(head, complete);
+            (Decoder::Html(Box::new(feed)), bom)
+        }
+        _ => {
+            let (encoding, bom) = text_encoding(head, complete);
+            let decoder = encoding.new_decoder_without_bom_handling();
+            let cells = matches!(format, Format::Csv | Format::Tsv)
+                .then(|| Box::new(delimited::Feed::new(format)));
+            (Decoder::Text(decoder, String::new(), cells), bom)
+        }
+    };
+    let mut stream = Streaming {
+        format,
+        decoder,
+        sink,
+        read: 0,
+        max_input_bytes: limits.max_input_bytes,
+    };
+    stream.read = (skip as u64).min(head.len() as u64);
+    stream.scan(head.get(skip..).unwrap_or_default(), false)?;
+    Ok(Begin::Streaming(stream))
+}
+
+/// A body being extracted as it arrives.
+pub struct Streaming {
+    format: Format,
+    decoder: Decoder,
+    sink: Sink,
+    read: u64,
+    max_input_bytes: u64,
+}
+
+enum Decoder {
+    /// Plain text or Markdown: decoded, then normalised by the sink; CSV and TSV: decoded,
+    /// then read into cells.
+    Text(encoding_rs::Decoder, String, Option<Box<delimited::Feed>>),
+    Html(Box<html::Feed>),
+}
+
+impl Streaming {
+    /// The format the body is read as.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Feeds the next piece of the body. `Ok(false)` when the output is full: the caller stops
+    /// reading, the rest would be cut anyway.
+    pub fn feed(&mut self, piece: &[u8]) -> Result<bool> {
+        self.scan(piece, false)?;
+        Ok(!self.sink.is_full())
+    }
+
+    /// Ends the body: the text, and whether it was cut.
+    pub fn finish(mut self) -> Result<Extracted> {
+        if !self.sink.is_full() {
+            self.scan(b"", true)?;
+        }
+        let (text, truncated) = self.sink.finish();
+        Ok(Extracted {
+            text,
+            format: self.format,
+            truncated,
+        })
+    }
+
+    fn scan(&mut self, piece: &[u8], last: bool) -> Result<()> {
+        self.read = self.read.saturating_add(piece.len() as u64);
+        if self.read > self.max_input_bytes {
+            return Err(ExtractError::TooLarge {
+                size: self.read,
+                limit: self.max_input_bytes,
+            });
+        }
+        if self.sink.is_full() {
+            return Ok(());
+        }
+        self.sink.budget().check_time()?;
+        let (format, sink) = (self.format, &mut self.sink);
+        match &mut self.decoder {
+            Decoder::Html(feed) => contain(format, || feed.feed(piece, last, sink)),
+            Decoder::Text(decoder, text, cells) => {
+                text.clear();
+                let room = decoder.max_utf8_buffer_length(piece.len()).ok_or_else(|| {
+                    ExtractError::failed(format, "decoding buffer size overflows")
+                })?;
+                text.reserve(room);
+                // room for the whole piece was reserved, so the decoder always finishes it
+                let _ = decoder.decode_to_string(piece, text, last);
+                contain(format, || match cells {
+                    Some(cells) => cells.feed(text.as_bytes(), last, sink),
+                    None => {
+                        sink.push(text);
+                        Ok(())
+                    }
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::extract;
+
+    /// Extracts `body` through a stream begun with its first `head` bytes and fed in pieces of
+    /// `piece` bytes.
+    fn streamed(body: &[u8], name: &str, head: usize, piece: usize, limits: &Limits) -> Extracted {
+        let head = head.min(body.len());
+        let complete = head == body.len();
+        let Begin::Streaming(mut stream) =
+            begin(&body[..head], complete, name, None, limits).unwrap()
+        else {
+            panic!("{name} does not stream");
+        };
+        for chunk in body[head..].chunks(piece.max(1)) {
+            if !stream.feed(chunk).unwrap() {
+                break;
+            }
+        }
+        stream.finish().unwrap()
+    }
+
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn streamed_text_and_html_equal_the_whole_body_for_any_split() {
+        let limits = Limits::default();
+        // (name, body, the shortest head that shows what the whole body shows)
+        let bodies: Vec<(&str, Vec<u8>, usize)> = vec![
+            (
+                "a.txt",
+                "Grüße aus Köln\r\n\r\nzweiter  Absatz — ünd 日本語のテキスト\r\nend\n"
+                    .repeat(40)
+                    .into_bytes(),
+                1,
+            ),
+            ("b.md", b"# Title\n\n* one\n* two\t\tthree\n".repeat(50), 1),
+            (
+                "f.csv",
+                "name,city,note\r\n\"Müller, Anna\",Köln,\"said \"\"hi\"\"\nthen left\"\n,,\n\nplain,日本,x\n"
+                    .repeat(40)
+                    .into_bytes(),
+                1,
+            ),
+            (
+                "g.tsv",
+                "a\tb c\t\"not quoted\nnext\t\tÜber\n".repeat(60).into_bytes(),
+                1,
+            ),
+            (
+                "c.html",
+                "<html><head><title>t</title><style>p{}</style></head><body><p class='x>y'>Héllo &amp; <b>wörld</b>&nbsp;日本</p><script>if (a<b) x()</script><!-- c --><div>two</div></body></html>\n"
+                    .repeat(40)
+                    .into_bytes(),
+                1,
+            ),
+            // legacy HTML announced by its meta charset
+            (
+                "d.html",
+                [
+                    &b"<html><head><meta charset=\"windows-1252\"></head><body><p>caf"[..],
+                    &[0xE9],
+                    b" cr\xE8me</p>",
+                ]
+                .concat()
+                .repeat(30),
+                // up to the first legacy byte, the start is plain ASCII
+                70,
+            ),
+            // UTF-16 with a byte-order mark
+            (
+                "e.txt",
+                std::iter::once([0xFF, 0xFE])
+                    .flatten()
+                    .chain("zwei Wörter\n".repeat(50).encode_utf16().flat_map(u16::to_le_bytes))
+                    .collect(),
+                2,
+            ),
+        ];
+        let mut next = rng(3);
+        for (name, body, shortest) in &bodies {
+            let whole = extract(body, name, None, &limits).unwrap();
+            for _ in 0..200 {
+                let head = shortest + (next() as usize) % (body.len() - shortest);
+                let piece = 1 + (next() as usize) % 97;
+                let got = streamed(body, name, head, piece, &limits);
+                assert_eq!(got, whole, "{name}: head {head}, pieces of {piece}");
+            }
+            // the head the host uses, with the body's whole length
+            assert_eq!(streamed(body, name, HEAD_BYTES, 16 * 1024, &limits), whole);
+        }
+    }
+
+    #[test]
+    fn a_long_body_is_judged_by_its_head_and_stops_once_the_output_is_full() {
+        let limits = Limits::default().with_max_output_bytes(1000);
+        let body = "<p>word after word</p>\n".repeat(100_000).into_bytes();
+        let Begin::Streaming(mut stream) =
+            begin(&body[..HEAD_BYTES], false, "big.html", None, &limits).unwrap()
+        else {
+            panic!("html streams");
+        };
+        // the head alone fills 1000 bytes of text: the caller is told to stop reading
+        assert!(!stream.feed(&body[HEAD_BYTES..HEAD_BYTES + 10]).unwrap());
+        let out = stream.finish().unwrap();
+        assert!(out.truncated);
+        assert!(
+            out.text.len() <= 1000 && out.text.len() > 900,
+            "{}",
+            out.text.len()
+        );
+        assert_eq!(out, extract(&body, "big.html", None, &limits).unwrap());
+    }
+
+    #[test]
+    fn other_formats_need_the_whole_body_and_limits_hold() {
+        let limits = Limits::default().with_max_input_bytes(100_000);
+        let pdf = b"%PDF-1.7\n1 0 obj<<>>endobj\n";
+        assert!(matches!(
+            begin(pdf, false, "x.txt", None, &limits).unwrap(),
+            Begin::Whole(Format::Pdf)
+        ));
+        assert!(matches!(
+            begin(b"\x89PNG\r\n\x1a\n", false, "x.png", None, &limits),
+            Err(ExtractError::Unsupported(_))
+        ));
+        assert!(matches!(
+            begin(b"abc\0\0\x01def", false, "x.txt", None, &limits),
+            Err(ExtractError::Failed(m)) if m.contains("binary")
+        ));
+        // more input than allowed is too large, as for a whole body
+        let Begin::Streaming(mut stream) =
+            begin(&[b'a'; 60_000], false, "x.txt", None, &limits).unwrap()
+        else {
+            panic!("text streams");
+        };
+        assert!(matches!(
+            stream.feed(&[b'b'; 60_000]),
+            Err(ExtractError::TooLarge {
+                size: 120_000,
+                limit: 100_000
+            })
+        ));
+        assert!(likely_streams("page.html", None));
+        assert!(likely_streams("notes", Some("text/plain")));
+        assert!(!likely_streams("report.pdf", None));
+    }
+}
