@@ -9,13 +9,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use tributary_extract::service::ServiceClient;
-use tributary_extract::stream::Begin;
+use tributary_extract::stream::{Begin, HEAD_BYTES};
 use tributary_extract::{ExtractError, Extractor, Limits as ExtractLimits};
 
 use crate::bindings::extract::ExtractError as WitExtractError;
+use crate::bindings::http::HttpError;
+use crate::net::Body;
 
 /// Operator settings for extraction.
 #[derive(Clone, Debug, Deserialize)]
@@ -169,6 +171,70 @@ impl Extraction {
             .with_max_output_bytes(max_output_bytes.min(self.max_output_bytes()));
         tributary_extract::stream::begin(head, complete, file_name, mime, &limits)
             .map_err(ExtractFailure::from)
+    }
+
+    /// Reads a downloaded body into text (local extraction): its head decides
+    /// ([`Extraction::begin`]); text, Markdown, CSV, TSV and HTML are then fed piece by piece,
+    /// each piece dropped once scanned, and reading stops once the text is full; any other format
+    /// is read whole once `before_whole` has finished (a caller holding a memory share grows it
+    /// there) and extracted off the async runtime. `Err` is a transfer failure (worth another
+    /// attempt), `Ok(Err)` the extraction's verdict.
+    pub async fn read_text(
+        &self,
+        mut body: Body,
+        file_name: &str,
+        mime: Option<&str>,
+        max_input_bytes: u64,
+        max_output_bytes: usize,
+        before_whole: impl Future<Output = ()>,
+    ) -> Result<Result<String, ExtractFailure>, HttpError> {
+        let mut head = Vec::new();
+        let complete = loop {
+            if head.len() >= HEAD_BYTES {
+                break false;
+            }
+            match body.chunk().await? {
+                Some(piece) => head.extend_from_slice(&piece),
+                None => break true,
+            }
+        };
+        let begun = self.begin(
+            &head,
+            complete,
+            file_name,
+            mime,
+            max_input_bytes,
+            max_output_bytes,
+        );
+        match begun {
+            Err(e) => Ok(Err(e)),
+            Ok(Begin::Streaming(mut stream)) => {
+                drop(head);
+                while let Some(piece) = body.chunk().await? {
+                    match stream.feed(&piece) {
+                        Ok(true) => {}
+                        // the text is full: the rest would be cut anyway
+                        Ok(false) => break,
+                        Err(e) => return Ok(Err(e.into())),
+                    }
+                }
+                Ok(stream
+                    .finish()
+                    .map(|e| e.text)
+                    .map_err(ExtractFailure::from))
+            }
+            Ok(Begin::Whole(_)) => {
+                before_whole.await;
+                let declared = body.declared_len().unwrap_or(0).min(max_input_bytes);
+                let mut all = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+                all.extend_from_slice(&head);
+                drop(head);
+                while let Some(piece) = body.chunk().await? {
+                    all.extend_from_slice(&piece);
+                }
+                Ok(self.extract(all.freeze(), file_name, mime).await)
+            }
+        }
     }
 
     /// Extracts text from `body`.

@@ -24,11 +24,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use bytes::BytesMut;
 use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tributary_extract::stream::{Begin, HEAD_BYTES, likely_streams};
+use tributary_extract::stream::{HEAD_BYTES, likely_streams};
 
 use crate::bindings::http::HttpError;
 use crate::bindings::index::{ContentFailure, ContentRequest};
@@ -296,59 +295,21 @@ impl Fetcher {
             .map_err(Failure::from)
     }
 
-    /// Reads a body into text: piece by piece through a stream for the formats read front to
-    /// back (the pieces are dropped as they are scanned, and reading stops once the text is
-    /// full), or whole for the others, after growing the reservation to the whole body.
+    /// Reads a body into text, piece by piece when its format allows (see
+    /// [`Extraction::read_text`]); a body read whole first grows the reservation to its whole
+    /// size.
     async fn read(
         &self,
         request: &ContentRequest,
-        mut body: Body,
+        body: Body,
         max_bytes: u64,
         reservation: &Reservation,
     ) -> Result<Result<String, ExtractFailure>, HttpError> {
-        let mut head = Vec::new();
-        let complete = loop {
-            if head.len() >= HEAD_BYTES {
-                break false;
-            }
-            match body.chunk().await? {
-                Some(piece) => head.extend_from_slice(&piece),
-                None => break true,
-            }
-        };
         let (name, mime) = (&request.file_name, request.mime_type.as_deref());
-        let begun =
-            self.extraction
-                .begin(&head, complete, name, mime, max_bytes, self.max_body_bytes);
-        match begun {
-            Err(e) => Ok(Err(e)),
-            Ok(Begin::Streaming(mut stream)) => {
-                drop(head);
-                while let Some(piece) = body.chunk().await? {
-                    match stream.feed(&piece) {
-                        Ok(true) => {}
-                        // the text is full: the rest would be cut anyway
-                        Ok(false) => break,
-                        Err(e) => return Ok(Err(e.into())),
-                    }
-                }
-                Ok(stream
-                    .finish()
-                    .map(|e| e.text)
-                    .map_err(ExtractFailure::from))
-            }
-            Ok(Begin::Whole(_)) => {
-                reservation.hold(reservation.whole).await;
-                let declared = body.declared_len().unwrap_or(0).min(max_bytes);
-                let mut all = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
-                all.extend_from_slice(&head);
-                drop(head);
-                while let Some(piece) = body.chunk().await? {
-                    all.extend_from_slice(&piece);
-                }
-                Ok(self.extraction.extract(all.freeze(), name, mime).await)
-            }
-        }
+        let whole = reservation.hold(reservation.whole);
+        self.extraction
+            .read_text(body, name, mime, max_bytes, self.max_body_bytes, whole)
+            .await
     }
 }
 
