@@ -183,7 +183,7 @@ pub(super) fn validation_error(e: JobError) -> ApiError {
         "plugin": "feed",
         "config": {"base_url": "https://feed.example.com", "page_size": 50},
         "rules": [{"field": "title", "rule": "starts_with", "value": "Draft", "policy": "exclude"}],
-        "schedule": {"full_minutes": 1440, "incremental_every": "15m"}
+        "schedule": {"full_cron": "30 2 * * *"}
     })),
     responses(
         (status = 201, description = "Created", body = Connector),
@@ -287,7 +287,7 @@ async fn get_connector(
     request_body(content = ConnectorBody, example = json!({
         "plugin": "feed",
         "config": {"base_url": "https://feed.example.com", "page_size": 100},
-        "schedule": {"full_cron": "30 2 * * *", "incremental_every": "15m"}
+        "schedule": {"full_cron": "0 3 * * 0"}
     })),
     responses(
         (status = 200, description = "Replaced", body = Connector),
