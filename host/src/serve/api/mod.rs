@@ -450,7 +450,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     tag = "service",
     summary = "This OpenAPI 3.1 document",
     responses(
-        (status = 200, description = "The OpenAPI document, generated from the routes", body = serde_json::Value),
+        (status = 200, description = "The OpenAPI document, generated from the routes", body = Object),
     ),
 )]
 async fn openapi() -> Response {
@@ -490,6 +490,30 @@ async fn whoami(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<Wh
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_health_and_the_document_are_public() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut public = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("security").is_none() {
+                    public.push(format!("{method} {path}"));
+                } else {
+                    assert_eq!(
+                        op["responses"]["401"]["$ref"], "#/components/responses/Unauthorized",
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+        assert_eq!(public, ["get /health", "get /v1/openapi.json"]);
+        let described = &doc["paths"]["/v1/openapi.json"]["get"]["responses"]["200"];
+        assert_eq!(
+            described["content"]["application/json"]["schema"]["type"],
+            "object"
+        );
+    }
 
     #[test]
     fn errors_shown_to_tenants_quote_only_an_excerpt() {
