@@ -155,7 +155,7 @@ enum Command {
         command: tributary_cli::scaffold::PluginCommand,
     },
     /// Run the multi-tenant service: admin and tenant HTTP API (/v1/openapi.json describes
-    /// it), job queue, schedules, plugin hot swap, /metrics.
+    /// it, /docs browses it), web console at /, job queue, schedules, plugin hot swap, /metrics.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7700")]
@@ -180,10 +180,13 @@ enum SinkArg {
     Elasticsearch,
 }
 
+/// A sync kind on the command line, spelled as the service API and job reports spell it
+/// (`access_control`; `access-control` is still accepted).
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
     Full,
     Incremental,
+    #[value(name = "access_control", alias = "access-control")]
     AccessControl,
 }
 
@@ -293,5 +296,18 @@ mod tests {
             .render_help()
             .to_string();
         assert!(help.contains("--data-dir"), "{help}");
+    }
+
+    #[test]
+    fn sync_kinds_are_spelled_as_the_api_spells_them() {
+        use clap::ValueEnum;
+        for kind in super::Kind::value_variants() {
+            let name = kind.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name, tributary_host::SyncKind::from(*kind).as_str());
+        }
+        assert_eq!(
+            super::Kind::value_variants().len(),
+            tributary_host::SyncKind::ALL.len()
+        );
     }
 }

@@ -202,7 +202,8 @@ impl Browser {
         }
     }
 
-    async fn sign_in(&self, token: &str, tenant: &str) {
+    /// Signs in with a token alone (the console asks `/v1/whoami` whose it is).
+    async fn sign_in(&self, token: &str) {
         self.open("").await;
         // Signed out: the session is the tab's storage.
         self.client
@@ -215,7 +216,6 @@ impl Browser {
         })
         .await;
         self.type_into("#token", token).await;
-        self.type_into("#tenant", tenant).await;
         self.click("#sign-in").await;
     }
 }
@@ -366,16 +366,17 @@ async fn console_in_a_real_browser() {
     .await;
     let b = Browser::start(&base).await;
 
-    // A tenant token does not open another tenant.
-    b.sign_in(&token, "other").await;
+    // A token the service does not know signs nobody in.
+    b.sign_in("trb_not-a-token-of-this-service").await;
     b.text_when("#sign-in-error", |t| {
-        t.contains("this token does not reach that tenant")
+        t.contains("this token is not known here")
     })
     .await;
     assert!(b.displayed("#view-sign-in").await);
 
-    // Sign in as the tenant: no admin link, and the admin page refuses.
-    b.sign_in(&token, "acme").await;
+    // Sign in with the tenant's token alone: it opens its own tenant, with no admin link, and
+    // the admin page refuses.
+    b.sign_in(&token).await;
     b.text_when("#who", |t| t == "tenant acme").await;
     assert!(!b.displayed("#nav-admin").await);
     b.open("#admin").await;
@@ -442,6 +443,22 @@ async fn console_in_a_real_browser() {
         t.contains("Refresh token is required")
     })
     .await;
+    // The schedule form: a kind switched on needs its interval or cron expression.
+    b.click("#schedule-incremental-on").await;
+    b.click("#save-connector").await;
+    b.text_when("#schedule-error", |t| {
+        t.contains("Incremental syncs need an interval")
+    })
+    .await;
+    b.click("#schedule-incremental-on").await;
+    b.click("#schedule-full-on").await;
+    b.find("#schedule-full-how")
+        .await
+        .select_by_value("cron")
+        .await
+        .unwrap();
+    // Once a year, so no scheduled sync runs during the test.
+    b.type_into("#schedule-full-value", "0 3 1 1 *").await;
     b.shot("connector-form").await;
     b.type_into("#field-refresh_token", fake.team_refresh_token())
         .await;
@@ -461,6 +478,11 @@ async fn console_in_a_real_browser() {
         created["secrets_set"],
         json!(["app_key", "app_secret", "refresh_token"])
     );
+    assert_eq!(created["schedule"]["full_cron"], "0 3 1 1 *", "{created}");
+    assert!(
+        created["schedule"]["incremental_every"].is_null(),
+        "{created}"
+    );
 
     // Editing shows secrets as set, never their values.
     b.click("[data-test=connector-row][data-id=docs] [data-test=edit]")
@@ -469,6 +491,13 @@ async fn console_in_a_real_browser() {
         t == "set"
     })
     .await;
+    let cron = b
+        .find("#schedule-full-value")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(cron.as_deref(), Some("0 3 1 1 *"));
     let shown = b
         .find("#field-refresh_token")
         .await
@@ -504,6 +533,16 @@ async fn console_in_a_real_browser() {
         }
     };
     assert_eq!(done, "succeeded", "{seen:?}");
+    // Start times come as RFC 3339 and are shown in UTC.
+    let started = b
+        .text_when("[data-test=job-row] [data-test=job-started]", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert!(
+        started.len() == 23 && started.ends_with(" UTC") && started.as_bytes()[10] == b' ',
+        "{started}"
+    );
     let total = (FILLER + 3) as u64;
     assert_eq!(seen.last().unwrap().1, total, "{seen:?}");
     let running: Vec<u64> = seen
@@ -564,7 +603,7 @@ async fn console_in_a_real_browser() {
     assert_eq!(injected, json!([0, true]));
 
     // Admin: tenants and metrics, upload a new plugin version, roll it back.
-    b.sign_in(ADMIN, "").await;
+    b.sign_in(ADMIN).await;
     b.text_when("#who", |t| t == "admin").await;
     b.find("[data-test=tenant-row][data-id=acme]").await;
     b.text_when("#metrics-glance", |t| {
@@ -616,6 +655,17 @@ async fn console_in_a_real_browser() {
         .collect();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["version"], feed_before.as_str(), "{feed_after}");
+
+    // `/docs`: Swagger UI, embedded and offline, draws the generated document under its
+    // script policy (an inline script or a blocked asset would leave the page empty).
+    b.click("#api-docs").await;
+    b.text_when(".information-container .title", |t| {
+        t.contains("tributary service API")
+    })
+    .await;
+    b.find("#operations-service-whoami").await;
+    b.find("#operations-connectors-triggerSync").await;
+    b.shot("docs").await;
 
     b.client.clone().close().await.unwrap();
 
@@ -726,4 +776,52 @@ async fn console_assets_and_plugin_schema_over_http() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // `/docs` is embedded: its page and assets come from this origin under their own policy
+    // (inline styles, which Swagger UI sets, but scripts from this origin only), pointed at the
+    // generated document.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let docs = no_redirect
+        .get(format!("{}/docs", svc.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 303);
+    assert_eq!(docs.headers()["location"], "/docs/");
+    for (path, kind, needle) in [
+        ("/docs/", "text/html", "swagger-ui-bundle.js"),
+        (
+            "/docs/swagger-initializer.js",
+            "text/javascript",
+            "/v1/openapi.json",
+        ),
+        (
+            "/docs/swagger-ui-bundle.js",
+            "text/javascript",
+            "SwaggerUIBundle",
+        ),
+        ("/docs/swagger-ui.css", "text/css", ".swagger-ui"),
+    ] {
+        let r = http
+            .get(format!("{}{path}", svc.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}: {:?}",
+            headers["content-type"]
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self';") && csp.contains("style-src 'self' 'unsafe-inline'"),
+            "{path}: {csp}"
+        );
+        assert!(r.text().await.unwrap().contains(needle), "{path}");
+    }
 }

@@ -31,7 +31,7 @@ pub struct Counters {
 }
 
 /// A copy of [`Counters`] at one moment.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CountsSnapshot {
     /// Documents the plugin produced.
     pub received: u64,

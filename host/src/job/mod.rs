@@ -4,7 +4,9 @@
 //! - a job has exactly one [`SyncKind`] and ends in exactly one terminal [`JobStatus`]
 //!   (`succeeded`, `failed`, `cancelled`); `queued` and `running` are the only other states;
 //! - every failure carries a [`JobErrorKind`], spelled in snake case the same way in reports,
-//!   the service API and the database, so callers match on the enum, never on message text.
+//!   the service API and the database, so callers match on the enum, never on message text;
+//! - the service's OpenAPI schemas of these types are derived from them (`ToSchema`), so the
+//!   document's enums are these serde spellings.
 
 mod counters;
 mod records;
@@ -17,7 +19,7 @@ pub use records::Jobs;
 pub use report::JobReport;
 
 /// What kind of sync a job runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncKind {
     /// Everything; vanished documents are deleted at the end.
@@ -53,7 +55,7 @@ impl std::fmt::Display for SyncKind {
 }
 
 /// How a job ended (or that it has not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for a free slot (the service's queue).
@@ -107,7 +109,7 @@ impl std::fmt::Display for JobStatus {
 }
 
 /// Why a job failed: a plugin's own error case, or the host's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobErrorKind {
     /// The connector's configuration, rules or plugin choice is wrong (plugin or host).
@@ -178,7 +180,7 @@ impl PartialEq<&str> for JobErrorKind {
 }
 
 /// A typed failure: its [`JobErrorKind`] and what happened, in words.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     /// Category.
     pub kind: JobErrorKind,

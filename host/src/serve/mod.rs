@@ -5,8 +5,8 @@
 //! - `config.rs` — `[service]` of `tributary.toml` ([`ServeConfig`]);
 //! - `store.rs` — tenants (hashed API tokens, quotas), connectors, the durable job queue,
 //!   schedule marks, uploaded plugin versions, in the host's SQLite database;
-//! - `api/` — the admin and tenant HTTP API (axum), its authentication, `/metrics`;
-//! - `openapi.rs` — the OpenAPI description of that API;
+//! - `api/` — the admin and tenant HTTP API (axum), its authentication, `/metrics`, its
+//!   OpenAPI document (generated from the handlers) and `/docs`;
 //! - `dispatch.rs` — the job lifecycle: queue → dispatcher (global and per-tenant concurrency,
 //!   fairness between tenants, one job per connector at a time) → a job in its own wasm store
 //!   with its tenant's limits → recorded report;
@@ -30,7 +30,6 @@ pub mod api;
 mod config;
 mod dispatch;
 mod metrics;
-mod openapi;
 mod plugins;
 mod scheduler;
 pub mod store;

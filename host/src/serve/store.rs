@@ -17,7 +17,7 @@ use crate::db::Db;
 use crate::job::SyncKind;
 
 /// Per-tenant limits; unset fields take the service's `[service.tenant_defaults]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantQuotas {
     /// Connectors the tenant may configure.

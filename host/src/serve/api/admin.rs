@@ -5,50 +5,68 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
+use super::model::{
+    ActivateBody, CreatedTenant, ErrorBody, NewTenant, Plugin, PluginList, PluginVersion,
+    RejectedPlugin, Tenant, TenantDetail, TenantList, TenantQuotasSet, TenantToken, TenantUpdate,
+    TenantUsage, utc,
+};
 use super::{
-    ApiError, ApiResult, App, Caller, JsonArg, QueryArg, admin, bad, caller, json_body, not_found,
-    ok, query, shown, tenant_scope,
+    ApiError, ApiResult, App, Caller, JsonArg, OptionalJsonArg, QueryArg, admin, bad, caller,
+    json_body, not_found, optional_json_body, query, shown, tenant_scope,
 };
 use crate::connector::valid_name;
-use crate::serve::{TenantQuotas, new_token, token_hash};
+use crate::serve::{new_token, token_hash};
 
 /// The admin routes.
-pub(super) fn routes(upload_limit: usize) -> axum::Router<App> {
-    axum::Router::new()
-        .route(
-            "/v1/plugins",
-            get(list_plugins)
-                .post(upload_plugin)
+pub(super) fn routes(upload_limit: usize) -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(
+            routes!(list_plugins, upload_plugin)
                 // The one route whose body may be larger than a JSON route's.
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/v1/plugins/{name}/activate", post(activate_plugin))
-        .route("/v1/plugins/{name}/rollback", post(roll_back_plugin))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route(
-            "/v1/tenants/{tenant}",
-            get(get_tenant).patch(update_tenant).delete(delete_tenant),
-        )
-        .route("/v1/tenants/{tenant}/token", post(rotate_token))
+        .routes(routes!(activate_plugin))
+        .routes(routes!(roll_back_plugin))
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant, delete_tenant))
+        .routes(routes!(rotate_token))
 }
 
-async fn list_plugins(State(app): State<App>, headers: HeaderMap) -> ApiResult {
+/// Loaded plugin versions; the admin also sees refused uploads.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    operation_id = "listPlugins",
+    tag = "plugins",
+    summary = "Loaded plugin versions (the admin also sees refused uploads)",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every loaded version", body = PluginList)),
+)]
+async fn list_plugins(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<PluginList>> {
     let who = caller(&app, &headers).await?;
-    let mut body = json!({"plugins": app.host.plugins()});
-    if who == Caller::Admin {
-        body["rejected"] = json!(app.rejections());
-    }
-    ok(body)
+    let rejected = (who == Caller::Admin).then(|| {
+        app.rejections()
+            .into_iter()
+            .map(RejectedPlugin::from)
+            .collect()
+    });
+    Ok(Json(PluginList {
+        plugins: app.host.plugins().into_iter().map(Plugin::from).collect(),
+        rejected,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UploadQuery {
+    /// Make the new version active (default); `false` keeps the current one active.
     #[serde(default = "yes")]
+    #[param(example = false)]
     activate: bool,
 }
 
@@ -56,12 +74,37 @@ fn yes() -> bool {
     true
 }
 
+/// Uploads a plugin component: compiled, checked and kept; active unless `activate=false`.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins",
+    operation_id = "uploadPlugin",
+    tag = "plugins",
+    summary = "Upload a plugin component (the .wasm bytes)",
+    description = "The component is compiled and checked (its WIT world, manifest and \
+        configuration schema) before it is kept; a refused one answers 422 saying why and is \
+        listed under `rejected`. The body limit is `[service] max_upload_mib`.",
+    security(("bearer" = [])),
+    params(UploadQuery),
+    request_body(
+        content = String,
+        content_type = "application/wasm",
+        description = "A WebAssembly component of the `tributary:connector` world",
+    ),
+    responses(
+        (status = 201, description = "Kept (and active unless `activate=false`)", body = PluginVersion),
+        (status = 400, description = "An empty body, or a query that does not parse", body = ErrorBody),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 413, description = "Over the upload limit", body = ErrorBody),
+        (status = 422, description = "The plugin was refused, and why", body = ErrorBody),
+    ),
+)]
 async fn upload_plugin(
     State(app): State<App>,
     headers: HeaderMap,
     q: QueryArg<UploadQuery>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult {
+) -> ApiResult<(StatusCode, Json<PluginVersion>)> {
     admin(&app, &headers).await?;
     let q = query(q)?;
     // Over the upload limit: 413, as JSON.
@@ -77,14 +120,13 @@ async fn upload_plugin(
                 .is_ok_and(|p| p.digest == plugin.digest);
             Ok((
                 StatusCode::CREATED,
-                Json(json!({
-                    "name": plugin.manifest.name,
-                    "version": plugin.manifest.version,
-                    "digest": plugin.digest,
-                    "active": active,
-                })),
-            )
-                .into_response())
+                Json(PluginVersion {
+                    name: plugin.manifest.name.clone(),
+                    version: plugin.manifest.version.clone(),
+                    digest: plugin.digest.clone(),
+                    active,
+                }),
+            ))
         }
         Err(err) => Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,65 +135,131 @@ async fn upload_plugin(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActivateBody {
-    /// A version string or a digest prefix (8+ hex digits).
-    version: String,
-}
-
+/// Makes a kept version of a plugin the active one.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/activate",
+    operation_id = "activatePlugin",
+    tag = "plugins",
+    summary = "Make a kept version active",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name", example = "feed")),
+    request_body(
+        content = ActivateBody,
+        example = json!({"version": "0.2.0-next"}),
+    ),
+    responses(
+        (status = 200, description = "Active now", body = PluginVersion),
+        (status = 400, description = "No JSON body, or JSON that does not parse", body = ErrorBody),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 404, description = "No such plugin or version", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+    ),
+)]
 async fn activate_plugin(
     State(app): State<App>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    body: Option<Json<ActivateBody>>,
-) -> ApiResult {
+    body: OptionalJsonArg<ActivateBody>,
+) -> ApiResult<Json<PluginVersion>> {
     admin(&app, &headers).await?;
-    let Some(Json(body)) = body else {
+    let Some(body) = optional_json_body(body)? else {
         return Err(bad("body must be {\"version\": \"<version or digest>\"}"));
     };
     let plugin = app
         .activate_plugin(&name, &body.version)
         .await
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("{e:#}")))?;
-    ok(
-        json!({"name": name, "version": plugin.manifest.version, "digest": plugin.digest, "active": true}),
-    )
+    Ok(Json(PluginVersion {
+        name,
+        version: plugin.manifest.version.clone(),
+        digest: plugin.digest.clone(),
+        active: true,
+    }))
 }
 
+/// Makes the version before the active one active.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/rollback",
+    operation_id = "rollBackPlugin",
+    tag = "plugins",
+    summary = "Make the version before the active one active",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name", example = "feed")),
+    responses(
+        (status = 200, description = "The earlier version is active now", body = PluginVersion),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 409, description = "No earlier version to go back to (or no such plugin)", body = ErrorBody),
+    ),
+)]
 async fn roll_back_plugin(
     State(app): State<App>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<PluginVersion>> {
     admin(&app, &headers).await?;
     let plugin = app
         .roll_back_plugin(&name)
         .await
         .map_err(|e| ApiError(StatusCode::CONFLICT, format!("{e:#}")))?;
-    ok(
-        json!({"name": name, "version": plugin.manifest.version, "digest": plugin.digest, "active": true}),
-    )
+    Ok(Json(PluginVersion {
+        name,
+        version: plugin.manifest.version.clone(),
+        digest: plugin.digest.clone(),
+        active: true,
+    }))
 }
 
-async fn list_tenants(State(app): State<App>, headers: HeaderMap) -> ApiResult {
+/// Every tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    operation_id = "listTenants",
+    tag = "tenants",
+    summary = "List tenants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every tenant", body = TenantList),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+    ),
+)]
+async fn list_tenants(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<TenantList>> {
     admin(&app, &headers).await?;
-    ok(json!({"tenants": app.store.tenants().await?}))
+    let tenants = app.store.tenants().await?;
+    Ok(Json(TenantList {
+        tenants: tenants.into_iter().map(Tenant::from).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewTenant {
-    id: String,
-    #[serde(default)]
-    quotas: TenantQuotas,
-}
-
+/// Creates a tenant and issues its API token.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    operation_id = "createTenant",
+    tag = "tenants",
+    summary = "Create a tenant; the answer holds its API token, shown once",
+    security(("bearer" = [])),
+    request_body(
+        content = NewTenant,
+        example = json!({"id": "globex", "quotas": {"max_connectors": 5, "max_documents": 100000}}),
+    ),
+    responses(
+        (status = 201, description = "Created, with its token", body = CreatedTenant),
+        (status = 400, description = "An invalid id or quota, or JSON that does not parse", body = ErrorBody),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 409, description = "The tenant exists", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+    ),
+)]
 async fn create_tenant(
     State(app): State<App>,
     headers: HeaderMap,
     body: JsonArg<NewTenant>,
-) -> ApiResult {
+) -> ApiResult<(StatusCode, Json<CreatedTenant>)> {
     admin(&app, &headers).await?;
     let body = json_body(body)?;
     body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
@@ -175,16 +283,33 @@ async fn create_tenant(
     tracing::info!(tenant = %body.id, "tenant created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": body.id, "token": token, "quotas": body.quotas})),
-    )
-        .into_response())
+        Json(CreatedTenant {
+            id: body.id,
+            token,
+            quotas: body.quotas,
+        }),
+    ))
 }
 
+/// A tenant's quotas and usage.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}",
+    operation_id = "getTenant",
+    tag = "tenants",
+    summary = "A tenant's quotas and usage (the admin, or that tenant)",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantDetail),
+        (status = 404, description = "No such tenant, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn get_tenant(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<TenantDetail>> {
     tenant_scope(&app, &headers, &tenant).await?;
     let Some(record) = app.store.tenant(&tenant).await? else {
         return Err(not_found());
@@ -199,58 +324,113 @@ async fn get_tenant(
         .sum();
     let connectors = app.store.connectors(&tenant).await?.len();
     let (running, queued) = app.load(Some(&tenant)).await?;
-    ok(json!({
-        "id": record.id,
-        "quotas": record.quotas,
-        "effective_quotas": effective,
-        "usage": {"connectors": connectors, "storage_bytes": storage, "jobs_running": running, "jobs_queued": queued},
-        "created_at": record.created_at,
+    Ok(Json(TenantDetail {
+        id: record.id,
+        quotas: record.quotas,
+        effective_quotas: effective,
+        usage: TenantUsage {
+            connectors,
+            storage_bytes: storage,
+            jobs_running: running,
+            jobs_queued: queued,
+        },
+        created_at: utc(record.created_at),
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TenantUpdate {
-    quotas: TenantQuotas,
-}
-
+/// Replaces a tenant's quotas.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}",
+    operation_id = "updateTenant",
+    tag = "tenants",
+    summary = "Replace a tenant's quotas",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme")),
+    request_body(
+        content = TenantUpdate,
+        example = json!({"quotas": {"max_connectors": 10, "max_concurrent_syncs": 2}}),
+    ),
+    responses(
+        (status = 200, description = "The quotas now", body = TenantQuotasSet),
+        (status = 400, description = "An invalid quota, or JSON that does not parse", body = ErrorBody),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+    ),
+)]
 async fn update_tenant(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     body: JsonArg<TenantUpdate>,
-) -> ApiResult {
+) -> ApiResult<Json<TenantQuotasSet>> {
     admin(&app, &headers).await?;
     let body = json_body(body)?;
     body.quotas.check().map_err(|e| bad(format!("{e:#}")))?;
     if !app.store.set_quotas(&tenant, &body.quotas).await? {
         return Err(not_found());
     }
-    ok(json!({"id": tenant, "quotas": body.quotas}))
+    Ok(Json(TenantQuotasSet {
+        id: tenant,
+        quotas: body.quotas,
+    }))
 }
 
+/// Deletes a tenant with everything it owns.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}",
+    operation_id = "deleteTenant",
+    tag = "tenants",
+    summary = "Delete a tenant with its connectors, jobs, plugin state and indexes",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "initech")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 async fn delete_tenant(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-) -> ApiResult {
+) -> ApiResult<StatusCode> {
     admin(&app, &headers).await?;
     if app.delete_tenant(&tenant).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found())
     }
 }
 
+/// Issues a new API token for a tenant; the old one stops working.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/token",
+    operation_id = "rotateTenantToken",
+    tag = "tenants",
+    summary = "Issue a new API token (the old one stops working)",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme")),
+    responses(
+        (status = 200, description = "The new token, shown once", body = TenantToken),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 async fn rotate_token(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<TenantToken>> {
     admin(&app, &headers).await?;
     let token = new_token()?;
     if !app.store.set_token(&tenant, token_hash(&token)).await? {
         return Err(not_found());
     }
-    ok(json!({"id": tenant, "token": token}))
+    Ok(Json(TenantToken { id: tenant, token }))
 }

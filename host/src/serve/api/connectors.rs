@@ -4,67 +4,40 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{
-    ApiError, ApiResult, App, JsonArg, QueryArg, bad, excerpt, job_json, json_body, not_found, ok,
-    query, shown, tenant_scope,
+use super::model::{
+    ClearedState, Connector, ConnectorBody, ConnectorList, ConnectorState, ErrorBody, Job,
+    StateKey, StateUsage, SyncBody,
 };
-use crate::connector::rules::RuleSpec;
-use crate::connector::schedule::Schedule;
+use super::{
+    ApiError, ApiResult, App, JsonArg, OptionalJsonArg, QueryArg, bad, excerpt, json_body,
+    not_found, optional_json_body, query, shown, tenant_scope,
+};
 use crate::connector::{ConnectorSpec, valid_name};
 use crate::job::JobError;
 use crate::job::SyncKind;
 use crate::serve::Enqueued;
 
 /// The connector routes.
-pub(super) fn routes() -> axum::Router<App> {
-    axum::Router::new()
-        .route(
-            "/v1/tenants/{tenant}/connectors",
-            get(list_connectors).post(create_connector),
-        )
-        .route(
-            "/v1/tenants/{tenant}/connectors/{connector}",
-            get(get_connector)
-                .put(replace_connector)
-                .delete(delete_connector),
-        )
-        .route(
-            "/v1/tenants/{tenant}/connectors/{connector}/sync",
-            post(trigger_sync),
-        )
-        .route(
-            "/v1/tenants/{tenant}/connectors/{connector}/state",
-            get(get_state).delete(clear_state),
-        )
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_connectors, create_connector))
+        .routes(routes!(get_connector, replace_connector, delete_connector))
+        .routes(routes!(trigger_sync))
+        .routes(routes!(get_state, clear_state))
 }
 
-/// A connector as the API takes it (the tenant comes from the path).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectorBody {
-    #[serde(default)]
-    id: Option<String>,
-    plugin: String,
-    #[serde(default)]
-    index: Option<String>,
-    #[serde(default)]
-    config: Map<String, Value>,
-    #[serde(default)]
-    rules: Vec<RuleSpec>,
-    #[serde(default)]
-    advanced_rules: Option<Value>,
-    #[serde(default)]
-    schedule: Schedule,
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PingQuery {
+    /// Also have the plugin reach the source (`ping`) before the connector is saved.
     #[serde(default)]
+    #[param(example = false)]
     ping: bool,
 }
 
@@ -84,7 +57,7 @@ fn secret_keys(app: &App, plugin: &str) -> Vec<String> {
 }
 
 /// A connector for responses: secrets replaced by the list of those that are set.
-fn redact(app: &App, spec: &ConnectorSpec) -> Value {
+fn redact(app: &App, spec: &ConnectorSpec) -> Connector {
     let secrets = secret_keys(app, &spec.plugin);
     let mut config = spec.config.clone();
     let mut set = Vec::new();
@@ -93,32 +66,46 @@ fn redact(app: &App, spec: &ConnectorSpec) -> Value {
             set.push(key.clone());
         }
     }
-    json!({
-        "id": spec.id,
-        "plugin": spec.plugin,
-        "index": spec.index_name(),
-        "config": config,
-        "secrets_set": set,
-        "rules": spec.rules,
-        "advanced_rules": spec.advanced_rules,
-        "schedule": spec.schedule,
-    })
+    Connector {
+        id: spec.id.clone(),
+        plugin: spec.plugin.clone(),
+        index: spec.index_name().to_string(),
+        config,
+        secrets_set: set,
+        rules: spec.rules.clone(),
+        advanced_rules: spec.advanced_rules.clone(),
+        schedule: spec.schedule.clone(),
+    }
 }
 
+/// A tenant's connectors.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/connectors",
+    operation_id = "listConnectors",
+    tag = "connectors",
+    summary = "List connectors (secrets never returned)",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme")),
+    responses(
+        (status = 200, description = "The tenant's connectors", body = ConnectorList),
+        (status = 404, description = "No such tenant, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn list_connectors(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<ConnectorList>> {
     tenant_scope(&app, &headers, &tenant).await?;
-    let list: Vec<Value> = app
+    let connectors = app
         .store
         .connectors(&tenant)
         .await?
         .iter()
         .map(|c| redact(&app, c))
         .collect();
-    ok(json!({"connectors": list}))
+    Ok(Json(ConnectorList { connectors }))
 }
 
 /// Checks a connector the way a job would, without running one: names, schedule, sync rules,
@@ -182,13 +169,40 @@ pub(super) fn validation_error(e: JobError) -> ApiError {
     ApiError(status, excerpt(&format!("{e}")))
 }
 
+/// Creates a connector, checked the way a job would check it.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/connectors",
+    operation_id = "createConnector",
+    tag = "connectors",
+    summary = "Create a connector (validated by its plugin; `ping=true` also reaches the source)",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme"), PingQuery),
+    request_body(content = ConnectorBody, example = json!({
+        "id": "news",
+        "plugin": "feed",
+        "config": {"base_url": "https://feed.example.com", "page_size": 50},
+        "rules": [{"field": "title", "rule": "starts_with", "value": "Draft", "policy": "exclude"}],
+        "schedule": {"full_cron": "30 2 * * *"}
+    })),
+    responses(
+        (status = 201, description = "Created", body = Connector),
+        (status = 400, description = "An invalid id, index, schedule, rule or configuration, or a body or query that does not parse", body = ErrorBody),
+        (status = 403, description = "The tenant's connector quota is used up", body = ErrorBody),
+        (status = 404, description = "No such tenant, or not this caller's", body = ErrorBody),
+        (status = 409, description = "The connector exists (PUT replaces it)", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape, or the plugin refused the configuration or the advanced rules (or the ping failed)", body = ErrorBody),
+    ),
+)]
 async fn create_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     q: QueryArg<PingQuery>,
     body: JsonArg<ConnectorBody>,
-) -> ApiResult {
+) -> ApiResult<(StatusCode, Json<Connector>)> {
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
     let body = json_body(body)?;
@@ -209,7 +223,7 @@ async fn create_connector(
         .await
         .map_err(|e| ApiError(StatusCode::FORBIDDEN, format!("{e:#}")))?;
     tracing::info!(%tenant, connector = %id, plugin = %spec.plugin, "connector created");
-    Ok((StatusCode::CREATED, Json(redact(&app, &spec))).into_response())
+    Ok((StatusCode::CREATED, Json(redact(&app, &spec))))
 }
 
 fn spec_from(body: ConnectorBody, tenant: &str, id: &str) -> ConnectorSpec {
@@ -225,27 +239,72 @@ fn spec_from(body: ConnectorBody, tenant: &str, id: &str) -> ConnectorSpec {
     }
 }
 
+/// One connector.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/connectors/{connector}",
+    operation_id = "getConnector",
+    tag = "connectors",
+    summary = "One connector (secrets never returned)",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "docs"),
+    ),
+    responses(
+        (status = 200, description = "The connector", body = Connector),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn get_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<Json<Connector>> {
     tenant_scope(&app, &headers, &tenant).await?;
     match app.store.connector(&tenant, &connector).await? {
-        Some(spec) => ok(redact(&app, &spec)),
+        Some(spec) => Ok(Json(redact(&app, &spec))),
         None => Err(not_found()),
     }
 }
 
 /// Replaces a connector. Secrets left out of `config` keep their stored values (they are never
 /// sent back, so a client cannot echo them); `null` clears one.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/connectors/{connector}",
+    operation_id = "replaceConnector",
+    tag = "connectors",
+    summary = "Replace a connector; omitted secrets are kept, null clears one",
+    description = "Moving it to another index deletes its documents from the old one; the \
+        next sync fills the new one.",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "news"),
+        PingQuery,
+    ),
+    request_body(content = ConnectorBody, example = json!({
+        "plugin": "feed",
+        "config": {"base_url": "https://feed.example.com", "page_size": 100},
+        "schedule": {"full_cron": "0 3 * * 0"}
+    })),
+    responses(
+        (status = 200, description = "Replaced", body = Connector),
+        (status = 400, description = "An invalid index, schedule, rule or configuration, an `id` other than the path's, or a body or query that does not parse", body = ErrorBody),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape, or the plugin refused the configuration or the advanced rules (or the ping failed)", body = ErrorBody),
+    ),
+)]
 async fn replace_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
     q: QueryArg<PingQuery>,
     body: JsonArg<ConnectorBody>,
-) -> ApiResult {
+) -> ApiResult<Json<Connector>> {
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
     let body = json_body(body)?;
@@ -280,52 +339,87 @@ async fn replace_connector(
         app.store.put_connector(&spec, None).await?;
     }
     tracing::info!(%tenant, %connector, "connector updated");
-    ok(redact(&app, &spec))
+    Ok(Json(redact(&app, &spec)))
 }
 
 /// Deletes a connector, its queued jobs, its plugin state and its documents.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/connectors/{connector}",
+    operation_id = "deleteConnector",
+    tag = "connectors",
+    summary = "Delete a connector with its state and documents",
+    description = "Its queued jobs are cancelled and a running one is stopped (and waited for) first.",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "archive"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn delete_connector(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<StatusCode> {
     tenant_scope(&app, &headers, &tenant).await?;
     // Its queued jobs are cancelled and a running one is stopped (and waited for) first, so
     // one call removes a connector however many syncs were triggered.
     if !app.delete_connector(&tenant, &connector).await? {
         return Err(not_found());
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SyncBody {
-    #[serde(default)]
-    kind: Option<SyncKind>,
-}
-
+/// Queues a sync of a connector.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/connectors/{connector}/sync",
+    operation_id = "triggerSync",
+    tag = "connectors",
+    summary = "Queue a sync",
+    description = "202 with a new job; 200 with the job already queued for that connector and \
+        kind (the trigger merges into it); 429 when the tenant's queue is full. Without a JSON \
+        body the sync is `full`.",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "docs"),
+    ),
+    request_body(content = Option<SyncBody>, example = json!({"kind": "incremental"})),
+    responses(
+        (status = 200, description = "Merged into the job already queued", body = Job),
+        (status = 202, description = "Queued", body = Job),
+        (status = 400, description = "JSON that does not parse", body = ErrorBody),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (an unknown kind)", body = ErrorBody),
+        (status = 429, description = "The tenant's queue is full", body = ErrorBody),
+    ),
+)]
 async fn trigger_sync(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-    body: Option<Json<SyncBody>>,
-) -> ApiResult {
+    body: OptionalJsonArg<SyncBody>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
     tenant_scope(&app, &headers, &tenant).await?;
+    let body = optional_json_body(body)?;
     let Some(spec) = app.store.connector(&tenant, &connector).await? else {
         return Err(not_found());
     };
-    let kind = body.and_then(|Json(b)| b.kind).unwrap_or(SyncKind::Full);
+    let kind = body.and_then(|b| b.kind).unwrap_or(SyncKind::Full);
     // 202 with a new job; 200 with the job already waiting for this connector and kind (the
     // trigger merged into it); 429 when the tenant's queue is full.
     match app
         .enqueue(&spec, kind, crate::serve::store::QueueReason::Api)
         .await?
     {
-        Enqueued::New(report) => {
-            Ok((StatusCode::ACCEPTED, Json(job_json(&report))).into_response())
-        }
-        Enqueued::Merged(report) => Ok((StatusCode::OK, Json(job_json(&report))).into_response()),
+        Enqueued::New(report) => Ok((StatusCode::ACCEPTED, Json(Job::from(&report)))),
+        Enqueued::Merged(report) => Ok((StatusCode::OK, Json(Job::from(&report)))),
         Enqueued::Full(cap) => Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             format!("the tenant already has {cap} jobs queued; wait for some to finish"),
@@ -333,11 +427,28 @@ async fn trigger_sync(
     }
 }
 
+/// A connector's plugin state: keys and sizes, never values.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/connectors/{connector}/state",
+    operation_id = "getConnectorState",
+    tag = "connectors",
+    summary = "Plugin state keys and sizes (never values)",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "docs"),
+    ),
+    responses(
+        (status = 200, description = "Totals and the first 1000 keys", body = ConnectorState),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn get_state(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<Json<ConnectorState>> {
     tenant_scope(&app, &headers, &tenant).await?;
     if app.store.connector(&tenant, &connector).await?.is_none() {
         return Err(not_found());
@@ -349,24 +460,43 @@ async fn get_state(
         .await?
         .into_iter()
         .find(|(c, _, _)| *c == connector)
-        .map(|(_, k, b)| json!({"keys": k, "bytes": b}))
-        .unwrap_or(json!({"keys": 0, "bytes": 0}));
-    let keys: Vec<Value> = keys
+        .map(|(_, keys, bytes)| StateUsage { keys, bytes })
+        .unwrap_or(StateUsage { keys: 0, bytes: 0 });
+    let keys = keys
         .into_iter()
-        .map(|(k, n)| json!({"key": k, "bytes": n}))
+        .map(|(key, bytes)| StateKey { key, bytes })
         .collect();
-    ok(json!({"usage": usage, "keys": keys}))
+    Ok(Json(ConnectorState { usage, keys }))
 }
 
+/// Forgets a connector's plugin state.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/connectors/{connector}/state",
+    operation_id = "clearConnectorState",
+    tag = "connectors",
+    summary = "Forget plugin state (cursors); the next incremental sync runs a full one",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("connector" = String, Path, description = "Connector id", example = "docs"),
+    ),
+    responses(
+        (status = 200, description = "What was removed", body = ClearedState),
+        (status = 404, description = "No such tenant or connector, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn clear_state(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, connector)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<Json<ClearedState>> {
     tenant_scope(&app, &headers, &tenant).await?;
     if app.store.connector(&tenant, &connector).await?.is_none() {
         return Err(not_found());
     }
     let removed = app.store.clear_storage(&tenant, &connector).await?;
-    ok(json!({"removed_keys": removed}))
+    Ok(Json(ClearedState {
+        removed_keys: removed,
+    }))
 }

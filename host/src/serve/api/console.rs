@@ -9,14 +9,20 @@
 //! `sessionStorage` and calls the JSON API like any other client — it has no privileges of
 //! its own, and the static assets need no token (they carry no data).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiResult, App, caller, not_found, ok};
-use crate::bindings::plugin::{ConfigField, FieldKind};
+use super::model::{
+    ErrorBody, FieldDependency, FieldKind, FieldOption, PluginFeatures, PluginSchema, SchemaField,
+};
+use super::{ApiResult, App, caller, not_found};
+use crate::bindings::plugin::{ConfigField, Features};
 
 const INDEX_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/console.js");
@@ -26,8 +32,14 @@ const CONSOLE_CSS: &str = include_str!("../console/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's routes.
-pub(super) fn routes() -> axum::Router<App> {
+/// The console's API route, documented with the others.
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(plugin_schema))
+}
+
+/// The console's static assets. They are pages, not API, so the OpenAPI document leaves them
+/// out (as it leaves out `/docs`).
+pub(super) fn assets() -> axum::Router<App> {
     axum::Router::new()
         .route(
             "/",
@@ -41,10 +53,10 @@ pub(super) fn routes() -> axum::Router<App> {
             "/console/console.css",
             get(|| async { asset(CONSOLE_CSS, "text/css; charset=utf-8") }),
         )
-        .route("/v1/plugins/{name}/schema", get(plugin_schema))
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+/// Headers every console asset carries: its CSP, no sniffing, revalidated on every load.
+pub(super) fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -62,63 +74,88 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// The active version's configuration schema and features: any valid token (a tenant needs it
 /// to create a connector; it holds no tenant data).
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}/schema",
+    operation_id = "getPluginSchema",
+    tag = "plugins",
+    summary = "The active version's configuration schema and features (any token)",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name", example = "feed")),
+    responses(
+        (status = 200, description = "Fields in the plugin's order", body = PluginSchema),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ),
+)]
 async fn plugin_schema(
     State(app): State<App>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult {
+) -> ApiResult<Json<PluginSchema>> {
     caller(&app, &headers).await?;
     let Ok(plugin) = app.host.plugin(&name) else {
         return Err(not_found());
     };
     let m = &plugin.manifest;
-    ok(json!({
-        "name": m.name,
-        "version": m.version,
-        "display_name": m.display_name,
-        "features": {
-            "incremental_sync": m.features.contains(crate::bindings::plugin::Features::INCREMENTAL_SYNC),
-            "access_control_sync": m.features.contains(crate::bindings::plugin::Features::ACCESS_CONTROL_SYNC),
-            "advanced_rules": m.features.contains(crate::bindings::plugin::Features::ADVANCED_RULES),
-            "document_level_security": m.features.contains(crate::bindings::plugin::Features::DOCUMENT_LEVEL_SECURITY),
+    Ok(Json(PluginSchema {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        display_name: m.display_name.clone(),
+        features: PluginFeatures {
+            incremental_sync: m.features.contains(Features::INCREMENTAL_SYNC),
+            access_control_sync: m.features.contains(Features::ACCESS_CONTROL_SYNC),
+            advanced_rules: m.features.contains(Features::ADVANCED_RULES),
+            document_level_security: m.features.contains(Features::DOCUMENT_LEVEL_SECURITY),
         },
-        "fields": m.config.iter().map(field_json).collect::<Vec<_>>(),
+        fields: m.config.iter().map(field).collect(),
     }))
 }
 
-/// One field as the console draws it; `default` is the plugin's default as JSON.
-fn field_json(f: &ConfigField) -> Value {
+/// One field as clients draw it; `default` is the plugin's default as JSON.
+fn field(f: &ConfigField) -> SchemaField {
+    use crate::bindings::plugin::FieldKind as Wit;
     let kind = match f.kind {
-        FieldKind::Text => "text",
-        FieldKind::Textarea => "textarea",
-        FieldKind::Integer => "integer",
-        FieldKind::Boolean => "boolean",
-        FieldKind::List => "list",
-        FieldKind::Select => "select",
-        FieldKind::Json => "json",
+        Wit::Text => FieldKind::Text,
+        Wit::Textarea => FieldKind::Textarea,
+        Wit::Integer => FieldKind::Integer,
+        Wit::Boolean => FieldKind::Boolean,
+        Wit::List => FieldKind::List,
+        Wit::Select => FieldKind::Select,
+        Wit::Json => FieldKind::Json,
     };
-    let default = f
-        .default_value
-        .as_deref()
-        .and_then(|d| serde_json::from_str::<Value>(d).ok());
-    json!({
-        "key": f.key,
-        "label": f.label,
-        "tooltip": f.tooltip,
-        "kind": kind,
-        "options": f.options.iter().map(|o| json!({"value": o.value, "label": o.label})).collect::<Vec<_>>(),
-        "default": default,
-        "required": f.required,
-        "sensitive": f.sensitive,
-        "hidden": f.hidden,
-        "depends_on": f.depends_on.iter().map(|d| json!({
-            "field": d.field,
-            // The condition's value as JSON when it parses (`true`, `3`), else as a string.
-            "value": serde_json::from_str::<Value>(&d.value).unwrap_or(Value::String(d.value.clone())),
-        })).collect::<Vec<_>>(),
-        "min": f.min,
-        "max": f.max,
-    })
+    SchemaField {
+        key: f.key.clone(),
+        label: f.label.clone(),
+        tooltip: f.tooltip.clone(),
+        kind,
+        options: f
+            .options
+            .iter()
+            .map(|o| FieldOption {
+                value: o.value.clone(),
+                label: o.label.clone(),
+            })
+            .collect(),
+        default: f
+            .default_value
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok()),
+        required: f.required,
+        sensitive: f.sensitive,
+        hidden: f.hidden,
+        depends_on: f
+            .depends_on
+            .iter()
+            .map(|d| FieldDependency {
+                field: d.field.clone(),
+                // The condition's value as JSON when it parses (`true`, `3`), else as a string.
+                value: serde_json::from_str::<Value>(&d.value)
+                    .unwrap_or(Value::String(d.value.clone())),
+            })
+            .collect(),
+        min: f.min,
+        max: f.max,
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{
-    ApiError, ApiResult, App, QueryArg, bad, job_json, not_found, ok, query, shown, tenant_scope,
-};
+use super::model::{Cancelled, ErrorBody, ExportLine, Job, JobList, SearchResults};
+use super::{ApiError, ApiResult, App, QueryArg, bad, not_found, query, shown, tenant_scope};
 use crate::connector::valid_name;
 use crate::job::JobStatus;
 use crate::sink::{
@@ -18,28 +18,50 @@ use crate::sink::{
 };
 
 /// The job and search routes.
-pub(super) fn routes() -> axum::Router<App> {
-    axum::Router::new()
-        .route("/v1/tenants/{tenant}/jobs", get(list_jobs))
-        .route("/v1/tenants/{tenant}/jobs/{job}", get(get_job))
-        .route("/v1/tenants/{tenant}/jobs/{job}/cancel", post(cancel_job))
-        .route("/v1/tenants/{tenant}/search", get(search))
-        .route("/v1/tenants/{tenant}/export", get(export))
+pub(super) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(search))
+        .routes(routes!(export))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobsQuery {
+    /// Only this connector's jobs.
+    #[param(example = "docs")]
     connector: Option<String>,
+    /// Only jobs in this status.
+    #[param(example = "succeeded")]
     status: Option<JobStatus>,
+    /// At most this many (1-1000, default 50).
+    #[param(example = 20, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// A tenant's jobs, newest first, with live counts of running ones.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/jobs",
+    operation_id = "listJobs",
+    tag = "jobs",
+    summary = "Jobs, newest first",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id", example = "acme"), JobsQuery),
+    responses(
+        (status = 200, description = "The jobs", body = JobList),
+        (status = 400, description = "A query that does not parse (an unknown status)", body = ErrorBody),
+        (status = 404, description = "No such tenant, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn list_jobs(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     q: QueryArg<JobsQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<JobList>> {
     tenant_scope(&app, &headers, &tenant).await?;
     let q = query(q)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
@@ -51,50 +73,95 @@ async fn list_jobs(
     for job in &mut jobs {
         app.overlay(job);
     }
-    let jobs: Vec<serde_json::Value> = jobs.iter().map(job_json).collect();
-    ok(json!({"jobs": jobs}))
+    Ok(Json(JobList {
+        jobs: jobs.iter().map(Job::from).collect(),
+    }))
 }
 
+/// One job, with live counts while it runs.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/jobs/{job}",
+    operation_id = "getJob",
+    tag = "jobs",
+    summary = "One job with live counts while it runs",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("job" = String, Path, description = "Job id", example = "18c3f9a2b4d00000-4d2-0"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 404, description = "No such tenant or job, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn get_job(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, job)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<Json<Job>> {
     tenant_scope(&app, &headers, &tenant).await?;
     match app.job(&tenant, &job).await? {
-        Some(report) => ok(job_json(&report)),
+        Some(report) => Ok(Json(Job::from(&report))),
         None => Err(not_found()),
     }
 }
 
+/// Cancels a queued job, or stops a running one at its next call.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/jobs/{job}/cancel",
+    operation_id = "cancelJob",
+    tag = "jobs",
+    summary = "Cancel a queued job, or stop a running one",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        ("job" = String, Path, description = "Job id", example = "18c3f9a2b4d00000-4d2-0"),
+    ),
+    responses(
+        (status = 202, description = "Where the job stands: `cancelled`, `running` (stopping), or how it had ended", body = Cancelled),
+        (status = 404, description = "No such tenant or job, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn cancel_job(
     State(app): State<App>,
     headers: HeaderMap,
     Path((tenant, job)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<(StatusCode, Json<Cancelled>)> {
     tenant_scope(&app, &headers, &tenant).await?;
     match app.cancel(&tenant, &job).await? {
-        Some(status) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"id": job, "status": status})),
-        )
-            .into_response()),
+        Some(status) => Ok((StatusCode::ACCEPTED, Json(Cancelled { id: job, status }))),
         None => Err(not_found()),
     }
 }
 
-#[derive(Deserialize)]
+/// The query of a search or an export. `filter` and `facet` may repeat, so they are read from
+/// the raw query string and documented on the routes.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
-    /// The query; every document when absent.
+    /// The query (the search language: words, `"phrases"`, `field:value`, `AND`/`OR`/`NOT`);
+    /// every document when absent.
+    #[param(example = "report")]
     q: Option<String>,
+    /// The index to search (a connector's index; by default its id).
+    #[param(example = "docs")]
     index: String,
+    /// Hits per page (default 10).
+    #[param(example = 5)]
     limit: Option<usize>,
+    /// Search as this identity: only documents whose access-control list admits it.
     #[serde(rename = "as")]
     identity: Option<String>,
+    /// `field`, `field:asc` or `field:desc`; by relevance when absent.
     sort: Option<String>,
+    /// The cursor of the next page (`next` of the previous answer).
     after: Option<String>,
+    /// Only count: `total` and facets, no hits.
     #[serde(default)]
     count: bool,
+    /// Include each document's extracted text (`body`).
     #[serde(default)]
     body: bool,
 }
@@ -146,31 +213,74 @@ fn search_error(e: anyhow::Error) -> ApiError {
     bad(format!("{e:#}"))
 }
 
+/// Searches one of the tenant's indexes.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/search",
+    operation_id = "search",
+    tag = "search",
+    summary = "Search an index of the tenant",
+    description = "`next` in the answer is the cursor of the next page. A query that does not \
+        parse or names an unknown field is a 400 saying why; an index that does not exist is a \
+        404 naming those that do, and is not created.",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        SearchQuery,
+        ("filter" = Option<Vec<String>>, Query, description = "`field=value`: only documents whose field holds the value (repeatable)", example = json!(["_connector=docs"])),
+        ("facet" = Option<Vec<String>>, Query, description = "Count the matches per value of this field (repeatable)", example = json!(["_connector"])),
+    ),
+    responses(
+        (status = 200, description = "A page of results", body = SearchResults),
+        (status = 400, description = "A query, filter, sort or cursor that does not parse, or an unknown field", body = ErrorBody),
+        (status = 404, description = "No such tenant or index, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn search(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
     q: QueryArg<SearchQuery>,
-) -> ApiResult {
+) -> ApiResult<Json<SearchResults>> {
     tenant_scope(&app, &headers, &tenant).await?;
     let (index, request) = search_request(query(q)?, raw.as_deref())?;
     match app.host.search(&tenant, &index, request).await {
-        Ok(results) => ok(json!(results)),
+        Ok(results) => Ok(Json(SearchResults::from(results))),
         Err(e) => Err(search_error(e)),
     }
 }
 
 /// Every matching document of an index as JSON lines (`application/x-ndjson`), streamed a
-/// page at a time: `{"id", "connector", "fields"}` (and `body` with `body=true`). The index and
-/// query are checked before the first byte, so those errors keep their status.
+/// page at a time. The index and query are checked before the first byte, so those errors
+/// keep their status.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/export",
+    operation_id = "export",
+    tag = "search",
+    summary = "Every matching document of an index as JSON lines, streamed",
+    description = "One `ExportLine` per line. Takes the search's parameters; `limit`, `after` \
+        and `facet` do not apply.",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id", example = "acme"),
+        SearchQuery,
+        ("filter" = Option<Vec<String>>, Query, description = "`field=value`: only documents whose field holds the value (repeatable)", example = json!(["_connector=docs"])),
+    ),
+    responses(
+        (status = 200, description = "JSON lines, one document each", content_type = "application/x-ndjson", body = ExportLine),
+        (status = 400, description = "A query, filter or sort that does not parse, or an unknown field", body = ErrorBody),
+        (status = 404, description = "No such tenant or index, or not this caller's", body = ErrorBody),
+    ),
+)]
 async fn export(
     State(app): State<App>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
     q: QueryArg<SearchQuery>,
-) -> ApiResult {
+) -> ApiResult<Response> {
     use futures::StreamExt;
     tenant_scope(&app, &headers, &tenant).await?;
     let (index, mut request) = search_request(query(q)?, raw.as_deref())?;
@@ -189,18 +299,19 @@ async fn export(
         request,
     )
     .map(|page| {
-        page.map(|hits| {
+        page.and_then(|hits| {
             let mut out = Vec::new();
             for hit in hits {
-                let mut line =
-                    json!({"id": hit.id, "connector": hit.connector, "fields": hit.fields});
-                if let Some(body) = hit.body {
-                    line["body"] = json!(body);
-                }
-                out.extend_from_slice(line.to_string().as_bytes());
+                let line = ExportLine {
+                    id: hit.id,
+                    connector: hit.connector,
+                    fields: hit.fields,
+                    body: hit.body,
+                };
+                serde_json::to_writer(&mut out, &line)?;
                 out.push(b'\n');
             }
-            bytes::Bytes::from(out)
+            Ok(bytes::Bytes::from(out))
         })
         .map_err(|e| std::io::Error::other(format!("{e:#}")))
     });

@@ -1,7 +1,16 @@
 //! The service's HTTP API: admin routes (tenants, plugins, metrics) and tenant routes
-//! (connectors, jobs, plugin state, search), JSON in and out, described by `/v1/openapi.json`.
+//! (connectors, jobs, plugin state, search), JSON in and out, described by `/v1/openapi.json`
+//! and browsable at `/docs`.
 //!
-//! Every error is `{"error": "…"}` with its status, unknown routes and methods included.
+//! Invariants:
+//! - the router and the OpenAPI document come from the same `#[utoipa::path]` annotations
+//!   (`utoipa_axum::routes!`), so a route cannot exist undocumented or be documented without
+//!   existing; every JSON body in or out is a type of [`model`], from which the schemas are
+//!   derived. Only the console's static assets and `/docs` itself are routed outside the
+//!   document: they are pages, not API;
+//! - every error is `{"error": "…"}` with its status, unknown routes and methods included;
+//!   a route's annotation lists every status it answers with (401 and 500, which every
+//!   authenticated route can answer, are added to each by [`document`]).
 //!
 //! Authentication is `Authorization: Bearer <token>` (the scheme in any case): the admin token reaches everything; a
 //! tenant token reaches only `/v1/tenants/{its id}/…`. A tenant asking for another tenant's
@@ -9,36 +18,37 @@
 //! whether the other tenant exists. Secrets (config fields the plugin marks `sensitive`) are
 //! write-only: responses list which are set, never their values, and they are never logged.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Service, token_hash};
 
 mod admin;
 mod connectors;
 mod console;
+mod docs;
 mod jobs;
+mod model;
+
+use model::{ErrorBody, Health, HealthStatus, Load, Role, WhoAmI};
 
 type App = Arc<Service>;
 
-/// The API's routes.
+/// The API's routes, the console and `/docs`.
 pub fn router(service: Arc<Service>) -> axum::Router {
     let upload_limit = usize::try_from(service.config.max_upload_mib.saturating_mul(1 << 20))
         .unwrap_or(usize::MAX);
-    axum::Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(openapi))
-        .merge(console::routes())
-        .merge(admin::routes(upload_limit))
-        .merge(connectors::routes())
-        .merge(jobs::routes())
+    let (api, _) = documented(upload_limit).split_for_parts();
+    api.merge(console::assets())
+        .merge(docs::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError(
@@ -49,6 +59,114 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         // JSON routes take small bodies; only the plugin upload (its own limit) takes more.
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(service)
+}
+
+/// Every documented route: the router and the OpenAPI paths, from the handlers' annotations.
+fn documented(upload_limit: usize) -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(whoami))
+        .merge(admin::routes(upload_limit))
+        .merge(console::routes())
+        .merge(connectors::routes())
+        .merge(jobs::routes())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tributary service API",
+        description = "Tenants, connectors, sync jobs and plugins of a tributary host. \
+            Authenticate with `Authorization: Bearer <token>`: the admin token reaches every \
+            route, a tenant's token only `/v1/tenants/{its id}/…` and the plugin routes that \
+            say so. Another tenant's resources answer 404, as if they did not exist. \
+            Errors are `{\"error\": \"…\"}`; times are RFC 3339, UTC.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    tags(
+        (name = "service", description = "Health, metrics, this document, the caller"),
+        (name = "plugins", description = "Plugin versions: list, upload, activate, roll back, configuration schema"),
+        (name = "tenants", description = "Tenants, their quotas and tokens (admin)"),
+        (name = "connectors", description = "A tenant's connectors, their syncs and plugin state"),
+        (name = "jobs", description = "A tenant's sync jobs"),
+        (name = "search", description = "Search and export a tenant's indexes"),
+    ),
+    components(schemas(ErrorBody)),
+)]
+struct ApiDoc;
+
+/// The OpenAPI document: [`documented`]'s paths, the bearer scheme, and the 401 and 500 every
+/// authenticated route can answer (the caller's token is checked first, and the state
+/// database can fail on any of them).
+pub fn document() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let mut doc = documented(usize::MAX).into_openapi();
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .build()
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The admin token, or a tenant's token (`trb_…`, issued when the tenant \
+                     is created or its token rotated)",
+                ))
+                .build(),
+        ),
+    );
+    components.responses.insert(
+        "Unauthorized".into(),
+        RefOr::T(error("No `Authorization: Bearer` token, or an unknown one")),
+    );
+    components.responses.insert(
+        "InternalError".into(),
+        RefOr::T(error("The host failed (state database, index)")),
+    );
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.security.is_some() {
+                for (status, name) in [("401", "Unauthorized"), ("500", "InternalError")] {
+                    op.responses
+                        .responses
+                        .insert(status.into(), RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// [`document`] as JSON, built once.
+fn document_json() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        document()
+            .to_json()
+            .unwrap_or_else(|e| json!({"error": format!("the document: {e}")}).to_string())
+    })
 }
 
 /// The largest body a JSON route reads (1 MiB); more is a 413 before any of it is parsed.
@@ -77,7 +195,7 @@ fn shown(id: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = excerpt_to(&self.1, MAX_ERROR_CHARS);
-        let mut response = (self.0, Json(json!({"error": message}))).into_response();
+        let mut response = (self.0, Json(ErrorBody { error: message })).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -95,7 +213,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+type ApiResult<T = Response> = Result<T, ApiError>;
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
@@ -120,6 +238,15 @@ type JsonArg<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn json_body<T>(body: JsonArg<T>) -> Result<T, ApiError> {
     body.map(|Json(b)| b)
+        .map_err(|e| ApiError(e.status(), e.body_text()))
+}
+
+/// An optional JSON body: none without a JSON content type; malformed or of the wrong shape,
+/// refused as [`json_body`] refuses it (axum's own refusal would be plain text).
+type OptionalJsonArg<T> = Result<Option<Json<T>>, axum::extract::rejection::JsonRejection>;
+
+fn optional_json_body<T>(body: OptionalJsonArg<T>) -> Result<Option<T>, ApiError> {
+    body.map(|b| b.map(|Json(b)| b))
         .map_err(|e| ApiError(e.status(), e.body_text()))
 }
 
@@ -168,22 +295,6 @@ fn excerpt_to(text: &str, max: usize) -> String {
         "{head} … ({} characters left out) … {tail}",
         total - 2 * half
     )
-}
-
-/// A job record as the API shows it: warnings and the error message bounded by [`excerpt`].
-fn job_json(report: &crate::job::JobReport) -> Value {
-    let mut report = report.clone();
-    if let Some(e) = report.error.as_mut() {
-        e.message = excerpt(&e.message);
-    }
-    for w in &mut report.warnings {
-        *w = excerpt(w);
-    }
-    json!(report)
-}
-
-fn ok(value: Value) -> ApiResult {
-    Ok(Json(value).into_response())
 }
 
 /// Who is calling.
@@ -253,11 +364,23 @@ async fn tenant_scope(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Ca
     Ok(who)
 }
 
-// ---- health, metrics, description ----
+// ---- health, metrics, description, the caller ----
 
 /// Liveness with a real check of the state database (a query through the service's connection
 /// and the file on disk opened afresh): 503 with `{"error": …}` when it fails.
-async fn health(State(app): State<App>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "service",
+    summary = "Liveness, plugin count, running and queued jobs",
+    responses(
+        (status = 200, description = "The state database answered", body = Health),
+        (status = 500, description = "Reading the job queue failed", body = ErrorBody),
+        (status = 503, description = "The state database is unavailable", body = ErrorBody),
+    ),
+)]
+async fn health(State(app): State<App>) -> ApiResult<Json<Health>> {
     if let Err(e) = app.store.check_health().await {
         tracing::error!("health check failed: {e:#}");
         return Err(ApiError(
@@ -266,14 +389,30 @@ async fn health(State(app): State<App>) -> ApiResult {
         ));
     }
     let (running, queued) = app.load(None).await?;
-    ok(json!({
-        "status": "ok",
-        "plugins": app.host.plugins().len(),
-        "pooling": app.host.runtime().pooling(),
-        "jobs": {"running": running, "queued": queued},
+    Ok(Json(Health {
+        status: HealthStatus::Ok,
+        plugins: app.host.plugins().len(),
+        pooling: app.host.runtime().pooling(),
+        jobs: Load { running, queued },
     }))
 }
 
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "service",
+    summary = "Prometheus metrics",
+    description = "Requests, jobs (by outcome, with a duration histogram), queue, tenants, \
+        connectors and their last success, plugins, and the process (CPU, memory, files).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OpenMetrics text",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 403, description = "A tenant token: this needs the admin token", body = ErrorBody),
+    ),
+)]
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     admin(&app, &headers).await?;
     let tenants = app.store.tenants().await?.len();
@@ -303,14 +442,78 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult {
     Ok(([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response())
 }
 
-async fn openapi() -> ApiResult {
-    ok(super::openapi::document())
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "service",
+    summary = "This OpenAPI 3.1 document",
+    responses(
+        (status = 200, description = "The OpenAPI document, generated from the routes", body = Object),
+    ),
+)]
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+        .into_response()
+}
+
+/// Whether a token is the admin's or a tenant's, and which tenant's.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    operation_id = "whoami",
+    tag = "service",
+    summary = "Who the token belongs to: the admin, or which tenant",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's role and tenant", body = WhoAmI),
+    ),
+)]
+async fn whoami(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<WhoAmI>> {
+    Ok(Json(match caller(&app, &headers).await? {
+        Caller::Admin => WhoAmI {
+            role: Role::Admin,
+            tenant: None,
+        },
+        Caller::Tenant(tenant) => WhoAmI {
+            role: Role::Tenant,
+            tenant: Some(tenant),
+        },
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_health_and_the_document_are_public() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut public = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("security").is_none() {
+                    public.push(format!("{method} {path}"));
+                } else {
+                    assert_eq!(
+                        op["responses"]["401"]["$ref"], "#/components/responses/Unauthorized",
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+        assert_eq!(public, ["get /health", "get /v1/openapi.json"]);
+        let described = &doc["paths"]["/v1/openapi.json"]["get"]["responses"]["200"];
+        assert_eq!(
+            described["content"]["application/json"]["schema"]["type"],
+            "object"
+        );
+    }
 
     #[test]
     fn errors_shown_to_tenants_quote_only_an_excerpt() {
@@ -359,12 +562,12 @@ mod tests {
             finished_at: None,
             duration_ms: 0,
         };
-        let shown = job_json(&report);
+        let shown = serde_json::to_value(model::Job::from(&report)).unwrap();
         let text = shown["error"]["message"].as_str().unwrap();
         assert!(text.chars().count() < ERROR_EXCERPT_CHARS + 40, "{text}");
         let warning = shown["warnings"][0].as_str().unwrap();
         assert!(warning.chars().count() < ERROR_EXCERPT_CHARS + 40);
         report.error = None;
-        assert!(job_json(&report)["error"].is_null());
+        assert!(serde_json::to_value(model::Job::from(&report)).unwrap()["error"].is_null());
     }
 }

@@ -116,29 +116,22 @@ async function route() {
   }
 }
 
+/** Signs in with a token alone: `/v1/whoami` says whether it is the admin's or which tenant's. */
 async function signIn(event) {
   event.preventDefault();
   const token = $('token').value.trim();
-  const tenant = $('tenant').value.trim();
   $('sign-in-error').textContent = '';
-  session.set(token, tenant, false);
+  session.set(token, '', false);
   try {
-    let admin = false;
-    try {
-      await api('GET', '/v1/tenants');
-      admin = true;
-    } catch (e) {
-      if (e.status !== 403) throw e;
-    }
-    if (!admin && !tenant) throw new Error('a tenant token needs its tenant id');
-    if (tenant) await api('GET', tenantPath());
-    session.set(token, tenant, admin);
+    const who = await api('GET', '/v1/whoami');
+    const admin = who.role === 'admin';
+    session.set(token, admin ? '' : who.tenant, admin);
     $('token').value = '';
-    await go(tenant ? '#connectors' : '#admin');
+    await go(admin ? '#admin' : '#connectors');
   } catch (e) {
     session.clear();
-    $('sign-in-error').textContent = e.status === 404
-      ? 'this token does not reach that tenant'
+    $('sign-in-error').textContent = e.status === 401
+      ? 'this token is not known here'
       : `sign-in failed: ${e.message}`;
   }
 }
@@ -154,10 +147,16 @@ async function schemaOf(plugin) {
   return schemas[plugin];
 }
 
-function fmtTime(unix) {
-  if (!unix) return '—';
-  return new Date(unix * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+/** An API time (RFC 3339) or Unix seconds, as `YYYY-MM-DD HH:MM:SS UTC`. */
+function fmtTime(t) {
+  if (t === null || t === undefined || t === '') return '—';
+  const d = new Date(typeof t === 'number' ? t * 1000 : t);
+  if (Number.isNaN(d.getTime())) return '—';
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
+
+/** Unix seconds of an API time (RFC 3339). */
+const unixOf = (t) => Date.parse(t) / 1000;
 
 function minutes(value) {
   if (typeof value !== 'string') return null;
@@ -174,7 +173,7 @@ function nextRuns(schedule, lastByKind) {
     const cron = schedule[`${kind}_cron`];
     if (every) {
       const last = lastByKind[kind];
-      const at = last ? last.started_at + every * 60 : Date.now() / 1000;
+      const at = last ? unixOf(last.started_at) + every * 60 : Date.now() / 1000;
       out.push(`${kind}: ${fmtTime(Math.max(at, Date.now() / 1000))}`);
     } else if (cron) {
       out.push(`${kind}: cron ${cron} UTC`);
@@ -231,6 +230,43 @@ async function loadConnectors() {
 
 let editing = null;
 
+const SYNC_KINDS = [['full', 'Full'], ['incremental', 'Incremental'], ['access_control', 'Access control']];
+
+/** Draws the schedule form: per sync kind, on or off, and an interval or a cron expression. */
+function drawSchedule(schedule) {
+  $('schedule').replaceChildren(...SYNC_KINDS.map(([kind, label]) => {
+    const mins = schedule[`${kind}_minutes`];
+    const every = schedule[`${kind}_every`] ?? (mins === null || mins === undefined ? null : `${mins}m`);
+    const cron = schedule[`${kind}_cron`] ?? null;
+    const on = el('input', { type: 'checkbox', id: `schedule-${kind}-on`, 'data-test': `schedule-${kind}-on` });
+    on.checked = every !== null || cron !== null;
+    const how = el('select', { id: `schedule-${kind}-how`, 'aria-label': `${label} syncs: interval or cron`, 'data-test': `schedule-${kind}-how` },
+      el('option', { value: 'every' }, 'every'),
+      el('option', { value: 'cron' }, 'at (cron, UTC)'));
+    how.value = cron !== null ? 'cron' : 'every';
+    const value = el('input', { type: 'text', id: `schedule-${kind}-value`, 'aria-label': `${label} syncs: interval or cron expression`, 'data-test': `schedule-${kind}-value` });
+    value.value = cron ?? every ?? '';
+    const hint = () => { value.placeholder = how.value === 'cron' ? '30 2 * * *' : '15m'; };
+    how.addEventListener('change', hint);
+    hint();
+    return el('div', { class: 'schedule-row', 'data-kind': kind },
+      el('label', { class: 'inline', for: on.id }, on, label), how, value);
+  }));
+}
+
+/** The schedule the form holds; a kind switched on needs its interval or expression. */
+function readSchedule() {
+  $('schedule-error').textContent = '';
+  const schedule = {};
+  for (const [kind, label] of SYNC_KINDS) {
+    if (!$(`schedule-${kind}-on`).checked) continue;
+    const value = $(`schedule-${kind}-value`).value.trim();
+    if (!value) throw new Error(`${label} syncs need an interval (15m, 2h, 1d) or a cron expression`);
+    schedule[`${kind}_${$(`schedule-${kind}-how`).value}`] = value;
+  }
+  return schedule;
+}
+
 async function openForm(connector) {
   editing = connector;
   $('form-error').textContent = '';
@@ -246,7 +282,7 @@ async function openForm(connector) {
   $('connector-id').value = connector ? connector.id : '';
   $('connector-index').value = connector ? connector.index : '';
   if (connector) select.value = connector.plugin;
-  $('schedule').value = connector && Object.keys(connector.schedule || {}).length ? JSON.stringify(connector.schedule) : '';
+  drawSchedule(connector ? connector.schedule || {} : {});
   $('rules').value = connector && connector.rules.length ? JSON.stringify(connector.rules, null, 1) : '';
   $('advanced-rules').value = connector && connector.advanced_rules ? JSON.stringify(connector.advanced_rules, null, 1) : '';
   await drawFields();
@@ -363,7 +399,9 @@ async function saveConnector(event) {
   if (!editing && !id) { $('connector-id-error').textContent = 'Connector id is required'; problems++; }
   let schedule, rules, advanced;
   try {
-    schedule = parseJsonArea('schedule', 'schedule-error', {});
+    schedule = readSchedule();
+  } catch (e) { $('schedule-error').textContent = e.message; problems++; }
+  try {
     rules = parseJsonArea('rules', 'rules-error', []);
     advanced = parseJsonArea('advanced-rules', 'advanced-rules-error', null);
   } catch { problems++; }
@@ -425,6 +463,7 @@ async function loadJobs() {
     el('td', {}, j.id.slice(0, 12)),
     el('td', {}, j.connector),
     el('td', {}, j.kind),
+    el('td', { 'data-test': 'job-started' }, fmtTime(j.started_at)),
     el('td', { class: `status-${j.status}`, 'data-test': 'job-status' }, j.status),
     el('td', { 'data-test': 'job-received' }, j.counts.received),
     el('td', { 'data-test': 'job-extracted' }, j.counts.content_extracted),
