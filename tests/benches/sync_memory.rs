@@ -604,6 +604,11 @@ fn child(spec: &Path) {
                 advanced_rules: None,
                 schedule: Default::default(),
             }],
+            // The operator's path to the loopback fakes (nothing else is reachable).
+            http: tributary_host::net::HttpConfig {
+                allow_private: vec!["127.0.0.1".parse().unwrap()],
+                ..Default::default()
+            },
             ..HostConfig::default()
         })
         .await
