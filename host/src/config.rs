@@ -15,6 +15,7 @@
 //!
 //! [sink]
 //! kind = "embedded"                    # or "elasticsearch" (then see [elasticsearch])
+//! writer_memory = 176160768            # indexing memory all embedded-index writers share
 //!
 //! [elasticsearch]
 //! host = "https://es.example.com:9200"
@@ -120,11 +121,25 @@ impl Default for HostConfig {
 }
 
 /// `[sink]`: where documents go.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkConfig {
     /// `embedded` (the default tantivy index under the data directory) or `elasticsearch`.
     pub kind: SinkKind,
+    /// Bytes of indexing memory all open writers of the embedded index share, whatever the
+    /// number of tenants and indexes: each writer takes 56 MiB (48 of tantivy arena, 8 of queue),
+    /// and an idle writer is committed and closed to make room for another index's. Default
+    /// 168 MiB (three writers); at least 23 MB (one smaller writer).
+    pub writer_memory: u64,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            kind: SinkKind::default(),
+            writer_memory: crate::sink::embedded::DEFAULT_WRITER_MEMORY,
+        }
+    }
 }
 
 /// The sink backends.

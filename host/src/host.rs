@@ -125,7 +125,10 @@ impl Host {
             Db::in_memory()?
         };
         let sink: Arc<dyn Sink> = match config.sink.kind {
-            SinkKind::Embedded => Arc::new(EmbeddedIndex::new(config.data_dir.join("index"))),
+            SinkKind::Embedded => Arc::new(EmbeddedIndex::with_writer_memory(
+                config.data_dir.join("index"),
+                config.sink.writer_memory,
+            )?),
             SinkKind::Elasticsearch => Arc::new(
                 ElasticsearchSink::new(&config.elasticsearch)
                     .context("configuring the Elasticsearch sink")?,

@@ -4,7 +4,9 @@
 //! Each document is stored whole (`_source` JSON + `body`), keyed by connector and id so two
 //! connectors writing one index never overwrite each other. Writers are opened lazily and shared
 //! by the jobs of a process; tantivy's own lock file stops a second process from writing the same
-//! index at once (it gets a clear error), while readers never block.
+//! index at once (it gets a clear error), while readers never block. How many writers are open at
+//! once is bounded host-wide by `[sink] writer_memory` ([`writers`]): an idle writer is committed
+//! and closed to make room for another index's.
 //!
 //! Only writes create an index: a read of an index whose directory holds no tantivy index
 //! answers empty and leaves nothing on disk (nor open), and [`Sink::indexes`] lists the
@@ -26,6 +28,7 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::backlog::{Backlog, Queued};
+use super::writers::{self, Closable, Writers};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, query};
 
 mod search;
@@ -38,6 +41,9 @@ const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const WRITER_HEAP: usize = 48 * 1024 * 1024;
 /// Bytes of documents a writer may hold queued ahead of its indexing thread (see [`Backlog`]).
 const WRITER_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Default `[sink] writer_memory`: three writers of [`WRITER_HEAP`] and [`WRITER_QUEUE_BYTES`],
+/// so one sync (its content and access-control indexes) never waits for a writer.
+pub const DEFAULT_WRITER_MEMORY: u64 = 3 * (WRITER_HEAP + WRITER_QUEUE_BYTES) as u64;
 /// Separator inside `_key` (connector, id); a control character no sane id contains.
 const KEY_SEP: char = '\u{1f}';
 
@@ -162,10 +168,41 @@ struct OpenIndex {
     backlog: std::sync::Arc<Backlog>,
     reader: IndexReader,
     fields: Fields,
+    /// This index's name in the writer budget.
+    id: u64,
+    writers: Arc<Writers>,
+    /// Itself, handed to the budget so another write may close this index's idle writer.
+    me: std::sync::Weak<OpenIndex>,
+    /// Why the last close of this index's writer (by the budget) failed to commit: reported by
+    /// the next commit, so the job whose documents those were fails.
+    close_failure: Mutex<Option<String>>,
+}
+
+/// Names open indexes in the writer budget.
+static NEXT_INDEX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Closable for OpenIndex {
+    fn close_if_idle(&self) -> Option<anyhow::Result<()>> {
+        let mut guard = self.writer.try_lock().ok()?;
+        let mut writer = guard.take()?;
+        let result = match writer.commit() {
+            Ok(_) => writer
+                .wait_merging_threads()
+                .context("finishing the merges of a closing index writer"),
+            Err(e) => Err(anyhow!(e).context("committing an index writer before closing it")),
+        };
+        // The writer (and its directory lock) is gone before the slot is given away.
+        self.writers.leave(self.id);
+        if let Err(e) = &result {
+            *self.close_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
+        }
+        drop(guard);
+        Some(result)
+    }
 }
 
 impl OpenIndex {
-    fn open(dir: &Path) -> anyhow::Result<Self> {
+    fn open(dir: &Path, writers: Arc<Writers>) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .with_context(|| format!("opening index directory {}", dir.display()))?;
@@ -181,23 +218,27 @@ impl OpenIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .context("opening an index reader")?;
-        Ok(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             index,
             writer: Mutex::new(None),
             backlog: Backlog::new(WRITER_QUEUE_BYTES),
             reader,
             fields,
-        })
+            id: NEXT_INDEX_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            writers,
+            me: me.clone(),
+            close_failure: Mutex::new(None),
+        }))
     }
 
     /// Opens the index's one writer. Runs on a blocking thread: a writer still held by a job
     /// that is winding down in this process (its last commit running after the job was
     /// stopped) releases the lock within moments, so a busy lock is retried for a few seconds
     /// before it is reported as another process's.
-    fn open_writer(&self) -> anyhow::Result<IndexWriter<Queued>> {
+    fn open_writer(&self, heap: usize) -> anyhow::Result<IndexWriter<Queued>> {
         let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
         loop {
-            match self.index.writer_with_num_threads(1, WRITER_HEAP) {
+            match self.index.writer_with_num_threads(1, heap) {
                 Ok(writer) => return Ok(writer),
                 Err(tantivy::TantivyError::LockFailure(..))
                     if std::time::Instant::now() < deadline =>
@@ -223,7 +264,19 @@ impl OpenIndex {
             .lock()
             .map_err(|_| anyhow!("index writer lock poisoned"))?;
         if guard.is_none() {
-            *guard = Some(self.open_writer()?);
+            // Holding only this index's writer lock: a slot is freed by closing another index's
+            // idle writer, never by waiting on a lock another waiter holds.
+            let me: std::sync::Weak<dyn Closable> = self.me.clone();
+            self.writers.enter(self.id, me);
+            match self.open_writer(self.writers.heap()) {
+                Ok(writer) => *guard = Some(writer),
+                Err(e) => {
+                    self.writers.leave(self.id);
+                    return Err(e);
+                }
+            }
+        } else {
+            self.writers.touch(self.id);
         }
         match guard.as_mut() {
             Some(writer) => f(writer),
@@ -304,7 +357,8 @@ impl OpenIndex {
         }
     }
 
-    fn upsert(&self, docs: &[SinkDocument]) -> anyhow::Result<()> {
+    /// Each document is dropped once the writer holds its own copy, so a batch is not held twice.
+    fn upsert(&self, docs: Vec<SinkDocument>) -> anyhow::Result<()> {
         self.with_writer(|w| {
             for doc in docs {
                 w.delete_term(Term::from_field_text(
@@ -312,7 +366,9 @@ impl OpenIndex {
                     &Self::key(&doc.connector, &doc.id),
                 ));
                 let bytes = doc.body.as_ref().map_or(0, String::len) + doc.id.len() + 256;
-                w.add_document(self.backlog.queue(self.to_doc(doc), bytes))?;
+                let copy = self.to_doc(&doc);
+                drop(doc);
+                w.add_document(self.backlog.queue(copy, bytes))?;
             }
             Ok(())
         })?;
@@ -333,13 +389,27 @@ impl OpenIndex {
         })
     }
 
+    /// Commits the open writer, if any: a writer closed meanwhile by the budget committed
+    /// itself, and its failure, if it failed, is this commit's.
     fn commit(&self) -> anyhow::Result<()> {
-        let has_writer = self.writer.lock().map(|g| g.is_some()).unwrap_or(false);
-        if has_writer {
-            self.with_writer(|w| {
-                w.commit().context("committing the index")?;
-                Ok(())
-            })?;
+        {
+            let mut guard = self
+                .writer
+                .lock()
+                .map_err(|_| anyhow!("index writer lock poisoned"))?;
+            let failure = self
+                .close_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(failure) = failure {
+                return Err(anyhow!(
+                    "documents written before this commit were lost: {failure}"
+                ));
+            }
+            if let Some(writer) = guard.as_mut() {
+                writer.commit().context("committing the index")?;
+            }
         }
         self.reader.reload().context("reloading the index reader")
     }
@@ -473,14 +543,31 @@ fn name_of_dir(dir: &str) -> String {
 pub struct EmbeddedIndex {
     root: PathBuf,
     open: Arc<Mutex<HashMap<IndexRef, Arc<OpenIndex>>>>,
+    writers: Arc<Writers>,
 }
 
 impl EmbeddedIndex {
-    /// Indexes live under `root`.
+    /// Indexes live under `root`; writers share [`DEFAULT_WRITER_MEMORY`].
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let slots = (DEFAULT_WRITER_MEMORY / (WRITER_HEAP + WRITER_QUEUE_BYTES) as u64) as usize;
+        Self::with_writers(root.into(), Writers::fixed(slots, WRITER_HEAP))
+    }
+
+    /// Indexes live under `root`; their open writers share `writer_memory` bytes (`[sink]
+    /// writer_memory`). Too little for one writer is an error naming the setting.
+    pub fn with_writer_memory(
+        root: impl Into<PathBuf>,
+        writer_memory: u64,
+    ) -> anyhow::Result<Self> {
+        let writers = Writers::new(writer_memory, WRITER_HEAP, WRITER_QUEUE_BYTES)?;
+        Ok(Self::with_writers(root.into(), writers))
+    }
+
+    fn with_writers(root: PathBuf, writers: Arc<Writers>) -> Self {
         Self {
-            root: root.into(),
+            root,
             open: Arc::default(),
+            writers,
         }
     }
 
@@ -504,9 +591,10 @@ impl EmbeddedIndex {
             return Ok(None);
         }
         if create && holds_index(&dir) {
-            upgrade(&dir).with_context(|| format!("upgrading index {index}"))?;
+            upgrade(&dir, &self.writers).with_context(|| format!("upgrading index {index}"))?;
         }
-        let opened = Arc::new(OpenIndex::open(&dir).with_context(|| format!("index {index}"))?);
+        let opened = OpenIndex::open(&dir, self.writers.clone())
+            .with_context(|| format!("index {index}"))?;
         open.insert(index.clone(), opened.clone());
         Ok(Some(opened))
     }
@@ -619,12 +707,13 @@ async fn run<R: Send + 'static>(
 /// schema from its stored documents, then swaps it in; a current index is left alone. Runs
 /// before the first write to the index, holding its writer lock, so no write is lost; readers
 /// of the old files (other processes) keep their snapshot.
-fn upgrade(dir: &Path) -> anyhow::Result<()> {
-    let old = OpenIndex::open(dir)?;
+fn upgrade(dir: &Path, writers: &Arc<Writers>) -> anyhow::Result<()> {
+    let old = OpenIndex::open(dir, writers.clone())?;
     if !old.fields.is_legacy() {
         return Ok(());
     }
-    let _lock = old.open_writer()?;
+    // Held for its lock only (it is handed no document, so its arena stays unallocated).
+    let _lock = old.open_writer(writers::MIN_HEAP)?;
     old.reader.reload().context("reloading the index reader")?;
     let searcher = old.reader.searcher();
     let fresh_dir = aside(dir, "upgrading");
@@ -632,7 +721,7 @@ fn upgrade(dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&fresh_dir)
             .with_context(|| format!("removing {}", fresh_dir.display()))?;
     }
-    let fresh = OpenIndex::open(&fresh_dir)?;
+    let fresh = OpenIndex::open(&fresh_dir, writers.clone())?;
     let mut docs = Vec::new();
     for segment in searcher.segment_readers() {
         let store = segment.get_store_reader(16)?;
@@ -640,11 +729,11 @@ fn upgrade(dir: &Path) -> anyhow::Result<()> {
             let stored: TantivyDocument = store.get(doc)?;
             docs.push(old.stored(&stored));
             if docs.len() >= 1000 {
-                fresh.upsert(&std::mem::take(&mut docs))?;
+                fresh.upsert(std::mem::take(&mut docs))?;
             }
         }
     }
-    fresh.upsert(&docs)?;
+    fresh.upsert(docs)?;
     fresh.commit()?;
     let count = searcher.num_docs();
     drop((fresh, _lock, searcher, old));
@@ -682,7 +771,7 @@ impl Sink for EmbeddedIndex {
         index: IndexRef,
         docs: Vec<SinkDocument>,
     ) -> BoxFuture<'_, anyhow::Result<()>> {
-        self.blocking(index, move |i| i.upsert(&docs))
+        self.blocking(index, move |i| i.upsert(docs))
     }
 
     fn delete(
@@ -758,7 +847,7 @@ impl Sink for EmbeddedIndex {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use serde_json::json;
 
@@ -774,6 +863,134 @@ mod tests {
             fields,
             body: Some(body.into()),
         }
+    }
+
+    /// Index directories under `root` whose writer is open now: tantivy holds an exclusive
+    /// `flock` on the lock file exactly while a writer lives (the file itself stays).
+    fn open_writer_dirs(root: &Path) -> usize {
+        let mut n = 0;
+        for tenant in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            for index in std::fs::read_dir(tenant.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let Ok(file) = std::fs::File::open(index.path().join(".tantivy-writer.lock"))
+                else {
+                    continue;
+                };
+                n += usize::from(matches!(
+                    file.try_lock(),
+                    Err(std::fs::TryLockError::WouldBlock)
+                ));
+            }
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn writers_beyond_the_host_budget_are_committed_and_closed_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for two writers.
+        let budget = 2 * (WRITER_HEAP + WRITER_QUEUE_BYTES) as u64;
+        let sink = EmbeddedIndex::with_writer_memory(dir.path(), budget).unwrap();
+        let indexes: Vec<IndexRef> = (0..6)
+            .map(|i| IndexRef::new(format!("tenant-{i}"), "docs"))
+            .collect();
+        // Every index is written and none committed: a writer per index would stay open.
+        for (i, ix) in indexes.iter().enumerate() {
+            let docs = (0..20)
+                .map(|d| doc("c", &format!("{i}-{d}"), "v1", "title", "some body words"))
+                .collect();
+            sink.upsert(ix.clone(), docs).await.unwrap();
+            assert!(
+                open_writer_dirs(dir.path()) <= 2,
+                "{} writers open after writing {} indexes",
+                open_writer_dirs(dir.path()),
+                i + 1
+            );
+        }
+        assert_eq!(sink.writers.open_now(), 2);
+        // The closed writers committed what they held: their documents are readable before
+        // their own commit, and after it.
+        assert_eq!(
+            sink.versions(indexes[0].clone(), "c".into())
+                .await
+                .unwrap()
+                .len(),
+            20
+        );
+        for ix in &indexes {
+            sink.commit(ix.clone()).await.unwrap();
+            assert_eq!(
+                sink.versions(ix.clone(), "c".into()).await.unwrap().len(),
+                20,
+                "{ix}"
+            );
+        }
+        // A closed writer reopens for the next write of its index.
+        sink.upsert(indexes[0].clone(), vec![doc("c", "late", "v1", "t", "b")])
+            .await
+            .unwrap();
+        sink.commit(indexes[0].clone()).await.unwrap();
+        assert_eq!(
+            sink.versions(indexes[0].clone(), "c".into())
+                .await
+                .unwrap()
+                .len(),
+            21
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_indexes_written_at_once_share_one_writer_without_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for one (smaller) writer only.
+        let sink = EmbeddedIndex::with_writer_memory(dir.path(), 30 << 20).unwrap();
+        assert_eq!(sink.writers.slots(), 1);
+        let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let watcher = {
+            let (root, watching) = (dir.path().to_path_buf(), watching.clone());
+            std::thread::spawn(move || {
+                let mut most = 0;
+                while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                    most = most.max(open_writer_dirs(&root));
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                most
+            })
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let sink = sink.clone();
+            tasks.spawn(async move {
+                let ix = IndexRef::new(format!("t{t}"), "docs");
+                for batch in 0..5 {
+                    let docs = (0..10)
+                        .map(|d| doc("c", &format!("{batch}-{d}"), "v1", "title", "body"))
+                        .collect();
+                    sink.upsert(ix.clone(), docs).await.unwrap();
+                }
+                sink.commit(ix.clone()).await.unwrap();
+                sink.versions(ix, "c".into()).await.unwrap().len()
+            });
+        }
+        let counts = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+            let mut counts = Vec::new();
+            while let Some(n) = tasks.join_next().await {
+                counts.push(n.unwrap());
+            }
+            counts
+        })
+        .await
+        .expect("the writes finish: no write waits on another forever");
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(counts, vec![50; 8]);
+        assert_eq!(
+            watcher.join().unwrap(),
+            1,
+            "at most one writer open at any moment"
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ pub mod elasticsearch;
 pub mod embedded;
 pub mod query;
 pub mod quota;
+mod writers;
 
 pub use query::{Cursor, FacetCount, Filter, InvalidQuery, Order, Sort, UnknownField};
 
