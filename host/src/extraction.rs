@@ -17,7 +17,10 @@ use tributary_extract::{ExtractError, Extractor, Limits as ExtractLimits};
 
 use crate::bindings::extract::ExtractError as WitExtractError;
 use crate::bindings::http::HttpError;
-use crate::net::Body;
+use futures::future::BoxFuture;
+
+use crate::bindings::index::ContentRequest;
+use crate::net::{Body, DownloadError, Egress, RetryPolicy, download, download_with};
 
 /// Operator settings for extraction.
 #[derive(Clone, Debug, Deserialize)]
@@ -171,6 +174,44 @@ impl Extraction {
             .with_max_output_bytes(max_output_bytes.min(self.max_output_bytes()));
         tributary_extract::stream::begin(head, complete, file_name, mime, &limits)
             .map_err(ExtractFailure::from)
+    }
+
+    /// Downloads `request` (at most `max_input_bytes`, retried as `retry` says) and extracts its
+    /// text: sent whole to the extraction service when one is configured, else read as it
+    /// arrives ([`Extraction::read_text`], `before_whole` made afresh for every attempt). The
+    /// one path of the pipeline's downloads and of `extract.fetch-text`. `Err` is the download's
+    /// failure, `Ok(Err)` the extraction's verdict.
+    pub async fn download_text<'a, W, F>(
+        &'a self,
+        egress: &'a Egress,
+        request: &'a ContentRequest,
+        max_input_bytes: u64,
+        retry: &'a RetryPolicy,
+        max_output_bytes: usize,
+        before_whole: W,
+    ) -> Result<Result<String, ExtractFailure>, DownloadError>
+    where
+        W: Fn() -> F + Send + Sync + 'a,
+        F: Future<Output = ()> + Send + 'a,
+    {
+        let (name, mime) = (&request.file_name, request.mime_type.as_deref());
+        if self.uses_service() {
+            let body = download(egress, request, max_input_bytes, retry).await?;
+            return Ok(self.extract(body, name, mime).await);
+        }
+        // A boxed future per attempt: the spawned download needs it `Send`, which a borrowing
+        // async closure is not for every lifetime.
+        let read = |body: Body| -> BoxFuture<'a, _> {
+            Box::pin(self.read_text(
+                body,
+                name,
+                mime,
+                max_input_bytes,
+                max_output_bytes,
+                before_whole(),
+            ))
+        };
+        download_with(egress, request, max_input_bytes, retry, read).await
     }
 
     /// Reads a downloaded body into text (local extraction): its head decides

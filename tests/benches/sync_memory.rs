@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench -p tributary-e2e --bench sync_memory                      # both mixes, full size
 //! cargo bench -p tributary-e2e --bench sync_memory -- --scale 0.1 box   # a tenth, Box only
+//! cargo bench -p tributary-e2e --bench sync_memory -- tenants           # 100 Box syncs at once
 //! ```
 //!
 //! The mixes (`--scale` multiplies the counts; file sizes never change):
@@ -11,6 +12,10 @@
 //!   (17,000 documents); HTML sizes 103 KB / 1.0 MB / 8.2 MB / 25.6 MB weighted 58 / 30 / 10 / 2 %
 //!   (the plugin skips files over its 10 MiB `max_file_size`); `concurrent_downloads` 100.
 //! - **Box**: 50 folders × 50 text files of 1 MB (2,550 documents); `concurrent_downloads` 15.
+//! - **Tenants**: `--tenants` (100) tenants, each with its own Box account holding the Box mix
+//!   at `--tenant-scale` (0.02: one folder of 50 files, 51 documents), all synced at once by the
+//!   service (`tributary serve`'s dispatcher, one job per tenant, `concurrent_downloads` 15
+//!   each); the ceiling is every account's plain client running at once.
 //!
 //! The **ceiling** is the same request mix (token, listing pages, shared-link look-ups, every
 //! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
@@ -46,6 +51,7 @@ const BOX_CONCURRENCY: usize = 15;
 enum Mix {
     Dropbox,
     Box,
+    Tenants,
 }
 
 impl Mix {
@@ -53,6 +59,7 @@ impl Mix {
         match self {
             Mix::Dropbox => "dropbox",
             Mix::Box => "box",
+            Mix::Tenants => "tenants",
         }
     }
 }
@@ -73,6 +80,9 @@ struct Measured {
     peak_rss: u64,
     peak_anon: u64,
     rss_open: u64,
+    /// Jobs run and jobs that did not succeed (one per tenant; one in the single mixes).
+    jobs: u64,
+    failed: u64,
 }
 
 fn main() {
@@ -89,7 +99,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
-    let picked: Vec<Mix> = [Mix::Dropbox, Mix::Box]
+    let number = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse::<f64>().ok())
+    };
+    let tenants = number("--tenants").map_or(100, |n| n as usize);
+    let tenant_scale = number("--tenant-scale").unwrap_or(0.02);
+    let picked: Vec<Mix> = [Mix::Dropbox, Mix::Box, Mix::Tenants]
         .into_iter()
         .filter(|m| args.iter().any(|a| a == m.name()))
         .collect();
@@ -115,7 +133,12 @@ fn main() {
     let mut rows = Vec::new();
     for mix in mixes {
         eprintln!("sync_memory: {} mix at scale {scale}…", mix.name());
-        let row = runtime.block_on(run_mix(mix, scale, work.path(), &cache));
+        let row = match mix {
+            Mix::Tenants => {
+                runtime.block_on(run_tenants(tenants, tenant_scale, work.path(), &cache))
+            }
+            _ => runtime.block_on(run_mix(mix, scale, work.path(), &cache)),
+        };
         rows.push(row);
     }
     println!(
@@ -151,6 +174,13 @@ fn main() {
             m.peak_anon as f64 / 1048576.0,
             m.rss_open as f64 / 1048576.0,
         );
+        if m.jobs > 1 {
+            println!(
+                "{:<8} {} jobs at once, {} not succeeded",
+                "", m.jobs, m.failed
+            );
+        }
+        assert_eq!(m.failed, 0, "{}: {} jobs failed", mix.name(), m.failed);
         assert!(
             m.extracted >= c.downloads,
             "{}: {} bodies extracted, {} downloaded by the plain client",
@@ -199,7 +229,48 @@ async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (Mix, Ceili
             let measured = spawn_sync(mix, "box", config, work, cache);
             (mix, ceiling, measured)
         }
+        Mix::Tenants => unreachable!("run_tenants"),
     }
+}
+
+/// `tenants` Box accounts, each with the Box mix at `scale`, synced at once by the service.
+async fn run_tenants(
+    tenants: usize,
+    scale: f64,
+    work: &Path,
+    cache: &Path,
+) -> (Mix, Ceiling, Measured) {
+    let mut fakes = Vec::new();
+    for _ in 0..tenants {
+        fakes.push(box_fake(scale).await);
+    }
+    let started = Instant::now();
+    let ceilings =
+        futures::future::join_all(fakes.iter().map(|f| box_ceiling(f, BOX_CONCURRENCY))).await;
+    let ceiling = Ceiling {
+        wall: started.elapsed(),
+        downloads: ceilings.iter().map(|c| c.downloads).sum(),
+        bytes: ceilings.iter().map(|c| c.bytes).sum(),
+    };
+    let configs: Vec<Value> = fakes
+        .iter()
+        .map(|fake| {
+            json!({
+                "client_id": fake.client_id(),
+                "client_secret": fake.client_secret(),
+                "refresh_token": fake.reauthorize(),
+                "api_base_url": fake.base_url(),
+                "concurrent_downloads": BOX_CONCURRENCY,
+            })
+        })
+        .collect();
+    let measured = spawn_child(
+        Mix::Tenants,
+        json!({"plugin": "box", "configs": configs}),
+        work,
+        cache,
+    );
+    (Mix::Tenants, ceiling, measured)
 }
 
 // ----- the mixes --------------------------------------------------------------------------------
@@ -511,13 +582,20 @@ item_status,path_collection";
 // ----- the sync, in a child process -------------------------------------------------------------
 
 fn spawn_sync(mix: Mix, plugin: &str, config: Value, work: &Path, cache: &Path) -> Measured {
+    spawn_child(
+        mix,
+        json!({"plugin": plugin, "config": config}),
+        work,
+        cache,
+    )
+}
+
+fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured {
     let data = work.join(format!("data-{}", mix.name()));
     let spec = work.join(format!("{}.json", mix.name()));
-    std::fs::write(
-        &spec,
-        json!({"plugin": plugin, "config": config, "data": data, "cache": cache}).to_string(),
-    )
-    .unwrap();
+    what["data"] = json!(data);
+    what["cache"] = json!(cache);
+    std::fs::write(&spec, what.to_string()).unwrap();
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .env(CHILD, &spec)
         .output()
@@ -543,6 +621,8 @@ fn spawn_sync(mix: Mix, plugin: &str, config: Value, work: &Path, cache: &Path) 
         peak_rss: n("peak_rss"),
         peak_anon: n("peak_anon"),
         rss_open: n("rss_open"),
+        jobs: n("jobs"),
+        failed: n("failed"),
     }
 }
 
@@ -577,48 +657,35 @@ fn anonymous() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-fn child(spec: &Path) {
-    let spec: Value = serde_json::from_slice(&std::fs::read(spec).unwrap()).unwrap();
-    let plugin = spec["plugin"].as_str().unwrap().to_string();
-    let Value::Object(config) = spec["config"].clone() else {
+fn connector(tenant: &str, plugin: &str, config: &Value) -> ConnectorSpec {
+    let Value::Object(config) = config.clone() else {
         panic!("config is an object")
     };
-    let path = |k: &str| PathBuf::from(spec[k].as_str().unwrap());
-    let pipeline = match std::env::var("TRIBUTARY_SYNC_MEMORY_PIPELINE") {
-        Ok(json) => serde_json::from_str(&json).expect("[pipeline] settings as JSON"),
-        Err(_) => Default::default(),
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let host = Host::open(HostConfig {
-            pipeline,
-            data_dir: path("data"),
-            cache_dir: Some(path("cache")),
-            connectors: vec![ConnectorSpec {
-                id: "bench".into(),
-                plugin: plugin.clone(),
-                tenant: "default".into(),
-                index: None,
-                config,
-                rules: Vec::new(),
-                advanced_rules: None,
-                schedule: Default::default(),
-            }],
-            // The operator's path to the loopback fakes (nothing else is reachable).
-            http: tributary_host::net::HttpConfig {
-                allow_private: vec!["127.0.0.1".parse().unwrap()],
-                ..Default::default()
-            },
-            ..HostConfig::default()
-        })
-        .await
-        .unwrap();
-        let rss_open = resident();
-        // The kernel keeps no peak of anonymous memory: sample it.
-        let peak_anon = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    ConnectorSpec {
+        id: "bench".into(),
+        plugin: plugin.into(),
+        tenant: tenant.into(),
+        index: None,
+        config,
+        rules: Vec::new(),
+        advanced_rules: None,
+        schedule: Default::default(),
+    }
+}
+
+/// Samples anonymous RSS every 20 ms (the kernel keeps no peak of it) until dropped.
+struct AnonSampler {
+    peak: Arc<std::sync::atomic::AtomicU64>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AnonSampler {
+    fn start() -> Self {
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sampler = {
-            let (peak, done) = (peak_anon.clone(), done.clone());
+        let thread = {
+            let (peak, done) = (peak.clone(), done.clone());
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     peak.fetch_max(anonymous(), std::sync::atomic::Ordering::Relaxed);
@@ -626,27 +693,151 @@ fn child(spec: &Path) {
                 }
             })
         };
-        let started = Instant::now();
-        let report = host
-            .sync(None, "bench", SyncKind::Full, SyncOptions::default())
+        Self {
+            peak,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn child(spec: &Path) {
+    let spec: Value = serde_json::from_slice(&std::fs::read(spec).unwrap()).unwrap();
+    let plugin = spec["plugin"].as_str().unwrap().to_string();
+    let path = |k: &str| PathBuf::from(spec[k].as_str().unwrap());
+    let pipeline = match std::env::var("TRIBUTARY_SYNC_MEMORY_PIPELINE") {
+        Ok(json) => serde_json::from_str(&json).expect("[pipeline] settings as JSON"),
+        Err(_) => Default::default(),
+    };
+    let mut config = HostConfig {
+        pipeline,
+        data_dir: path("data"),
+        cache_dir: Some(path("cache")),
+        // The operator's path to the loopback fakes (nothing else is reachable).
+        http: tributary_host::net::HttpConfig {
+            allow_private: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        },
+        ..HostConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = match spec["configs"].as_array() {
+        None => {
+            config.connectors = vec![connector("default", &plugin, &spec["config"])];
+            runtime.block_on(one_sync(config))
+        }
+        Some(configs) => runtime.block_on(many_syncs(config, &plugin, configs)),
+    };
+    println!("RESULT {result}");
+}
+
+async fn one_sync(config: HostConfig) -> Value {
+    let host = Host::open(config).await.unwrap();
+    let rss_open = resident();
+    let sampler = AnonSampler::start();
+    let started = Instant::now();
+    let report = host
+        .sync(None, "bench", SyncKind::Full, SyncOptions::default())
+        .await
+        .unwrap();
+    let sync = started.elapsed();
+    let peak_anon = sampler.stop();
+    assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.error);
+    let (peak_rss, cpu) = usage();
+    json!({
+        "sync_us": sync.as_micros() as u64,
+        "indexed": report.counts.indexed,
+        "extracted": report.counts.content_extracted,
+        "cpu_us": cpu.as_micros() as u64,
+        "peak_rss": peak_rss,
+        "rss_open": rss_open,
+        "peak_anon": peak_anon,
+        "jobs": 1,
+        "failed": 0,
+    })
+}
+
+/// One tenant per config, each with one connector, all synced at once through the service's
+/// dispatcher (as `tributary serve` runs them).
+async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> Value {
+    use tributary_host::serve::store::QueueReason;
+    use tributary_host::serve::{Service, TenantQuotas};
+    let n = configs.len();
+    config
+        .service
+        .insert("max_concurrent_syncs".into(), (n as i64).into());
+    config
+        .service
+        .insert("admin_token".into(), "bench-admin-token-0123456789".into());
+    config.runtime.pool_instances = n as u32 + 8;
+    let host = Arc::new(Host::open(config).await.unwrap());
+    let service = Service::open(host, None).await.unwrap();
+    let mut specs = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let tenant = format!("tenant-{i:03}");
+        service
+            .store()
+            .create_tenant(&tenant, None, &TenantQuotas::default())
             .await
             .unwrap();
-        let sync = started.elapsed();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        sampler.join().unwrap();
-        assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.error);
-        let (peak_rss, cpu) = usage();
-        println!(
-            "RESULT {}",
-            json!({
-                "sync_us": sync.as_micros() as u64,
-                "indexed": report.counts.indexed,
-                "extracted": report.counts.content_extracted,
-                "cpu_us": cpu.as_micros() as u64,
-                "peak_rss": peak_rss,
-                "rss_open": rss_open,
-                "peak_anon": peak_anon.load(std::sync::atomic::Ordering::Relaxed),
-            })
-        );
-    });
+        let spec = connector(&tenant, plugin, c);
+        service.store().put_connector(&spec, None).await.unwrap();
+        specs.push(spec);
+    }
+    let rss_open = resident();
+    let sampler = AnonSampler::start();
+    service.start();
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for spec in &specs {
+        let queued = service
+            .enqueue(spec, SyncKind::Full, QueueReason::Api)
+            .await
+            .unwrap()
+            .into_report()
+            .expect("the queue has room");
+        jobs.push(queued);
+    }
+    let (mut indexed, mut extracted, mut failed) = (0, 0, 0);
+    for job in &jobs {
+        let report = loop {
+            let report = service.job(&job.tenant, &job.id).await.unwrap().unwrap();
+            if matches!(
+                report.status,
+                JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+            ) {
+                break report;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if report.status != JobStatus::Succeeded {
+            failed += 1;
+            eprintln!("job {} of {}: {:?}", job.id, job.tenant, report.error);
+        }
+        indexed += report.counts.indexed;
+        extracted += report.counts.content_extracted;
+    }
+    let sync = started.elapsed();
+    let peak_anon = sampler.stop();
+    service.stop();
+    let (peak_rss, cpu) = usage();
+    json!({
+        "sync_us": sync.as_micros() as u64,
+        "indexed": indexed,
+        "extracted": extracted,
+        "cpu_us": cpu.as_micros() as u64,
+        "peak_rss": peak_rss,
+        "rss_open": rss_open,
+        "peak_anon": peak_anon,
+        "jobs": n,
+        "failed": failed,
+    })
 }

@@ -4,14 +4,13 @@
 //! limit, and a fetched body at most what the host hands to plugins at all.
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::extract::{self, ExtractError as WitExtractError};
 use crate::bindings::index::ContentRequest;
 use crate::extraction::Extraction;
 use crate::limits::HostCalls;
-use crate::net::{DownloadError, Egress, RetryPolicy, download, download_with};
+use crate::net::{DownloadError, Egress, RetryPolicy};
 
 /// The `extract` state of a plugin instance.
 #[derive(Clone, Debug)]
@@ -77,23 +76,18 @@ impl extract::Host for ExtractCtx {
             .max_input_bytes()
             .max(self.egress.engine().config().max_response_bytes);
         let max = request.max_bytes.min(ceiling);
-        let (name, mime) = (&request.file_name, request.mime_type.as_deref());
         let max_output = self.extraction.max_output_bytes();
-        let text = if self.extraction.uses_service() {
-            match download(&self.egress, &request, max, &self.retry).await {
-                Ok(body) => Ok(self.extraction.extract(body, name, mime).await),
-                Err(e) => Err(e),
-            }
-        } else {
-            // Read as it arrives: a streamed format never holds the whole body.
-            let read = |body| -> BoxFuture<'_, _> {
-                Box::pin(
-                    self.extraction
-                        .read_text(body, name, mime, max, max_output, async {}),
-                )
-            };
-            download_with(&self.egress, &request, max, &self.retry, read).await
-        };
+        let text = self
+            .extraction
+            .download_text(
+                &self.egress,
+                &request,
+                max,
+                &self.retry,
+                max_output,
+                || async {},
+            )
+            .await;
         let text = match text {
             Ok(text) => text,
             Err(DownloadError::Skipped(reason)) => {

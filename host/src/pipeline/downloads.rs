@@ -1,8 +1,8 @@
 //! Content downloads of one job, many at once: download → extract → a body for the document.
 //!
 //! Invariants:
-//! - at most `concurrency` downloads run (the plugin waits for a slot: backpressure), and the
-//!   plugin's wish is clamped to the operator's maximum;
+//! - at most `concurrency` downloads run or wait to be taken (the plugin waits for a slot:
+//!   backpressure), and the plugin's wish is clamped to the operator's maximum;
 //! - the bytes they hold are bounded too: before it starts, a download reserves from the job's
 //!   in-flight budget what it will hold at most — its declared size (its download limit when
 //!   the source declared none), or for a body extracted as it arrives (text, Markdown, CSV,
@@ -14,6 +14,10 @@
 //!   a format that needs it whole gives its share back and reserves the whole size before
 //!   reading on: a download never waits for more while holding some, so no two downloads wait
 //!   on each other's shares;
+//! - a finished download keeps the share of its text (shrunk to the text's length) until the
+//!   pipeline collects its document, so texts waiting to be batched count against both budgets
+//!   too; the pipeline takes them one at a time and hands each to the batch before waiting for
+//!   the next, so it never waits for a download while holding a finished one's share;
 //! - a streamed body stops being read once its text reaches the body limit;
 //! - every download carries the operation number of its upsert; a result is handed back only
 //!   when no later upsert or delete of the same id happened meanwhile, so a later operation
@@ -25,21 +29,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tributary_extract::stream::{HEAD_BYTES, likely_streams};
 
-use crate::bindings::http::HttpError;
 use crate::bindings::index::{ContentFailure, ContentRequest};
 use crate::extraction::{ExtractFailure, Extraction};
-use crate::net::{Body, DownloadError, Egress, RetryPolicy, download, download_with};
+use crate::net::{DownloadError, Egress, RetryPolicy};
 use crate::sink::SinkDocument;
 
 /// A finished download.
 pub(crate) struct Downloaded {
     pub(crate) doc: SinkDocument,
     pub(crate) outcome: Outcome,
+    /// The budget share of its text, held until the pipeline takes the document (dropped with
+    /// this): a finished download waiting to be collected is memory too.
+    _held: Option<Reservation>,
 }
 
 /// How a download ended.
@@ -70,6 +75,11 @@ pub(crate) struct Fetcher {
 pub struct DownloadBudget {
     bytes: Arc<Semaphore>,
     total: u32,
+    /// The largest share granted so far (tests read it: `available` alone cannot show a share
+    /// that the next waiter starts filling at once, as tokio's semaphore hands freed permits to
+    /// the first waiter piece by piece).
+    #[cfg(test)]
+    largest: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl DownloadBudget {
@@ -80,6 +90,8 @@ impl DownloadBudget {
         Self {
             bytes: Arc::new(Semaphore::new(total as usize)),
             total,
+            #[cfg(test)]
+            largest: Arc::default(),
         }
     }
 
@@ -89,7 +101,17 @@ impl DownloadBudget {
             .unwrap_or(u32::MAX)
             .clamp(1, self.total);
         // Never closed, so this waits rather than failing.
-        self.bytes.clone().acquire_many_owned(share).await.ok()
+        let permit = self.bytes.clone().acquire_many_owned(share).await.ok();
+        #[cfg(test)]
+        self.largest
+            .fetch_max(share, std::sync::atomic::Ordering::SeqCst);
+        permit
+    }
+
+    /// The largest share granted so far.
+    #[cfg(test)]
+    pub(crate) fn largest(&self) -> u32 {
+        self.largest.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Bytes not reserved now.
@@ -141,21 +163,14 @@ impl Downloads {
         }
     }
 
-    /// Starts a download for `doc` (operation `seq`), after waiting for a free slot; returns the
-    /// downloads that finished while waiting.
-    pub(crate) async fn start(
-        &mut self,
-        seq: u64,
-        doc: SinkDocument,
-        request: ContentRequest,
-    ) -> anyhow::Result<Vec<Downloaded>> {
-        let mut finished = Vec::new();
-        while self.tasks.len() >= self.concurrency {
-            if let Some(done) = self.tasks.join_next().await {
-                let (seq, done) = done.context("content download task")?;
-                finished.extend(self.current(seq, done));
-            }
-        }
+    /// Whether every slot is taken: the caller takes finished downloads ([`Downloads::next`])
+    /// until one is free, accepting each as it comes, before [`Downloads::start`].
+    pub(crate) fn is_full(&self) -> bool {
+        self.tasks.len() >= self.concurrency
+    }
+
+    /// Starts a download for `doc` (operation `seq`); the caller made sure a slot is free.
+    pub(crate) fn start(&mut self, seq: u64, doc: SinkDocument, request: ContentRequest) {
         self.in_flight.insert(doc.id.clone(), seq);
         let fetcher = self.fetcher.clone();
         let (budget, host_budget) = (self.budget.clone(), self.host_budget.clone());
@@ -171,9 +186,26 @@ impl Downloads {
             reservation
                 .hold(fetcher.expected_bytes(&request, whole))
                 .await;
-            (seq, fetcher.fetch(doc, request, &reservation).await)
+            let mut done = fetcher.fetch(doc, request, &reservation).await;
+            // Until the pipeline takes it, the document holds its text: the share shrinks to
+            // that and stays.
+            reservation.keep(done.doc.body.as_ref().map_or(0, String::len) as u64);
+            done._held = Some(reservation);
+            (seq, done)
         });
-        Ok(finished)
+    }
+
+    /// The next download to finish (superseded ones are dropped), `None` when none is running.
+    /// One at a time, so the caller hands each to the batch before waiting for the next: waiting
+    /// while holding finished ones could keep the shares the running ones wait for.
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Downloaded>> {
+        while let Some(done) = self.tasks.join_next().await {
+            let (seq, done) = done.context("content download task")?;
+            if let Some(done) = self.current(seq, done) {
+                return Ok(Some(done));
+            }
+        }
+        Ok(None)
     }
 
     /// The job's in-flight byte budget.
@@ -192,16 +224,6 @@ impl Downloads {
             }
         }
         finished
-    }
-
-    /// Waits for every download.
-    pub(crate) async fn drain(&mut self) -> anyhow::Result<Vec<Downloaded>> {
-        let mut finished = Vec::new();
-        while let Some(done) = self.tasks.join_next().await {
-            let (seq, d) = done.context("content download task")?;
-            finished.extend(self.current(seq, d));
-        }
-        Ok(finished)
     }
 
     /// Stops every download.
@@ -266,51 +288,33 @@ impl Fetcher {
                 })
             }
         };
-        Downloaded { doc, outcome }
+        Downloaded {
+            doc,
+            outcome,
+            _held: None,
+        }
     }
 
+    /// Downloads and extracts `request`'s text: a body read whole first grows the reservation
+    /// to its whole size.
     async fn fetch_text(
         &self,
         request: &ContentRequest,
         reservation: &Reservation,
     ) -> Result<String, Failure> {
-        let max_bytes = self.max_bytes(request);
-        if self.extraction.uses_service() {
-            let body = download(&self.egress, request, max_bytes, &self.retry)
-                .await
-                .map_err(Failure::from)?;
-            return self
-                .extraction
-                .extract(body, &request.file_name, request.mime_type.as_deref())
-                .await
-                .map_err(Failure::from);
-        }
-        // A boxed future per attempt: a borrowing async closure would not be `Send` for every
-        // lifetime, which the spawned download needs.
-        let read = move |body: Body| -> BoxFuture<'_, _> {
-            Box::pin(self.read(request, body, max_bytes, reservation))
-        };
-        download_with(&self.egress, request, max_bytes, &self.retry, read)
+        let whole = || reservation.hold(reservation.whole);
+        self.extraction
+            .download_text(
+                &self.egress,
+                request,
+                self.max_bytes(request),
+                &self.retry,
+                self.max_body_bytes,
+                whole,
+            )
             .await
             .map_err(Failure::from)?
             .map_err(Failure::from)
-    }
-
-    /// Reads a body into text, piece by piece when its format allows (see
-    /// [`Extraction::read_text`]); a body read whole first grows the reservation to its whole
-    /// size.
-    async fn read(
-        &self,
-        request: &ContentRequest,
-        body: Body,
-        max_bytes: u64,
-        reservation: &Reservation,
-    ) -> Result<Result<String, ExtractFailure>, HttpError> {
-        let (name, mime) = (&request.file_name, request.mime_type.as_deref());
-        let whole = reservation.hold(reservation.whole);
-        self.extraction
-            .read_text(body, name, mime, max_bytes, self.max_body_bytes, whole)
-            .await
     }
 }
 
@@ -331,6 +335,17 @@ impl Reservation {
         let job = self.budgets.0.reserve(bytes).await;
         let host = self.budgets.1.reserve(bytes).await;
         *self.lock() = job.zip(host);
+    }
+
+    /// Keeps only `bytes` of what it holds (at least one byte: a share is never empty).
+    fn keep(&self, bytes: u64) {
+        let keep = usize::try_from(bytes).unwrap_or(usize::MAX).max(1);
+        if let Some((job, host)) = self.lock().as_mut() {
+            for permit in [job, host] {
+                let extra = permit.num_permits().saturating_sub(keep);
+                drop(permit.split(extra));
+            }
+        }
     }
 
     fn lock(

@@ -267,8 +267,12 @@ impl Pipeline {
                         Counters::add(&self.counters.content_skipped, 1);
                         self.batches.push(sink_doc);
                     } else {
-                        let finished = self.downloads.start(seq, sink_doc, request).await?;
-                        self.accept(finished).await?;
+                        while self.downloads.is_full() {
+                            if let Some(done) = self.downloads.next().await? {
+                                self.accept(vec![done]).await?;
+                            }
+                        }
+                        self.downloads.start(seq, sink_doc, request);
                     }
                 }
             }
@@ -371,8 +375,9 @@ impl Pipeline {
 
     /// Waits for downloads and writes everything out (without committing).
     async fn drain(&mut self) -> anyhow::Result<()> {
-        let finished = self.downloads.drain().await?;
-        self.accept(finished).await?;
+        while let Some(done) = self.downloads.next().await? {
+            self.accept(vec![done]).await?;
+        }
         self.batches.flush_all().await
     }
 
