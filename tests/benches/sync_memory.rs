@@ -21,7 +21,7 @@
 //! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
 //! same run, bodies read and dropped: no service can sync faster than that.
 //!
-//! The **sync** runs in a child process (this binary again) so that its peak RSS (`ru_maxrss`)
+//! The **sync** runs in a child process (this binary again) so that its peak RSS (`VmHWM`)
 //! and CPU time (`getrusage`) are the sync's alone, not the fake server's. Plugins come from a
 //! compile cache the parent fills first, so compiling them is not counted; "RSS after open" is the
 //! child's resident memory once the host is open (engine, plugins, index), before the sync.
@@ -83,6 +83,9 @@ struct Measured {
     /// Jobs run and jobs that did not succeed (one per tenant; one in the single mixes).
     jobs: u64,
     failed: u64,
+    /// Index segments and bytes on disk after the sync (all indexes together).
+    segments: u64,
+    index_bytes: u64,
 }
 
 fn main() {
@@ -174,6 +177,12 @@ fn main() {
             m.peak_anon as f64 / 1048576.0,
             m.rss_open as f64 / 1048576.0,
         );
+        println!(
+            "{:<8} index after the sync: {} segments, {:.0} MB",
+            "",
+            m.segments,
+            m.index_bytes as f64 / 1e6
+        );
         if m.jobs > 1 {
             println!(
                 "{:<8} {} jobs at once, {} not succeeded",
@@ -190,7 +199,7 @@ fn main() {
         );
     }
     println!(
-        "(scale {scale}; ratio = ceiling / sync; CPU, peak RSS (ru_maxrss, mapped index files included), peak anonymous RSS (sampled every 20 ms) and RSS after open are the sync process's)"
+        "(scale {scale}; ratio = ceiling / sync; CPU, peak RSS (VmHWM, mapped index files included), peak anonymous RSS (sampled every 20 ms) and RSS after open are the sync process's)"
     );
 }
 
@@ -623,10 +632,14 @@ fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured
         rss_open: n("rss_open"),
         jobs: n("jobs"),
         failed: n("failed"),
+        segments: n("segments"),
+        index_bytes: n("index_bytes"),
     }
 }
 
-/// `(peak RSS in bytes, user + system CPU)` of this process so far.
+/// `(peak RSS in bytes, user + system CPU)` of this process so far. The peak is `VmHWM`, not
+/// `ru_maxrss`: Linux carries `ru_maxrss` across `exec`, so a child's would start at the RSS
+/// its parent (holding the fake servers) had when it forked.
 fn usage() -> (u64, Duration) {
     // SAFETY: getrusage only writes the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -636,10 +649,17 @@ fn usage() -> (u64, Duration) {
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    (
-        ru.ru_maxrss as u64 * 1024,
-        tv(ru.ru_utime) + tv(ru.ru_stime),
-    )
+    (status_bytes("VmHWM:"), tv(ru.ru_utime) + tv(ru.ru_stime))
+}
+
+/// A `/proc/self/status` figure (kB there), in bytes.
+fn status_bytes(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn resident() -> u64 {
@@ -647,14 +667,9 @@ fn resident() -> u64 {
 }
 
 /// Anonymous resident memory now (heap and stacks: not the index files tantivy maps, which
-/// `ru_maxrss` counts too but the kernel can drop at any time).
+/// `VmHWM` counts too but the kernel can drop at any time).
 fn anonymous() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    status_bytes("RssAnon:")
 }
 
 fn connector(tenant: &str, plugin: &str, config: &Value) -> ConnectorSpec {
@@ -739,7 +754,26 @@ fn child(spec: &Path) {
     println!("RESULT {result}");
 }
 
+/// Segments of the indexes under `data` now (one `.store` file each), and their bytes.
+fn segments(data: &Path) -> (u64, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    let mut dirs = vec![data.join("index")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                n += u64::from(path.extension().is_some_and(|e| e == "store"));
+                bytes += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    (n, bytes)
+}
+
 async fn one_sync(config: HostConfig) -> Value {
+    let data = config.data_dir.clone();
     let host = Host::open(config).await.unwrap();
     let rss_open = resident();
     let sampler = AnonSampler::start();
@@ -762,6 +796,8 @@ async fn one_sync(config: HostConfig) -> Value {
         "peak_anon": peak_anon,
         "jobs": 1,
         "failed": 0,
+        "segments": segments(&data).0,
+        "index_bytes": segments(&data).1,
     })
 }
 
@@ -771,6 +807,7 @@ async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> 
     use tributary_host::serve::store::QueueReason;
     use tributary_host::serve::{Service, TenantQuotas};
     let n = configs.len();
+    let data = config.data_dir.clone();
     config
         .service
         .insert("max_concurrent_syncs".into(), (n as i64).into());
@@ -839,5 +876,7 @@ async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> 
         "peak_anon": peak_anon,
         "jobs": n,
         "failed": failed,
+        "segments": segments(&data).0,
+        "index_bytes": segments(&data).1,
     })
 }

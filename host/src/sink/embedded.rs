@@ -31,6 +31,7 @@ use super::backlog::{Backlog, Queued};
 use super::writers::{self, Closable, Writers};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, query};
 
+mod merge;
 mod search;
 
 /// How long a busy writer lock is waited for before it is reported.
@@ -163,6 +164,8 @@ fn clipped(value: &Value) -> Value {
 }
 
 struct OpenIndex {
+    /// Where its files are (the merge policy weighs segments by their files).
+    dir: PathBuf,
     index: Index,
     writer: Mutex<Option<IndexWriter<Queued>>>,
     backlog: std::sync::Arc<Backlog>,
@@ -219,6 +222,7 @@ impl OpenIndex {
             .try_into()
             .context("opening an index reader")?;
         Ok(Arc::new_cyclic(|me| Self {
+            dir: dir.to_path_buf(),
             index,
             writer: Mutex::new(None),
             backlog: Backlog::new(WRITER_QUEUE_BYTES),
@@ -239,7 +243,12 @@ impl OpenIndex {
         let deadline = std::time::Instant::now() + WRITER_LOCK_WAIT;
         loop {
             match self.index.writer_with_num_threads(1, heap) {
-                Ok(writer) => return Ok(writer),
+                Ok(writer) => {
+                    writer.set_merge_policy(Box::new(merge::BySize {
+                        dir: self.dir.clone(),
+                    }));
+                    return Ok(writer);
+                }
                 Err(tantivy::TantivyError::LockFailure(..))
                     if std::time::Instant::now() < deadline =>
                 {
