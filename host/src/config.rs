@@ -304,6 +304,21 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_writer_memory_too_small_for_one_writer_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: HostConfig = toml::from_str("[sink]\nwriter_memory = 1000000\n").unwrap();
+        assert_eq!(config.sink.writer_memory, 1_000_000);
+        let config = HostConfig {
+            data_dir: dir.path().join("data"),
+            cache_dir: Some(dir.path().join("cache")),
+            ..config
+        };
+        let err = format!("{:#}", crate::Host::open(config).await.err().unwrap());
+        assert!(err.contains("[sink] writer_memory"), "{err}");
+        assert!(!dir.path().join("data").exists(), "nothing created");
+    }
+
     #[test]
     fn parses_and_rejects_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();

@@ -113,6 +113,17 @@ impl Host {
 
     /// Opens the host as `options` say.
     pub async fn open_with(config: HostConfig, options: OpenOptions) -> anyhow::Result<Self> {
+        // First: a bad sink setting is refused before anything is created on disk.
+        let sink: Arc<dyn Sink> = match config.sink.kind {
+            SinkKind::Embedded => Arc::new(EmbeddedIndex::with_writer_memory(
+                config.data_dir.join("index"),
+                config.sink.writer_memory,
+            )?),
+            SinkKind::Elasticsearch => Arc::new(
+                ElasticsearchSink::new(&config.elasticsearch)
+                    .context("configuring the Elasticsearch sink")?,
+            ),
+        };
         let db_path = config.data_dir.join("tributary.db");
         let db = if options.create {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -123,16 +134,6 @@ impl Host {
             Db::open(&db_path)?
         } else {
             Db::in_memory()?
-        };
-        let sink: Arc<dyn Sink> = match config.sink.kind {
-            SinkKind::Embedded => Arc::new(EmbeddedIndex::with_writer_memory(
-                config.data_dir.join("index"),
-                config.sink.writer_memory,
-            )?),
-            SinkKind::Elasticsearch => Arc::new(
-                ElasticsearchSink::new(&config.elasticsearch)
-                    .context("configuring the Elasticsearch sink")?,
-            ),
         };
         let engines = config.engines()?;
         if let Some(hook) = options.on_compile {
