@@ -5,6 +5,7 @@
 //! cargo bench -p tributary-e2e --bench sync_memory                      # both mixes, full size
 //! cargo bench -p tributary-e2e --bench sync_memory -- --scale 0.1 box   # a tenth, Box only
 //! cargo bench -p tributary-e2e --bench sync_memory -- tenants           # 100 Box syncs at once
+//! cargo bench -p tributary-e2e --bench sync_memory -- listing           # 1,000,000 entries
 //! ```
 //!
 //! The mixes (`--scale` multiplies the counts; file sizes never change):
@@ -16,6 +17,11 @@
 //!   at `--tenant-scale` (0.02: one folder of 50 files, 51 documents), all synced at once by the
 //!   service (`tributary serve`'s dispatcher, one job per tenant, `concurrent_downloads` 15
 //!   each); the ceiling is every account's plain client running at once.
+//! - **Listing**: a Dropbox account of `--entries` (1,000,000) files in folders of 1,000, each
+//!   over the plugin's `max_file_size` (listed and indexed, never downloaded): a first full sync
+//!   (`listing-1`, every entry indexed) and a second one in a new process (`listing-2`, every
+//!   entry unchanged: the index's versions and the ids seen are what it holds); the ceiling is
+//!   the same listing by a plain client.
 //!
 //! The **ceiling** is the same request mix (token, listing pages, shared-link look-ups, every
 //! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
@@ -52,6 +58,7 @@ enum Mix {
     Dropbox,
     Box,
     Tenants,
+    Listing,
 }
 
 impl Mix {
@@ -60,6 +67,7 @@ impl Mix {
             Mix::Dropbox => "dropbox",
             Mix::Box => "box",
             Mix::Tenants => "tenants",
+            Mix::Listing => "listing",
         }
     }
 }
@@ -74,7 +82,7 @@ struct Ceiling {
 /// What the child reported.
 struct Measured {
     sync: Duration,
-    indexed: u64,
+    received: u64,
     extracted: u64,
     cpu: Duration,
     peak_rss: u64,
@@ -110,7 +118,8 @@ fn main() {
     };
     let tenants = number("--tenants").map_or(100, |n| n as usize);
     let tenant_scale = number("--tenant-scale").unwrap_or(0.02);
-    let picked: Vec<Mix> = [Mix::Dropbox, Mix::Box, Mix::Tenants]
+    let entries = number("--entries").map_or(1_000_000, |n| n as usize);
+    let picked: Vec<Mix> = [Mix::Dropbox, Mix::Box, Mix::Tenants, Mix::Listing]
         .into_iter()
         .filter(|m| args.iter().any(|a| a == m.name()))
         .collect();
@@ -136,13 +145,15 @@ fn main() {
     let mut rows = Vec::new();
     for mix in mixes {
         eprintln!("sync_memory: {} mix at scale {scale}…", mix.name());
-        let row = match mix {
+        match mix {
             Mix::Tenants => {
-                runtime.block_on(run_tenants(tenants, tenant_scale, work.path(), &cache))
+                rows.push(runtime.block_on(run_tenants(tenants, tenant_scale, work.path(), &cache)))
             }
-            _ => runtime.block_on(run_mix(mix, scale, work.path(), &cache)),
-        };
-        rows.push(row);
+            Mix::Listing => {
+                rows.extend(runtime.block_on(run_listing(entries, work.path(), &cache)))
+            }
+            _ => rows.push(runtime.block_on(run_mix(mix, scale, work.path(), &cache))),
+        }
     }
     println!(
         "\n{:<8} {:>6} {:>6} {:>8} {:>9} {:>8} {:>6} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9}",
@@ -160,19 +171,19 @@ fn main() {
         "peak anon",
         "RSS open"
     );
-    for (mix, c, m) in &rows {
+    for (label, c, m) in &rows {
         println!(
             "{:<8} {:>6} {:>6} {:>8.0} {:>9.2} {:>8.2} {:>5.0}% {:>8.0} {:>7.2} {:>8.3} {:>6.0} MB {:>6.0} MB {:>6.0} MB",
-            mix.name(),
-            m.indexed,
+            label,
+            m.received,
             c.downloads,
             c.bytes as f64 / 1e6,
             c.wall.as_secs_f64(),
             m.sync.as_secs_f64(),
             100.0 * c.wall.as_secs_f64() / m.sync.as_secs_f64().max(1e-9),
-            m.indexed as f64 / m.sync.as_secs_f64().max(1e-9),
+            m.received as f64 / m.sync.as_secs_f64().max(1e-9),
             m.cpu.as_secs_f64(),
-            1e3 * m.cpu.as_secs_f64() / (m.indexed.max(1) as f64),
+            1e3 * m.cpu.as_secs_f64() / (m.received.max(1) as f64),
             m.peak_rss as f64 / 1048576.0,
             m.peak_anon as f64 / 1048576.0,
             m.rss_open as f64 / 1048576.0,
@@ -189,11 +200,10 @@ fn main() {
                 "", m.jobs, m.failed
             );
         }
-        assert_eq!(m.failed, 0, "{}: {} jobs failed", mix.name(), m.failed);
+        assert_eq!(m.failed, 0, "{label}: {} jobs failed", m.failed);
         assert!(
             m.extracted >= c.downloads,
-            "{}: {} bodies extracted, {} downloaded by the plain client",
-            mix.name(),
+            "{label}: {} bodies extracted, {} downloaded by the plain client",
             m.extracted,
             c.downloads
         );
@@ -207,7 +217,7 @@ fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale).round() as usize).max(1)
 }
 
-async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (Mix, Ceiling, Measured) {
+async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (String, Ceiling, Measured) {
     match mix {
         Mix::Dropbox => {
             let fake = dropbox_fake(scale).await;
@@ -222,7 +232,7 @@ async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (Mix, Ceili
                 "concurrent_downloads": DROPBOX_CONCURRENCY,
             });
             let measured = spawn_sync(mix, "dropbox", config, work, cache);
-            (mix, ceiling, measured)
+            (mix.name().into(), ceiling, measured)
         }
         Mix::Box => {
             let fake = box_fake(scale).await;
@@ -236,9 +246,9 @@ async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (Mix, Ceili
                 "concurrent_downloads": BOX_CONCURRENCY,
             });
             let measured = spawn_sync(mix, "box", config, work, cache);
-            (mix, ceiling, measured)
+            (mix.name().into(), ceiling, measured)
         }
-        Mix::Tenants => unreachable!("run_tenants"),
+        Mix::Tenants | Mix::Listing => unreachable!("run_tenants, run_listing"),
     }
 }
 
@@ -248,7 +258,7 @@ async fn run_tenants(
     scale: f64,
     work: &Path,
     cache: &Path,
-) -> (Mix, Ceiling, Measured) {
+) -> (String, Ceiling, Measured) {
     let mut fakes = Vec::new();
     for _ in 0..tenants {
         fakes.push(box_fake(scale).await);
@@ -279,7 +289,49 @@ async fn run_tenants(
         work,
         cache,
     );
-    (Mix::Tenants, ceiling, measured)
+    (Mix::Tenants.name().into(), ceiling, measured)
+}
+
+/// A Dropbox account of `entries` files (in folders of 1,000), each larger than the plugin's
+/// `max_file_size` so it is listed and indexed without a download, synced twice, each time by a
+/// new process on the same data.
+async fn run_listing(
+    entries: usize,
+    work: &Path,
+    cache: &Path,
+) -> Vec<(String, Ceiling, Measured)> {
+    let mut tree = DropboxTree::empty();
+    for i in 0..entries {
+        if i % 1000 == 0 {
+            tree = tree.with_folder(&format!("/Archive/f{:04}", i / 1000));
+        }
+        tree = tree.with_generated_file(
+            &format!("/Archive/f{:04}/scan-{i:07}.pdf", i / 1000),
+            DROPBOX_MAX_FILE + 1,
+        );
+    }
+    let fake = FakeDropbox::start(tree).await.unwrap();
+    let ceiling = dropbox_ceiling(&fake, DROPBOX_CONCURRENCY).await;
+    let config = json!({
+        "app_key": fake.app_key(),
+        "app_secret": fake.app_secret(),
+        "refresh_token": fake.refresh_token(),
+        "api_base_url": fake.api_url(),
+        "content_base_url": fake.api_url(),
+        "oauth_base_url": fake.base_url(),
+        "concurrent_downloads": DROPBOX_CONCURRENCY,
+    });
+    let ceiling = || Ceiling {
+        wall: ceiling.wall,
+        downloads: ceiling.downloads,
+        bytes: ceiling.bytes,
+    };
+    let first = spawn_sync(Mix::Listing, "dropbox", config.clone(), work, cache);
+    let second = spawn_sync(Mix::Listing, "dropbox", config, work, cache);
+    vec![
+        ("listing-1".into(), ceiling(), first),
+        ("listing-2".into(), ceiling(), second),
+    ]
 }
 
 // ----- the mixes --------------------------------------------------------------------------------
@@ -624,7 +676,7 @@ fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
     Measured {
         sync: Duration::from_micros(n("sync_us")),
-        indexed: n("indexed"),
+        received: n("received"),
         extracted: n("extracted"),
         cpu: Duration::from_micros(n("cpu_us")),
         peak_rss: n("peak_rss"),
@@ -788,7 +840,7 @@ async fn one_sync(config: HostConfig) -> Value {
     let (peak_rss, cpu) = usage();
     json!({
         "sync_us": sync.as_micros() as u64,
-        "indexed": report.counts.indexed,
+        "received": report.counts.received,
         "extracted": report.counts.content_extracted,
         "cpu_us": cpu.as_micros() as u64,
         "peak_rss": peak_rss,
@@ -843,7 +895,7 @@ async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> 
             .expect("the queue has room");
         jobs.push(queued);
     }
-    let (mut indexed, mut extracted, mut failed) = (0, 0, 0);
+    let (mut received, mut extracted, mut failed) = (0, 0, 0);
     for job in &jobs {
         let report = loop {
             let report = service.job(&job.tenant, &job.id).await.unwrap().unwrap();
@@ -859,7 +911,7 @@ async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> 
             failed += 1;
             eprintln!("job {} of {}: {:?}", job.id, job.tenant, report.error);
         }
-        indexed += report.counts.indexed;
+        received += report.counts.received;
         extracted += report.counts.content_extracted;
     }
     let sync = started.elapsed();
@@ -868,7 +920,7 @@ async fn many_syncs(mut config: HostConfig, plugin: &str, configs: &[Value]) -> 
     let (peak_rss, cpu) = usage();
     json!({
         "sync_us": sync.as_micros() as u64,
-        "indexed": indexed,
+        "received": received,
         "extracted": extracted,
         "cpu_us": cpu.as_micros() as u64,
         "peak_rss": peak_rss,
