@@ -13,7 +13,7 @@
 //!   the same job after a crash starts from them, so the report of a resumed job totals all its
 //!   attempts (what the interrupted run did after its last checkpoint is done, and counted, again).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::OptionalExtension;
 
@@ -34,10 +34,19 @@ CREATE TABLE IF NOT EXISTS job_counts (
 #[derive(Debug)]
 pub(crate) struct Ledger {
     kind: SyncKind,
-    /// Ids and versions indexed before this sync (main index, or ACL index for ACL syncs).
-    known: HashMap<String, Option<String>>,
-    seen: HashSet<String>,
+    /// Ids indexed before this sync (main index, or ACL index for ACL syncs), each with its
+    /// version and whether this sync produced it. Only these ids can vanish, so ids the sync
+    /// produces that are not here are not kept (the resume record has them): a first sync of
+    /// a million entries holds no set of a million ids.
+    known: HashMap<Box<str>, Known>,
     progress: Option<Progress>,
+}
+
+/// An id indexed before the sync.
+#[derive(Debug)]
+struct Known {
+    version: Option<Box<str>>,
+    seen: bool,
 }
 
 /// The durable record of a full sync's produced ids, for a resumed run of the same job.
@@ -51,18 +60,39 @@ struct Progress {
 impl Ledger {
     /// A ledger for a sync of `kind` that starts with `known` indexed.
     pub(crate) fn new(kind: SyncKind, known: HashMap<String, Option<String>>) -> Self {
+        let known = known
+            .into_iter()
+            .map(|(id, version)| {
+                let version = version.map(String::into_boxed_str);
+                (
+                    id.into_boxed_str(),
+                    Known {
+                        version,
+                        seen: false,
+                    },
+                )
+            })
+            .collect();
         Self {
             kind,
             known,
-            seen: HashSet::new(),
             progress: None,
+        }
+    }
+
+    /// Marks `id` seen; whether it was not before (an id not indexed before counts as new
+    /// every time: the resume record ignores repeats).
+    fn mark(&mut self, id: &str) -> bool {
+        match self.known.get_mut(id) {
+            Some(known) => !std::mem::replace(&mut known.seen, true),
+            None => true,
         }
     }
 
     /// Records that the plugin produced `id` (a main-index document of a full sync).
     pub(crate) fn saw(&mut self, id: &str) {
         if self.kind == SyncKind::Full
-            && self.seen.insert(id.to_string())
+            && self.mark(id)
             && let Some(p) = self.progress.as_mut()
         {
             p.unsaved.push(id.to_string());
@@ -73,7 +103,7 @@ impl Ledger {
     /// crash-resume record).
     pub(crate) fn saw_acl(&mut self, id: &str) {
         if self.kind == SyncKind::AccessControl {
-            self.seen.insert(id.to_string());
+            self.mark(id);
         }
     }
 
@@ -81,7 +111,7 @@ impl Ledger {
     /// did not produce it (its part of the source could not be listed). Whether it was kept:
     /// unknown ids and other kinds of sync change nothing.
     pub(crate) fn keep(&mut self, id: &str) -> bool {
-        if self.kind != SyncKind::Full || !self.known.contains_key(id) || self.seen.contains(id) {
+        if self.kind != SyncKind::Full || self.known.get(id).is_none_or(|k| k.seen) {
             return false;
         }
         self.saw(id);
@@ -90,20 +120,27 @@ impl Ledger {
 
     /// Records that the plugin deleted `id`.
     pub(crate) fn forget(&mut self, id: &str) {
-        self.seen.remove(id);
+        if let Some(known) = self.known.get_mut(id) {
+            known.seen = false;
+        }
     }
 
     /// Whether a full sync finds `id` indexed at exactly `version` already.
     pub(crate) fn is_unchanged(&self, id: &str, version: &Option<String>) -> bool {
-        self.kind == SyncKind::Full && version.is_some() && self.known.get(id) == Some(version)
+        self.kind == SyncKind::Full
+            && version.is_some()
+            && self
+                .known
+                .get(id)
+                .is_some_and(|k| k.version.as_deref() == version.as_deref())
     }
 
     /// Ids indexed before this sync that it did not produce.
     pub(crate) fn vanished(&self) -> Vec<String> {
         self.known
-            .keys()
-            .filter(|id| !self.seen.contains(*id))
-            .cloned()
+            .iter()
+            .filter(|(_, k)| !k.seen)
+            .map(|(id, _)| id.to_string())
             .collect()
     }
 
@@ -151,7 +188,9 @@ impl Ledger {
             return Ok((0, counts));
         }
         let n = restored.len();
-        self.seen.extend(restored);
+        for id in &restored {
+            self.mark(id);
+        }
         self.progress = Some(Progress {
             db,
             job,
