@@ -217,20 +217,25 @@ fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale).round() as usize).max(1)
 }
 
+/// The Dropbox plugin's configuration for `fake`, at the mix's concurrency.
+fn dropbox_config(fake: &FakeDropbox) -> Value {
+    json!({
+        "app_key": fake.app_key(),
+        "app_secret": fake.app_secret(),
+        "refresh_token": fake.refresh_token(),
+        "api_base_url": fake.api_url(),
+        "content_base_url": fake.api_url(),
+        "oauth_base_url": fake.base_url(),
+        "concurrent_downloads": DROPBOX_CONCURRENCY,
+    })
+}
+
 async fn run_mix(mix: Mix, scale: f64, work: &Path, cache: &Path) -> (String, Ceiling, Measured) {
     match mix {
         Mix::Dropbox => {
             let fake = dropbox_fake(scale).await;
             let ceiling = dropbox_ceiling(&fake, DROPBOX_CONCURRENCY).await;
-            let config = json!({
-                "app_key": fake.app_key(),
-                "app_secret": fake.app_secret(),
-                "refresh_token": fake.refresh_token(),
-                "api_base_url": fake.api_url(),
-                "content_base_url": fake.api_url(),
-                "oauth_base_url": fake.base_url(),
-                "concurrent_downloads": DROPBOX_CONCURRENCY,
-            });
+            let config = dropbox_config(&fake);
             let measured = spawn_sync(mix, "dropbox", config, work, cache);
             (mix.name().into(), ceiling, measured)
         }
@@ -312,15 +317,7 @@ async fn run_listing(
     }
     let fake = FakeDropbox::start(tree).await.unwrap();
     let ceiling = dropbox_ceiling(&fake, DROPBOX_CONCURRENCY).await;
-    let config = json!({
-        "app_key": fake.app_key(),
-        "app_secret": fake.app_secret(),
-        "refresh_token": fake.refresh_token(),
-        "api_base_url": fake.api_url(),
-        "content_base_url": fake.api_url(),
-        "oauth_base_url": fake.base_url(),
-        "concurrent_downloads": DROPBOX_CONCURRENCY,
-    });
+    let config = dropbox_config(&fake);
     let ceiling = || Ceiling {
         wall: ceiling.wall,
         downloads: ceiling.downloads,
