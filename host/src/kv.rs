@@ -31,11 +31,10 @@ impl Default for StorageLimits {
         Self {
             max_key_bytes: 512,
             max_value_bytes: 1024 * 1024,
-            // Room for per-entry state of large sources: the Dropbox plugin keeps a path → id
-            // entry per file and folder, about 120 bytes each, so a 1,000,000-file account needs
-            // just over 10^6 keys (measured: `sync_memory -- listing`); the byte limit below
-            // binds first, at about two million entries.
-            max_keys: 4_000_000,
+            // Room for per-entry state of large sources (e.g. a path → id map of 10^5+ files).
+            // The Dropbox plugin keeps one entry per file and folder, so an account of more
+            // than about a million entries needs the operator to raise this (`[storage]`).
+            max_keys: 1_000_000,
             max_total_bytes: 256 * 1024 * 1024,
         }
     }
