@@ -11,8 +11,11 @@
 //! The mixes (`--scale` multiplies the counts; file sizes never change):
 //! - **Dropbox**: 8,000 folders with one HTML file each plus 1,000 files shared with the user
 //!   (17,000 documents); HTML sizes 103 KB / 1.0 MB / 8.2 MB / 25.6 MB weighted 58 / 30 / 10 / 2 %
-//!   (the plugin skips files over its 10 MiB `max_file_size`); `concurrent_downloads` 100.
-//! - **Box**: 50 folders × 50 text files of 1 MB (2,550 documents); `concurrent_downloads` 15.
+//!   (the plugin skips files over its 10 MiB `max_file_size`), each page shaped like the
+//!   fixtures' (1 KB of text, the rest 100 KiB single-quoted `<img src>` values);
+//!   `concurrent_downloads` 100.
+//! - **Box**: 50 folders × 50 text files of 1 MB (2,550 documents), each 1,000,000 random ASCII
+//!   letters as in the fixtures; `concurrent_downloads` 15.
 //! - **Tenants**: `--tenants` (100) tenants, each with its own Box account holding the Box mix
 //!   at `--tenant-scale` (0.02: one folder of 50 files, 51 documents), all synced at once by the
 //!   service (`tributary serve`'s dispatcher, one job per tenant, `concurrent_downloads` 15
@@ -21,7 +24,8 @@
 //!   over the plugin's `max_file_size` (listed and indexed, never downloaded): a first full sync
 //!   (`listing-1`, every entry indexed) and a second one in a new process (`listing-2`, every
 //!   entry unchanged: the index's versions and the ids seen are what it holds); the ceiling is
-//!   the same listing by a plain client.
+//!   the same listing by a plain client. The child raises `[storage] max_keys` to fit the
+//!   plugin's path → id entries, as an operator of such an account would.
 //!
 //! The **ceiling** is the same request mix (token, listing pages, shared-link look-ups, every
 //! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
@@ -33,7 +37,8 @@
 //! child's resident memory once the host is open (engine, plugins, index), before the sync.
 //!
 //! `TRIBUTARY_SYNC_MEMORY_PIPELINE` may hold `[pipeline]` settings as JSON for the sync, e.g.
-//! `{"max_download_bytes_in_flight": 16777216, "batch_bytes": 2097152}`, to size the budgets.
+//! `{"max_download_bytes_in_flight": 16777216, "batch_bytes": 2097152}`, and
+//! `TRIBUTARY_SYNC_MEMORY_WRITER_MEMORY` the `[sink] writer_memory` in bytes, to size the budgets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -323,8 +328,15 @@ async fn run_listing(
         downloads: ceiling.downloads,
         bytes: ceiling.bytes,
     };
-    let first = spawn_sync(Mix::Listing, "dropbox", config.clone(), work, cache);
-    let second = spawn_sync(Mix::Listing, "dropbox", config, work, cache);
+    // The plugin keeps a path → id entry per file and folder: an account this large needs the
+    // operator to raise `[storage] max_keys` above its default of 1,000,000.
+    let what = json!({
+        "plugin": "dropbox",
+        "config": config,
+        "storage_max_keys": (entries as u64 * 11 / 10).max(1_000_000),
+    });
+    let first = spawn_child(Mix::Listing, what.clone(), work, cache);
+    let second = spawn_child(Mix::Listing, what, work, cache);
     vec![
         ("listing-1".into(), ceiling(), first),
         ("listing-2".into(), ceiling(), second),
@@ -333,9 +345,11 @@ async fn run_listing(
 
 // ----- the mixes --------------------------------------------------------------------------------
 
-/// An HTML page of exactly `size` bytes: a head, then paragraphs of ordinary words with some
-/// inline markup, like the fixtures' generated pages.
-fn html(size: usize, seed: u64) -> Vec<u8> {
+/// An HTML page shaped like Elastic's functional-test fixtures (`generate_html` of their fake
+/// provider): about 1 KB of prose in one `<div>`, then `images` `<img>` tags joined by `<br/>`,
+/// each with a 100 KiB single-quoted `src` of random letters. Nearly all of the bytes are
+/// attribute values, so the text to index is small and the cost is in reading past the markup.
+fn html(images: usize, seed: u64) -> Vec<u8> {
     const WORDS: &[&str] = &[
         "revenue",
         "forecast",
@@ -354,62 +368,71 @@ fn html(size: usize, seed: u64) -> Vec<u8> {
         "policy",
         "report",
     ];
-    let head = format!(
-        "<!DOCTYPE html><html><head><title>Page {seed}</title><style>p{{margin:0}}</style></head><body>\n"
-    );
-    let tail = "</body></html>\n";
-    let mut out = head.into_bytes();
-    let mut x = seed | 1;
-    while out.len() + tail.len() < size {
-        out.extend_from_slice(b"<p>");
-        for i in 0..40 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let word = WORDS[(x % WORDS.len() as u64) as usize];
-            if i % 11 == 5 {
-                out.extend_from_slice(format!("<b>{word}</b> ").as_bytes());
-            } else {
-                out.extend_from_slice(word.as_bytes());
-                out.push(b' ');
-            }
-        }
-        out.extend_from_slice(b"</p>\n");
+    let mut next = xorshift(seed);
+    let mut text = String::new();
+    while text.len() < 1000 {
+        text.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
+        text.push(if next() % 9 == 0 { '.' } else { ' ' });
     }
-    out.truncate(size.saturating_sub(tail.len()));
-    out.extend_from_slice(tail.as_bytes());
+    let src = letters(100 * 1024, seed);
+    let mut out = format!("<html><head></head><body><div>{text}</div><div>").into_bytes();
+    for i in 0..images {
+        if i > 0 {
+            out.extend_from_slice(b"<br/>");
+        }
+        out.extend_from_slice(b"<img src='");
+        out.extend_from_slice(&src);
+        out.extend_from_slice(b"'/>");
+    }
+    out.extend_from_slice(b"</div></body></html>");
     out
 }
 
-/// ASCII text of exactly `size` bytes, in lines.
-fn text(size: usize) -> Vec<u8> {
-    let line = b"The quick brown fox jumps over the lazy dog while the budget review goes on.\n";
-    line.iter().copied().cycle().take(size).collect()
+/// `size` random ASCII letters and nothing else, as the fixtures' Box files and `<img src>`
+/// values are (one 1 MB "word": no token a search could match, so indexing it is cheap, but it
+/// is still read, scanned and stored whole).
+fn letters(size: usize, seed: u64) -> Vec<u8> {
+    let mut next = xorshift(seed);
+    (0..size)
+        .map(|_| {
+            let c = (next() % 52) as u8;
+            if c < 26 { b'a' + c } else { b'A' + c - 26 }
+        })
+        .collect()
 }
 
-/// The HTML sizes and their weights (in fiftieths: 29 + 15 + 5 + 1 = 58 / 30 / 10 / 2 %).
+/// A deterministic pseudo-random sequence.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// The fixtures' four HTML sizes as images of 100 KiB (103 KB / 1.0 MB / 8.2 MB / 25.6 MB).
+const DROPBOX_IMAGES: [usize; 4] = [1, 10, 80, 250];
+
+/// Which of the four sizes file `i` has, by the fixtures' weights (in fiftieths: 29 + 15 + 5 +
+/// 1 = 58 / 30 / 10 / 2 %).
 fn dropbox_size(i: usize) -> usize {
     match i % 50 {
-        0..29 => 103_000,
-        29..44 => 1_000_000,
-        44..49 => 8_200_000,
-        _ => 25_600_000,
+        0..29 => 0,
+        29..44 => 1,
+        44..49 => 2,
+        _ => 3,
     }
 }
 
 async fn dropbox_fake(scale: f64) -> FakeDropbox {
-    let bodies: Vec<Arc<Vec<u8>>> = [103_000, 1_000_000, 8_200_000, 25_600_000]
+    let bodies: Vec<Arc<Vec<u8>>> = DROPBOX_IMAGES
         .iter()
         .enumerate()
-        .map(|(i, &size)| Arc::new(html(size, i as u64 + 1)))
+        .map(|(i, &images)| Arc::new(html(images, i as u64 + 1)))
         .collect();
-    let body = |size: usize| {
-        bodies
-            .iter()
-            .find(|b| b.len() == size)
-            .cloned()
-            .expect("a body of that size")
-    };
+    let body = |size: usize| bodies[size].clone();
     let folders = scaled(8000, scale);
     let mut tree = DropboxTree::empty();
     for i in 0..folders {
@@ -437,7 +460,7 @@ async fn dropbox_fake(scale: f64) -> FakeDropbox {
 }
 
 async fn box_fake(scale: f64) -> FakeBox {
-    let body: Arc<[u8]> = Arc::from(text(1_000_000));
+    let body: Arc<[u8]> = Arc::from(letters(1_000_000, 7));
     let fake = FakeBox::start(BoxTree::empty()).await.unwrap();
     for f in 0..scaled(50, scale) {
         let folder = fake.create_folder("0", &format!("Folder {f:02}")).unwrap();
@@ -792,6 +815,12 @@ fn child(spec: &Path) {
         },
         ..HostConfig::default()
     };
+    if let Ok(bytes) = std::env::var("TRIBUTARY_SYNC_MEMORY_WRITER_MEMORY") {
+        config.sink.writer_memory = bytes.parse().expect("[sink] writer_memory in bytes");
+    }
+    if let Some(keys) = spec["storage_max_keys"].as_u64() {
+        config.storage.max_keys = keys;
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let result = match spec["configs"].as_array() {
         None => {
