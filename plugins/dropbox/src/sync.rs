@@ -50,6 +50,7 @@ use crate::dls::Access;
 use crate::docs::{self, hash_hex};
 use crate::paths::{self, Known, PathMap};
 use crate::rules::Rule;
+use tributary_sdk::seen::Seen;
 use crate::settings::Settings;
 
 /// Where the sync state lives.
@@ -295,8 +296,10 @@ impl Job {
     /// Lists everything under `path`, then the received files.
     fn listing(&mut self, mode: Mode) -> Result<()> {
         let mut map = PathMap::default();
-        let mut seen_keys: HashSet<String> = HashSet::new();
-        let mut seen_ids: HashSet<String> = HashSet::new();
+        // Every path key and id of the listing, as digests (a million-entry account lists a
+        // million of each).
+        let mut seen_keys = Seen::default();
+        let mut seen_ids = Seen::default();
         let mut page = self.list_first()?;
         loop {
             let entries = std::mem::take(&mut page.entries);
@@ -307,10 +310,10 @@ impl Job {
                     && self.withhold(&acl, id, path_lower.unwrap_or(id))
                 {
                     if let Some(path) = path_lower {
-                        seen_keys.insert(paths::key(path));
+                        seen_keys.insert(&paths::key(path));
                         map.set(path, unversioned(id, dir));
                     }
-                    seen_ids.insert(id.to_string());
+                    seen_ids.insert(id);
                     withheld.push(id.to_string());
                     continue;
                 }
@@ -333,10 +336,10 @@ impl Job {
                     Metadata::Deleted(_) => continue,
                 };
                 if let Some(path) = path_lower {
-                    seen_keys.insert(paths::key(path));
+                    seen_keys.insert(&paths::key(path));
                     map.set(path, known(&document, dir));
                 }
-                seen_ids.insert(document.id().to_string());
+                seen_ids.insert(document.id());
                 self.out.emit(document)?;
             }
             if mode != Mode::Full {
@@ -362,7 +365,7 @@ impl Job {
             };
         }
         let cursor = page.cursor;
-        self.received(mode, &seen_ids)?;
+        self.received(mode, &mut seen_ids)?;
         // Forget paths that no longer exist; a rebuild also deletes their documents.
         let stale: Vec<String> = paths::stored_keys(paths::PREFIX)?
             .into_iter()
@@ -474,7 +477,7 @@ impl Job {
                 break;
             }
         }
-        self.received(Mode::Incremental, &HashSet::new())?;
+        self.received(Mode::Incremental, &mut Seen::default())?;
         self.finish_log("changes");
         Ok(())
     }
@@ -642,7 +645,7 @@ impl Job {
 
     /// Lists the received files; in a full sync all are emitted, otherwise what changed, and
     /// the ones no longer shared are deleted.
-    fn received(&mut self, mode: Mode, listed: &HashSet<String>) -> Result<()> {
+    fn received(&mut self, mode: Mode, listed: &mut Seen) -> Result<()> {
         let mut tracked = Tracked::load(RECEIVED_PREFIX)?;
         let limit = self.settings.page_size.min(RECEIVED_PAGE);
         let mut page: ReceivedFiles = self

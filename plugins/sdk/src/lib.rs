@@ -31,6 +31,7 @@ pub mod oauth;
 pub mod outbox;
 pub mod page;
 pub mod schema;
+pub mod seen;
 pub mod state;
 
 pub use exports::tributary::connector::plugin::{
