@@ -135,6 +135,23 @@ fn sink_normalises_white_space() {
 }
 
 #[test]
+fn sink_reads_long_visible_runs_in_blocks_and_still_sees_what_ends_them() {
+    // Runs of every length around the 16-byte blocks, ended by each kind of separator and by
+    // a non-ASCII character at every offset of a block.
+    for len in 1..50 {
+        let run: String = "Abc~!9xyz".chars().cycle().take(len).collect();
+        let mut s = sink(10_000);
+        s.push(&format!("{run} {run}  {run}\t{run}\u{0}{run}\n{run}\u{e9}{run}\u{a0}{run}"));
+        let want = format!("{run} {run} {run} {run}{run}\n{run}\u{e9}{run} {run}");
+        assert_eq!(s.finish(), (want, false), "run of {len}");
+    }
+    // The limit still cuts inside a long run.
+    let mut s = sink(37);
+    s.push(&"x".repeat(100));
+    assert_eq!(s.finish(), ("x".repeat(37), true));
+}
+
+#[test]
 fn sink_truncates_on_char_boundaries() {
     let mut s = sink(5);
     s.push("ab€cd"); // € is 3 bytes: "ab€" = 5 bytes
