@@ -141,7 +141,9 @@ fn sink_reads_long_visible_runs_in_blocks_and_still_sees_what_ends_them() {
     for len in 1..50 {
         let run: String = "Abc~!9xyz".chars().cycle().take(len).collect();
         let mut s = sink(10_000);
-        s.push(&format!("{run} {run}  {run}\t{run}\u{0}{run}\n{run}\u{e9}{run}\u{a0}{run}"));
+        s.push(&format!(
+            "{run} {run}  {run}\t{run}\u{0}{run}\n{run}\u{e9}{run}\u{a0}{run}"
+        ));
         let want = format!("{run} {run} {run} {run}{run}\n{run}\u{e9}{run} {run}");
         assert_eq!(s.finish(), (want, false), "run of {len}");
     }

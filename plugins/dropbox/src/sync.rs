@@ -50,8 +50,8 @@ use crate::dls::Access;
 use crate::docs::{self, hash_hex};
 use crate::paths::{self, Known, PathMap};
 use crate::rules::Rule;
-use tributary_sdk::seen::Seen;
 use crate::settings::Settings;
+use tributary_sdk::seen::Seen;
 
 /// Where the sync state lives.
 const STATE_KEY: &str = "sync";
