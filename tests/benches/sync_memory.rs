@@ -372,7 +372,7 @@ fn html(images: usize, seed: u64) -> Vec<u8> {
     let mut text = String::new();
     while text.len() < 1000 {
         text.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
-        text.push(if next() % 9 == 0 { '.' } else { ' ' });
+        text.push(if next().is_multiple_of(9) { '.' } else { ' ' });
     }
     let src = letters(100 * 1024, seed);
     let mut out = format!("<html><head></head><body><div>{text}</div><div>").into_bytes();
