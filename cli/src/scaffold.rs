@@ -73,6 +73,7 @@ pub const SDK_FILES: &[(&str, &str)] = &[
     ("outbox.rs", include_str!("../../plugins/sdk/src/outbox.rs")),
     ("page.rs", include_str!("../../plugins/sdk/src/page.rs")),
     ("schema.rs", include_str!("../../plugins/sdk/src/schema.rs")),
+    ("seen.rs", include_str!("../../plugins/sdk/src/seen.rs")),
     ("state.rs", include_str!("../../plugins/sdk/src/state.rs")),
 ];
 /// The vendored SDK's manifest: the workspace's pins (`plugins/Cargo.toml`) written out.
