@@ -17,8 +17,8 @@ use std::hash::{BuildHasher, RandomState};
 pub struct Seen {
     keys: (RandomState, RandomState),
     digests: Vec<u128>,
-    /// How many of `digests` (from the front) are sorted and unique.
-    sorted: usize,
+    /// Something was inserted since `digests` was last sorted and de-duplicated.
+    unsorted: bool,
 }
 
 impl Default for Seen {
@@ -26,7 +26,7 @@ impl Default for Seen {
         Self {
             keys: (RandomState::new(), RandomState::new()),
             digests: Vec::new(),
-            sorted: 0,
+            unsorted: false,
         }
     }
 }
@@ -40,15 +40,16 @@ impl Seen {
     pub fn insert(&mut self, s: &str) {
         let d = self.digest(s);
         self.digests.push(d);
+        self.unsorted = true;
     }
 
     /// Whether `s` was recorded (sorts what was recorded since the last lookup).
     pub fn contains(&mut self, s: &str) -> bool {
-        if self.sorted != self.digests.len() {
+        if self.unsorted {
             self.digests.sort_unstable();
             self.digests.dedup();
             self.digests.shrink_to_fit();
-            self.sorted = self.digests.len();
+            self.unsorted = false;
         }
         let d = self.digest(s);
         self.digests.binary_search(&d).is_ok()
