@@ -147,8 +147,7 @@ pub async fn run(base: &HostConfig, request: &RunRequest) -> anyhow::Result<RunO
         let ids: Vec<String> = sink
             .versions(index.clone(), CONNECTOR.into())
             .await?
-            .into_keys()
-            .collect();
+            .into_ids();
         let mut docs = sink.get(index.clone(), CONNECTOR.into(), ids).await?;
         docs.sort_by(|a, b| a.id.cmp(&b.id));
         docs

@@ -40,6 +40,9 @@ impl Default for StorageLimits {
     }
 }
 
+/// Most keys in one page of [`ConnectorState::list_keys_after`].
+pub const MAX_PAGE_KEYS: u32 = 10_000;
+
 /// Which connector's state a context reads and writes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace {
@@ -114,6 +117,34 @@ impl ConnectorState {
                 )?;
                 let keys = stmt
                     .query_map((&ns.tenant, &ns.connector, &prefix, &upper), |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(keys)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// At most `limit` (lowered to [`MAX_PAGE_KEYS`]) keys starting with `prefix` that sort
+    /// after `after` (from the first when `None`), sorted: one page of a large prefix.
+    pub async fn list_keys_after(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let ns = self.ns.clone();
+        let upper = prefix_successor(&prefix);
+        let limit = limit.min(MAX_PAGE_KEYS);
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key FROM kv WHERE tenant = ?1 AND connector = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4) AND (?5 IS NULL OR key > ?5) ORDER BY key LIMIT ?6",
+                )?;
+                let keys = stmt
+                    .query_map(
+                        (&ns.tenant, &ns.connector, &prefix, &upper, &after, limit),
+                        |r| r.get::<_, String>(0),
+                    )?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(keys)
             })
@@ -299,6 +330,63 @@ mod tests {
         );
         assert_eq!(s.list_keys("p:/a/".into()).await.unwrap(), vec!["p:/a/b"]);
         assert_eq!(s.list_keys("".into()).await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn pages_of_a_prefix_add_up_to_the_whole_listing() {
+        let db = Db::in_memory().unwrap();
+        let s = ctx(&db, "t", "c", StorageLimits::default());
+        let other = ctx(&db, "t", "other", StorageLimits::default());
+        let mut keys: Vec<String> = (0..25).map(|i| format!("p:/{i:03}")).collect();
+        keys.extend(["p:/a\u{10FFFF}x".into(), "p:".into(), "q".into(), "o".into()]);
+        s.apply(keys.iter().map(|k| (k.clone(), Some(vec![1]))).collect())
+            .await
+            .unwrap();
+        other
+            .apply(vec![("p:/000a".into(), Some(vec![1]))])
+            .await
+            .unwrap();
+        let whole = s.list_keys("p:".into()).await.unwrap();
+        assert_eq!(whole.len(), 27);
+        for size in [1, 2, 7, 27, 100] {
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = s
+                    .list_keys_after("p:".into(), after.clone(), size)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= size as usize);
+                let last = page.len() < size as usize;
+                after = page.last().cloned();
+                paged.extend(page);
+                if last {
+                    break;
+                }
+            }
+            assert_eq!(paged, whole, "pages of {size}");
+        }
+        // A start after every key of the prefix, and a start before the prefix.
+        let end = s
+            .list_keys_after("p:".into(), Some("p:\u{10FFFF}".into()), 10)
+            .await
+            .unwrap();
+        assert!(end.is_empty(), "{end:?}");
+        let from_before = s
+            .list_keys_after("p:".into(), Some("a".into()), 3)
+            .await
+            .unwrap();
+        assert_eq!(from_before, whole[..3]);
+        // A page is never larger than the host's bound, whatever the plugin asks.
+        let many: Vec<(String, Option<Vec<u8>>)> = (0..MAX_PAGE_KEYS + 5)
+            .map(|i| (format!("m/{i:06}"), Some(Vec::new())))
+            .collect();
+        s.apply(many).await.unwrap();
+        let page = s
+            .list_keys_after("m/".into(), None, u32::MAX)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), MAX_PAGE_KEYS as usize);
     }
 
     #[tokio::test]

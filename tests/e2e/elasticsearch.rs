@@ -827,8 +827,7 @@ async fn es_documents(
         .versions(ix.clone(), connector.into())
         .await
         .unwrap()
-        .into_keys()
-        .collect();
+        .into_ids();
     sink.get(ix, connector.into(), ids)
         .await
         .unwrap()

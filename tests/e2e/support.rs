@@ -136,8 +136,7 @@ impl TestHost {
             .versions(index.clone(), connector.into())
             .await
             .expect("versions")
-            .into_keys()
-            .collect();
+            .into_ids();
         sink.get(index, connector.into(), ids)
             .await
             .expect("documents")

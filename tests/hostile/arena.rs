@@ -242,8 +242,7 @@ impl Arena {
             .versions(index.clone(), "news".into())
             .await
             .unwrap()
-            .into_keys()
-            .collect();
+            .into_ids();
         let docs: BTreeMap<String, (Value, Option<String>)> = sink
             .get(index, "news".into(), ids)
             .await

@@ -17,8 +17,7 @@ async fn ids_of(arena: &Arena, tenant: &str, index: &str, connector: &str) -> Ve
         .versions(IndexRef::new(tenant, index), connector.into())
         .await
         .unwrap()
-        .into_keys()
-        .collect();
+        .into_ids();
     ids.sort();
     ids
 }

@@ -101,8 +101,7 @@ fn feed_items_reach_the_index_exactly() {
                     .versions(index.clone(), id.clone())
                     .await
                     .unwrap()
-                    .into_keys()
-                    .collect();
+                    .into_ids();
                 sink.get(index, id.clone(), ids).await.unwrap()
             });
             let got: BTreeMap<String, (String, Option<String>)> = docs

@@ -69,6 +69,16 @@ impl storage::Host for StorageCtx {
         Ok(self.state.list_keys(prefix).await)
     }
 
+    async fn list_keys_after(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, StorageError>> {
+        self.calls.charge_or_trap()?;
+        Ok(self.state.list_keys_after(prefix, after, limit).await)
+    }
+
     async fn set_many(
         &mut self,
         entries: Vec<Write>,

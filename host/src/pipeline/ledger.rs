@@ -13,12 +13,11 @@
 //!   the same job after a crash starts from them, so the report of a resumed job totals all its
 //!   attempts (what the interrupted run did after its last checkpoint is done, and counted, again).
 
-use std::collections::HashMap;
-
 use rusqlite::OptionalExtension;
 
 use crate::db::Db;
 use crate::job::{CountsSnapshot, SyncKind};
+use crate::sink::Versions;
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS job_progress (
     job_id TEXT NOT NULL,
@@ -34,19 +33,14 @@ CREATE TABLE IF NOT EXISTS job_counts (
 #[derive(Debug)]
 pub(crate) struct Ledger {
     kind: SyncKind,
-    /// Ids indexed before this sync (main index, or ACL index for ACL syncs), each with its
-    /// version and whether this sync produced it. Only these ids can vanish, so ids the sync
-    /// produces that are not here are not kept (the resume record has them): a first sync of
-    /// a million entries holds no set of a million ids.
-    known: HashMap<Box<str>, Known>,
+    /// Ids indexed before this sync (main index, or ACL index for ACL syncs) with their
+    /// versions, compact ([`Versions`]). Only these ids can vanish, so ids the sync produces
+    /// that are not here are not kept (the resume record has them): a first sync of a million
+    /// entries holds no set of a million ids.
+    known: Versions,
+    /// Whether this sync produced each entry of `known` (by entry number).
+    seen: Vec<bool>,
     progress: Option<Progress>,
-}
-
-/// An id indexed before the sync.
-#[derive(Debug)]
-struct Known {
-    version: Option<Box<str>>,
-    seen: bool,
 }
 
 /// The durable record of a full sync's produced ids, for a resumed run of the same job.
@@ -59,32 +53,26 @@ struct Progress {
 
 impl Ledger {
     /// A ledger for a sync of `kind` that starts with `known` indexed.
-    pub(crate) fn new(kind: SyncKind, known: HashMap<String, Option<String>>) -> Self {
-        let known = known
-            .into_iter()
-            .map(|(id, version)| {
-                let version = version.map(String::into_boxed_str);
-                (
-                    id.into_boxed_str(),
-                    Known {
-                        version,
-                        seen: false,
-                    },
-                )
-            })
-            .collect();
+    pub(crate) fn new(kind: SyncKind, known: Versions) -> Self {
         Self {
             kind,
+            seen: vec![false; known.len()],
             known,
             progress: None,
         }
     }
 
+    /// The seen flag of `id`, when it was indexed before the sync.
+    fn seen_flag(&mut self, id: &str) -> Option<&mut bool> {
+        let at = self.known.position(id)?;
+        self.seen.get_mut(at)
+    }
+
     /// Marks `id` seen; whether it was not before (an id not indexed before counts as new
     /// every time: the resume record ignores repeats).
     fn mark(&mut self, id: &str) -> bool {
-        match self.known.get_mut(id) {
-            Some(known) => !std::mem::replace(&mut known.seen, true),
+        match self.seen_flag(id) {
+            Some(seen) => !std::mem::replace(seen, true),
             None => true,
         }
     }
@@ -111,7 +99,7 @@ impl Ledger {
     /// did not produce it (its part of the source could not be listed). Whether it was kept:
     /// unknown ids and other kinds of sync change nothing.
     pub(crate) fn keep(&mut self, id: &str) -> bool {
-        if self.kind != SyncKind::Full || self.known.get(id).is_none_or(|k| k.seen) {
+        if self.kind != SyncKind::Full || self.seen_flag(id).is_none_or(|seen| *seen) {
             return false;
         }
         self.saw(id);
@@ -120,26 +108,22 @@ impl Ledger {
 
     /// Records that the plugin deleted `id`.
     pub(crate) fn forget(&mut self, id: &str) {
-        if let Some(known) = self.known.get_mut(id) {
-            known.seen = false;
+        if let Some(seen) = self.seen_flag(id) {
+            *seen = false;
         }
     }
 
     /// Whether a full sync finds `id` indexed at exactly `version` already.
     pub(crate) fn is_unchanged(&self, id: &str, version: &Option<String>) -> bool {
-        self.kind == SyncKind::Full
-            && version.is_some()
-            && self
-                .known
-                .get(id)
-                .is_some_and(|k| k.version.as_deref() == version.as_deref())
+        self.kind == SyncKind::Full && self.known.is_at(id, version.as_deref())
     }
 
     /// Ids indexed before this sync that it did not produce.
     pub(crate) fn vanished(&self) -> Vec<String> {
         self.known
-            .iter()
-            .filter(|(_, k)| !k.seen)
+            .ids()
+            .zip(&self.seen)
+            .filter(|(_, seen)| !**seen)
             .map(|(id, _)| id.to_string())
             .collect()
     }

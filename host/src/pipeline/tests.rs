@@ -221,8 +221,7 @@ impl Fixture {
             .versions(ix.clone(), "c".into())
             .await
             .unwrap()
-            .into_keys()
-            .collect();
+            .into_ids();
         self.sink
             .get(ix, "c".into(), ids)
             .await
@@ -393,7 +392,7 @@ async fn content_failures_come_back_at_checkpoint() {
         .versions(IndexRef::new("t", "docs"), "c".into())
         .await
         .unwrap();
-    assert_eq!(versions["missing"], None);
+    assert!(versions.is_unversioned("missing"));
 }
 
 /// A sink that records the documents and bytes of every upsert batch, then passes it on.
@@ -430,7 +429,7 @@ impl Sink for Recording {
         &self,
         index: IndexRef,
         connector: String,
-    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
+    ) -> BoxFuture<'_, anyhow::Result<crate::sink::Versions>> {
         self.inner.versions(index, connector)
     }
     fn search(

@@ -120,7 +120,8 @@ impl Service {
                 let ids: Vec<String> = sink
                     .versions(target.clone(), connector.to_string())
                     .await?
-                    .into_keys()
+                    .ids()
+                    .map(str::to_owned)
                     .collect();
                 if ids.is_empty() {
                     continue;

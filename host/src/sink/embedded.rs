@@ -29,7 +29,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use super::backlog::{Backlog, Queued};
 use super::writers::{self, Closable, Writers};
-use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, query};
+use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions, query};
 
 mod merge;
 mod search;
@@ -426,10 +426,10 @@ impl OpenIndex {
         self.reader.reload().context("reloading the index reader")
     }
 
-    fn versions(&self, connector: &str) -> anyhow::Result<HashMap<String, Option<String>>> {
+    fn versions(&self, connector: &str) -> anyhow::Result<Versions> {
         self.reader.reload().context("reloading the index reader")?;
         let searcher = self.reader.searcher();
-        let mut out = HashMap::new();
+        let mut out = Versions::new();
         let (mut id, mut conn, mut version) = (String::new(), String::new(), String::new());
         for segment in searcher.segment_readers() {
             let fast = segment.fast_fields();
@@ -457,13 +457,13 @@ impl OpenIndex {
                         Some(ord) => {
                             version.clear();
                             col.ord_to_str(ord, &mut version)?;
-                            Some(version.clone())
+                            Some(version.as_str())
                         }
                         None => None,
                     },
                     None => None,
                 };
-                out.insert(id.clone(), v);
+                out.insert(&id, v)?;
             }
         }
         Ok(out)
@@ -803,8 +803,8 @@ impl Sink for EmbeddedIndex {
         &self,
         index: IndexRef,
         connector: String,
-    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
-        self.reading(index, HashMap::new(), move |i| i.versions(&connector))
+    ) -> BoxFuture<'_, anyhow::Result<Versions>> {
+        self.reading(index, Versions::new(), move |i| i.versions(&connector))
     }
 
     fn search(
@@ -1109,13 +1109,7 @@ mod tests {
         assert_eq!(denied.total, 0);
 
         let versions = sink.versions(ix.clone(), "a".into()).await.unwrap();
-        assert_eq!(
-            versions,
-            HashMap::from([
-                ("1".to_string(), Some("v1".to_string())),
-                ("2".to_string(), Some("v1".to_string()))
-            ])
-        );
+        assert!(versions.holds_exactly([("1", Some("v1")), ("2", Some("v1"))]));
 
         // Replacing keeps one copy; deleting is per connector.
         sink.upsert(
@@ -1129,10 +1123,7 @@ mod tests {
             .unwrap();
         sink.commit(ix.clone()).await.unwrap();
         let versions = sink.versions(ix.clone(), "a".into()).await.unwrap();
-        assert_eq!(
-            versions,
-            HashMap::from([("1".to_string(), Some("v2".to_string()))])
-        );
+        assert!(versions.holds_exactly([("1", Some("v2"))]));
         assert_eq!(
             sink.versions(ix.clone(), "b".into()).await.unwrap().len(),
             1
@@ -1224,8 +1215,7 @@ mod tests {
             .versions(ix, "c".into())
             .await
             .unwrap()
-            .into_keys()
-            .collect();
+            .into_ids();
         assert_eq!(ids, ["2"]);
     }
 
@@ -1351,9 +1341,11 @@ mod tests {
         let sink = EmbeddedIndex::new(dir.path());
         let ix = IndexRef::new("acme", "docs");
         // Reads that a sync needs work; a search says what will fix it.
-        assert_eq!(
-            sink.versions(ix.clone(), "a".into()).await.unwrap(),
-            HashMap::from([("old".to_string(), Some("v0".to_string()))])
+        assert!(
+            sink.versions(ix.clone(), "a".into())
+                .await
+                .unwrap()
+                .holds_exactly([("old", Some("v0"))])
         );
         let err = sink
             .search(ix.clone(), SearchRequest::new("plan", 10))

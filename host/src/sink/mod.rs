@@ -11,7 +11,7 @@
 //! answer empty, and [`Sink::indexes`] says which indexes of a tenant exist, so a search of an
 //! unknown name is refused ([`UnknownIndex`]) instead of leaving an empty index behind.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -24,8 +24,10 @@ pub mod elasticsearch;
 pub mod embedded;
 pub mod query;
 pub mod quota;
+mod versions;
 mod writers;
 
+pub use versions::Versions;
 pub use query::{Cursor, FacetCount, Filter, InvalidQuery, Order, Sort, UnknownField};
 
 /// Names of access-control indexes start with this (as Elastic names them).
@@ -261,7 +263,7 @@ pub trait Sink: Send + Sync + 'static {
         &self,
         index: IndexRef,
         connector: String,
-    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>>;
+    ) -> BoxFuture<'_, anyhow::Result<Versions>>;
     /// Full-text search.
     fn search(
         &self,

@@ -5,12 +5,12 @@
 //! the quota leaves is refused before anything of it reaches the sink, and the job fails with a
 //! `quota` error. Replacing a document that is already indexed costs nothing; deleting frees room.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument};
+use crate::sink::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions};
 
 /// A tenant's document quota refused a write. The host classifies a job that fails with this
 /// error (found by type, never by message text) as a `quota` failure.
@@ -54,11 +54,10 @@ impl QuotaSink {
         let mut ids = HashSet::new();
         let mut total = 0u64;
         for (index, id) in connectors {
-            let versions: HashMap<String, Option<String>> =
-                inner.versions(index.clone(), id.clone()).await?;
+            let versions = inner.versions(index.clone(), id.clone()).await?;
             total += versions.len() as u64;
             if index == main && id == connector {
-                ids = versions.into_keys().collect();
+                ids = versions.ids().map(str::to_owned).collect();
             }
         }
         Ok(Self {
@@ -159,7 +158,7 @@ impl Sink for QuotaSink {
         &self,
         index: IndexRef,
         connector: String,
-    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
+    ) -> BoxFuture<'_, anyhow::Result<Versions>> {
         self.inner.versions(index, connector)
     }
 
@@ -251,7 +250,7 @@ mod tests {
         // The refused batch never reached the sink.
         q.commit(a.clone()).await.unwrap();
         let stored = inner.versions(a.clone(), "mine".into()).await.unwrap();
-        assert!(!stored.contains_key("4"));
+        assert!(!stored.contains("4"));
         // Deleting frees room.
         q.delete(a.clone(), "mine".into(), vec!["2".into()])
             .await

@@ -171,13 +171,16 @@ impl NodeMap {
     /// the sync did not confirm.
     pub fn prune(&self, seen: &HashMap<String, String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let mut deletions = Vec::new();
-        for key in storage::list_keys("n/")? {
+        // Paged: every node of a large account never sits whole in the plugin's memory.
+        for key in tributary_sdk::state::keys("n/") {
+            let key = key?;
             let id = key.trim_start_matches("n/");
             if !seen.contains_key(id) && !self.pending.contains_key(&key) {
                 deletions.push((key, None));
             }
         }
-        for key in storage::list_keys("c/")? {
+        for key in tributary_sdk::state::keys("c/") {
+            let key = key?;
             let Some((parent, id)) = key.trim_start_matches("c/").split_once('/') else {
                 continue;
             };

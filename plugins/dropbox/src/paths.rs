@@ -150,9 +150,10 @@ fn read(key: &str) -> Result<Option<Known>> {
     Ok(storage::get(key)?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
-/// Every stored key with `prefix`.
-pub fn stored_keys(prefix: &str) -> Result<Vec<String>> {
-    Ok(storage::list_keys(prefix)?)
+/// Every stored key with `prefix`, read a page at a time (a million paths never sit whole in
+/// the plugin's memory).
+pub fn stored_keys(prefix: &str) -> tributary_sdk::state::Keys {
+    tributary_sdk::state::keys(prefix)
 }
 
 /// The id stored under a path map key.

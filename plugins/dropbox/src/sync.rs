@@ -367,10 +367,13 @@ impl Job {
         let cursor = page.cursor;
         self.received(mode, &mut seen_ids)?;
         // Forget paths that no longer exist; a rebuild also deletes their documents.
-        let stale: Vec<String> = paths::stored_keys(paths::PREFIX)?
-            .into_iter()
-            .filter(|k| !seen_keys.contains(k))
-            .collect();
+        let mut stale = Vec::new();
+        for key in paths::stored_keys(paths::PREFIX) {
+            let key = key?;
+            if !seen_keys.contains(&key) {
+                stale.push(key);
+            }
+        }
         if mode == Mode::Rebuild {
             let mut vanished = Vec::new();
             for key in &stale {
@@ -822,7 +825,9 @@ impl Job {
             .collect();
         if mode == Mode::Full {
             // Listing-mode state belongs to another scope now.
-            clear.extend(paths::stored_keys(paths::PREFIX)?);
+            for key in paths::stored_keys(paths::PREFIX) {
+                clear.push(key?);
+            }
             clear.extend(storage::list_keys(RECEIVED_PREFIX)?);
         }
         let final_state = self.state_write("search", None)?;

@@ -46,6 +46,56 @@ pub fn set_many(entries: &[(&str, Option<Vec<u8>>)]) -> Result<()> {
     Ok(storage::set_many(&owned)?)
 }
 
+/// Keys asked for in one page by [`keys`].
+const KEYS_PAGE: u32 = 4096;
+
+/// Every stored key starting with `prefix`, sorted, read a page at a time: a prefix of a
+/// million keys never sits whole in the plugin's memory (linear memory does not shrink), as
+/// `storage::list_keys` would put it. Ends at the first error, which it yields.
+pub fn keys(prefix: &str) -> Keys {
+    Keys {
+        prefix: prefix.to_string(),
+        after: None,
+        page: Vec::new().into_iter(),
+        done: false,
+    }
+}
+
+/// The pages of [`keys`].
+pub struct Keys {
+    prefix: String,
+    after: Option<String>,
+    page: std::vec::IntoIter<String>,
+    done: bool,
+}
+
+impl Iterator for Keys {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(key) = self.page.next() {
+                return Some(Ok(key));
+            }
+            if self.done {
+                return None;
+            }
+            let page = match storage::list_keys_after(&self.prefix, self.after.as_deref(), KEYS_PAGE)
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            };
+            // Only an empty page ends it: a host may cap pages below what was asked.
+            self.done = page.is_empty();
+            self.after = page.last().cloned();
+            self.page = page.into_iter();
+        }
+    }
+}
+
 /// Encodes a value for [`checkpoint`] / [`set_many`].
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Other(e.to_string()))

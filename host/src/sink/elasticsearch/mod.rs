@@ -82,7 +82,7 @@ pub use request_builder::index_definition;
 use service::InFlight;
 pub use service::{raw, read_json};
 
-use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument};
+use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions};
 
 /// Field naming the connector that wrote a document.
 pub const CONNECTOR_FIELD: &str = "_tributary_connector";
@@ -180,7 +180,7 @@ impl Sink for ElasticsearchSink {
         &self,
         index: IndexRef,
         connector: String,
-    ) -> BoxFuture<'_, anyhow::Result<HashMap<String, Option<String>>>> {
+    ) -> BoxFuture<'_, anyhow::Result<Versions>> {
         Box::pin(async move {
             let name = self.index_name(&index)?;
             self.versions_of(&name, &index.tenant, &connector).await

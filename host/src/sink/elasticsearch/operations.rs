@@ -425,8 +425,8 @@ impl ElasticsearchSink {
         index: &str,
         tenant: &str,
         connector: &str,
-    ) -> anyhow::Result<HashMap<String, Option<String>>> {
-        let mut out = HashMap::new();
+    ) -> anyhow::Result<Versions> {
+        let mut out = Versions::new();
         let opened = self
             .client
             .open_point_in_time(OpenPointInTimeParts::Index(&[index]))
@@ -479,9 +479,8 @@ impl ElasticsearchSink {
                     };
                     let version = hit
                         .pointer(&format!("/_source/{VERSION_FIELD}"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    out.insert(id.to_string(), version);
+                        .and_then(Value::as_str);
+                    out.insert(id, version)?;
                 }
                 match hits.last().and_then(|h| h.get("sort")) {
                     Some(sort) if hits.len() == SCAN_PAGE => after = Some(sort.clone()),

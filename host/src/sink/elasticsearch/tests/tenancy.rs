@@ -7,7 +7,8 @@ use super::*;
 async fn full_sync_vanish(sink: &ElasticsearchSink, ix: &IndexRef, connector: &str, seen: &[&str]) {
     let known = sink.versions(ix.clone(), connector.into()).await.unwrap();
     let vanished: Vec<String> = known
-        .into_keys()
+        .into_ids()
+        .into_iter()
         .filter(|id| !seen.contains(&id.as_str()))
         .collect();
     sink.delete(ix.clone(), connector.into(), vanished)
@@ -16,8 +17,8 @@ async fn full_sync_vanish(sink: &ElasticsearchSink, ix: &IndexRef, connector: &s
     sink.commit(ix.clone()).await.unwrap();
 }
 
-fn ids_of(versions: HashMap<String, Option<String>>) -> Vec<String> {
-    let mut ids: Vec<String> = versions.into_keys().collect();
+fn ids_of(versions: Versions) -> Vec<String> {
+    let mut ids = versions.into_ids();
     ids.sort();
     ids
 }
@@ -297,7 +298,7 @@ async fn contract_scenario(
     // Acme's connector a: a full sync that saw only `1`, then a stray delete of b's `3`.
     let acme = IndexRef::new("acme", "docs");
     let known = sink.versions(acme.clone(), "a".into()).await.unwrap();
-    let vanished: Vec<String> = known.into_keys().filter(|id| id != "1").collect();
+    let vanished: Vec<String> = known.into_ids().into_iter().filter(|id| id != "1").collect();
     sink.delete(acme.clone(), "a".into(), vanished)
         .await
         .unwrap();
@@ -317,8 +318,7 @@ async fn contract_scenario(
                 sink.versions(ix.clone(), connector.into())
                     .await
                     .unwrap()
-                    .into_keys()
-                    .collect(),
+                    .into_ids(),
             );
             let request = SearchRequest {
                 connector: Some(connector.into()),
