@@ -338,7 +338,12 @@ mod tests {
         let s = ctx(&db, "t", "c", StorageLimits::default());
         let other = ctx(&db, "t", "other", StorageLimits::default());
         let mut keys: Vec<String> = (0..25).map(|i| format!("p:/{i:03}")).collect();
-        keys.extend(["p:/a\u{10FFFF}x".into(), "p:".into(), "q".into(), "o".into()]);
+        keys.extend([
+            "p:/a\u{10FFFF}x".into(),
+            "p:".into(),
+            "q".into(),
+            "o".into(),
+        ]);
         s.apply(keys.iter().map(|k| (k.clone(), Some(vec![1]))).collect())
             .await
             .unwrap();

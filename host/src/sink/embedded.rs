@@ -1211,11 +1211,7 @@ mod tests {
             .await
             .unwrap();
         sink.commit(ix.clone()).await.unwrap();
-        let ids: Vec<String> = sink
-            .versions(ix, "c".into())
-            .await
-            .unwrap()
-            .into_ids();
+        let ids: Vec<String> = sink.versions(ix, "c".into()).await.unwrap().into_ids();
         assert_eq!(ids, ["2"]);
     }
 

@@ -27,8 +27,8 @@ pub mod quota;
 mod versions;
 mod writers;
 
-pub use versions::Versions;
 pub use query::{Cursor, FacetCount, Filter, InvalidQuery, Order, Sort, UnknownField};
+pub use versions::Versions;
 
 /// Names of access-control indexes start with this (as Elastic names them).
 const ACL_INDEX_PREFIX: &str = ".search-acl-filter-";

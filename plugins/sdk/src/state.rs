@@ -80,14 +80,14 @@ impl Iterator for Keys {
             if self.done {
                 return None;
             }
-            let page = match storage::list_keys_after(&self.prefix, self.after.as_deref(), KEYS_PAGE)
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e.into()));
-                }
-            };
+            let page =
+                match storage::list_keys_after(&self.prefix, self.after.as_deref(), KEYS_PAGE) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e.into()));
+                    }
+                };
             // Only an empty page ends it: a host may cap pages below what was asked.
             self.done = page.is_empty();
             self.after = page.last().cloned();

@@ -391,8 +391,7 @@ async fn later_writes_of_an_id_never_overtake_earlier_ones() {
         .unwrap();
     sink.commit(ix.clone()).await.unwrap();
     let versions = sink.versions(ix, "c".into()).await.unwrap();
-    assert!(versions
-        .holds_exactly([("y", Some("v4"))]));
+    assert!(versions.holds_exactly([("y", Some("v4"))]));
 }
 
 #[tokio::test]

@@ -298,7 +298,11 @@ async fn contract_scenario(
     // Acme's connector a: a full sync that saw only `1`, then a stray delete of b's `3`.
     let acme = IndexRef::new("acme", "docs");
     let known = sink.versions(acme.clone(), "a".into()).await.unwrap();
-    let vanished: Vec<String> = known.into_ids().into_iter().filter(|id| id != "1").collect();
+    let vanished: Vec<String> = known
+        .into_ids()
+        .into_iter()
+        .filter(|id| id != "1")
+        .collect();
     sink.delete(acme.clone(), "a".into(), vanished)
         .await
         .unwrap();
