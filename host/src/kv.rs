@@ -107,21 +107,7 @@ impl ConnectorState {
 
     /// Keys starting with `prefix`, sorted.
     pub async fn list_keys(&self, prefix: String) -> Result<Vec<String>, StorageError> {
-        let ns = self.ns.clone();
-        // A range on the primary key (not a scan of every key): [prefix, successor(prefix)).
-        let upper = prefix_successor(&prefix);
-        self.db
-            .call(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT key FROM kv WHERE tenant = ?1 AND connector = ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4) ORDER BY key",
-                )?;
-                let keys = stmt
-                    .query_map((&ns.tenant, &ns.connector, &prefix, &upper), |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(keys)
-            })
-            .await
-            .map_err(unavailable)
+        self.keys(prefix, None, None).await
     }
 
     /// At most `limit` (lowered to [`MAX_PAGE_KEYS`]) keys starting with `prefix` that sort
@@ -132,9 +118,22 @@ impl ConnectorState {
         after: Option<String>,
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
+        self.keys(prefix, after, Some(limit.min(MAX_PAGE_KEYS)))
+            .await
+    }
+
+    /// Keys starting with `prefix`, after `after`, at most `limit` of them (all when `None`).
+    async fn keys(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Vec<String>, StorageError> {
         let ns = self.ns.clone();
+        // A range on the primary key (not a scan of every key): [prefix, successor(prefix)).
         let upper = prefix_successor(&prefix);
-        let limit = limit.min(MAX_PAGE_KEYS);
+        // SQLite reads a negative LIMIT as none.
+        let limit = limit.map_or(-1, i64::from);
         self.db
             .call(move |conn| {
                 let mut stmt = conn.prepare_cached(
