@@ -104,16 +104,13 @@ impl Versions {
         id_at(&self.ids, &self.ends, at)
     }
 
-    /// Whether entry `at` has exactly `version` (never when either has none).
-    pub fn has_version(&self, at: usize, version: Option<&str>) -> bool {
-        let digest = self.digest(version);
-        digest != NO_VERSION && self.versions.get(at) == Some(&digest)
-    }
-
     /// Whether `id` is here at exactly `version` (never when either has none).
     pub fn is_at(&self, id: &str, version: Option<&str>) -> bool {
-        self.position(id)
-            .is_some_and(|at| self.has_version(at, version))
+        let digest = self.digest(version);
+        digest != NO_VERSION
+            && self
+                .position(id)
+                .is_some_and(|at| self.versions.get(at) == Some(&digest))
     }
 
     /// Every id, in insertion order.
