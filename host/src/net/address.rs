@@ -275,7 +275,7 @@ impl fmt::Display for AllowedNetwork {
     }
 }
 
-/// A connection the guard refused, before any socket was opened. Carried through reqwest's error
+/// A connection the guard refused, before any socket was opened. Carried through the HTTP client's error
 /// chain from the resolver and recognised by type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused {
@@ -335,7 +335,7 @@ impl AddressGuard {
         })
     }
 
-    /// Checks a URL whose host is an IP literal (reqwest connects to those without asking the
+    /// Checks a URL whose host is an IP literal (the connector reaches those without asking the
     /// resolver); a host name is left to the resolver, which sees what it resolves to. The URL
     /// has passed the plugin's allowlist, so in the CLI a literal it names is the user's choice.
     pub(crate) fn check_literal(&self, url: &url::Url) -> Result<(), Refused> {

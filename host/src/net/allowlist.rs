@@ -6,11 +6,15 @@
 //!   without a port allows only the scheme's default port);
 //! - a host *name* resolves only to addresses the [`AddressGuard`] admits (public ones, or
 //!   non-public ones the operator allows); IP literals are checked by the guard in the request
-//!   path, since reqwest does not ask the resolver for them.
+//!   path, since the connector does not ask the resolver for them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures::future::BoxFuture;
+use hyper_util::client::legacy::connect::dns::Name;
 use url::Url;
 
 use super::address::AddressGuard;
@@ -113,16 +117,27 @@ fn authority(host: &str, port: Option<u16>) -> String {
 /// DNS resolution that keeps only the addresses the [`AddressGuard`] admits: the check sees what
 /// a name resolves to at connect time, so a name re-pointed at an internal address (DNS
 /// rebinding) is refused like the address itself.
+#[derive(Clone)]
 pub(crate) struct GuardedResolver {
     pub(crate) guard: AddressGuard,
     /// The port this resolver's client connects to, when it is dedicated to one (the operator's
     /// entries with a port apply only then; see `HttpEngine`).
     pub(crate) port: Option<u16>,
-    pub(crate) static_hosts: BTreeMap<String, Vec<IpAddr>>,
+    pub(crate) static_hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+type Resolved = Result<std::vec::IntoIter<SocketAddr>, Box<dyn std::error::Error + Send + Sync>>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Resolved>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let guard = self.guard.clone();
         let port = self.port;
         let host = name.as_str().to_string();
@@ -135,9 +150,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 Some(addrs) => addrs,
                 None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
             };
+            // Boxed as itself, so `classify` finds the refusal by type.
             let allowed = guard.screen(&host, addrs, port)?;
-            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
+            Resolved::Ok(allowed.into_iter())
         })
     }
 }

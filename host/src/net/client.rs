@@ -13,12 +13,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, HeaderName, HeaderValue, LOCATION, USER_AGENT};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 use url::Url;
 
 use super::address::{AddressGuard, AllowedNetwork, PrivateAccess, Refused};
 use super::allowlist::{Allowlist, GuardedResolver};
 use crate::bindings::http::{HttpError, Method, Request};
+
+/// Bytes a connection reads from its socket at a time, always: hyper's adaptive buffer grows to
+/// about 400 KiB per connection, and since a body piece handed out still holds the previous
+/// buffer, nearly every read then allocated a fresh one above the allocator's mmap threshold
+/// (`allocator.rs`) — page faults on every read and up to 40 MB of buffers at 100 downloads.
+/// A fixed 64 KiB stays under that threshold and is reused from the heap.
+pub(super) const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The user agent sent when the plugin names none.
+const AGENT: &str = concat!("tributary/", env!("CARGO_PKG_VERSION"));
+
+type Transport = Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 /// Operator settings for outbound HTTP.
 #[derive(Clone, Debug, Deserialize)]
@@ -94,47 +112,62 @@ pub struct Fetched {
 #[derive(Debug)]
 pub struct HttpEngine {
     /// Connects anywhere the guard admits without looking at the port.
-    client: reqwest::Client,
-    /// One client per port named by an operator entry with a port: reqwest's resolver sees only
-    /// the name, so a resolver that knows its port is what lets `10.0.0.5:9200` allow port 9200
-    /// alone. Bounded by the operator's list.
-    by_port: BTreeMap<u16, reqwest::Client>,
+    client: Transport,
+    /// One client per port named by an operator entry with a port: the connector's resolver
+    /// sees only the name, so a resolver that knows its port is what lets `10.0.0.5:9200` allow
+    /// port 9200 alone. Bounded by the operator's list.
+    by_port: BTreeMap<u16, Transport>,
     guard: AddressGuard,
     config: HttpConfig,
 }
 
 impl HttpEngine {
-    /// Builds the clients (rustls, no automatic redirects, no proxy, guarded DNS).
+    /// Builds the clients (rustls with the webpki roots, HTTP/1.1, no automatic redirects, no
+    /// proxy, guarded DNS, a fixed read buffer).
     pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
         let guard = AddressGuard {
             allowed: config.allow_private.clone(),
             access: config.private_access,
         };
-        let static_hosts: BTreeMap<String, Vec<IpAddr>> = config
-            .static_hosts
-            .iter()
-            .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
-            .collect();
-        let build = |port: Option<u16>| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .dns_resolver(Arc::new(GuardedResolver {
-                    guard: guard.clone(),
-                    port,
-                    static_hosts: static_hosts.clone(),
-                }))
-                .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
+        let static_hosts: Arc<BTreeMap<String, Vec<IpAddr>>> = Arc::new(
+            config
+                .static_hosts
+                .iter()
+                .map(|(name, ips)| (name.to_ascii_lowercase(), ips.clone()))
+                .collect(),
+        );
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let build = |port: Option<u16>| -> Transport {
+            let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+                guard: guard.clone(),
+                port,
+                static_hosts: static_hosts.clone(),
+            });
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(Duration::from_secs(30)));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
-                .build()
+                .pool_timer(TokioTimer::new())
+                .http1_read_buf_exact_size(READ_BUFFER_BYTES)
+                .build(https)
         };
-        let client = build(None)?;
+        let client = build(None);
         let mut by_port = BTreeMap::new();
         for port in config.allow_private.iter().filter_map(|a| a.port) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = by_port.entry(port) {
-                slot.insert(build(Some(port))?);
-            }
+            by_port.entry(port).or_insert_with(|| build(Some(port)));
         }
         Ok(Self {
             client,
@@ -187,11 +220,11 @@ impl HttpEngine {
                 self.config.default_timeout_seconds
             }),
         );
-        // The reqwest timeout covers one exchange; this deadline bounds redirects and slow
-        // bodies too.
+        // `timeout` bounds each exchange's head; this deadline bounds redirects and slow bodies
+        // too.
         let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
-        let mut method = to_reqwest_method(request.method);
-        let mut body = request.body.clone();
+        let mut method = to_http_method(request.method);
+        let mut body = request.body.clone().map(Bytes::from);
         let mut headers = request.headers.clone();
         let work = async {
             for _hop in 0..=self.config.max_redirects {
@@ -200,17 +233,17 @@ impl HttpEngine {
                     .check_literal(&url)
                     .map_err(|refused| HttpError::Denied(refused.to_string()))?;
                 let response = self
-                    .send_once(&url, &method, &headers, body.as_ref(), timeout)
+                    .send_once(&url, &method, &headers, body.clone(), timeout)
                     .await?;
                 let status = response.status().as_u16();
                 let location = response
                     .headers()
-                    .get(reqwest::header::LOCATION)
+                    .get(LOCATION)
                     .and_then(|l| l.to_str().ok());
                 let (true, Some(location)) =
                     (matches!(status, 301 | 302 | 303 | 307 | 308), location)
                 else {
-                    return Streamed::new(response, max_body, deadline, timeout);
+                    return Streamed::new(url.clone(), response, max_body, deadline, timeout);
                 };
                 let next = url.join(location).map_err(|e| {
                     HttpError::Connection(format!("bad redirect location `{location}`: {e}"))
@@ -225,9 +258,9 @@ impl HttpEngine {
                     });
                 }
                 if status == 303
-                    || ((status == 301 || status == 302) && method == reqwest::Method::POST)
+                    || ((status == 301 || status == 302) && method == hyper::Method::POST)
                 {
-                    method = reqwest::Method::GET;
+                    method = hyper::Method::GET;
                     body = None;
                 }
                 url = next;
@@ -246,33 +279,46 @@ impl HttpEngine {
     async fn send_once(
         &self,
         url: &Url,
-        method: &reqwest::Method,
+        method: &hyper::Method,
         headers: &[(String, String)],
-        body: Option<&Vec<u8>>,
+        body: Option<Bytes>,
         timeout: Duration,
-    ) -> Result<reqwest::Response, HttpError> {
+    ) -> Result<hyper::Response<Incoming>, HttpError> {
         let client = url
             .port_or_known_default()
             .and_then(|port| self.by_port.get(&port))
             .unwrap_or(&self.client);
-        let mut builder = client.request(method.clone(), url.clone()).timeout(timeout);
+        let uri: hyper::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL `{url}`: {e}")))?;
+        let mut request = hyper::Request::new(Full::new(body.unwrap_or_default()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        let fields = request.headers_mut();
         for (name, value) in headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
+            let value = HeaderValue::from_str(value)
                 .map_err(|_| HttpError::InvalidRequest(format!("bad value for header `{name}`")))?;
-            builder = builder.header(name, value);
+            fields.append(name, value);
         }
-        if let Some(body) = body {
-            builder = builder.body(body.clone());
+        for (name, value) in [(USER_AGENT, AGENT), (ACCEPT, "*/*")] {
+            fields
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
         }
-        builder.send().await.map_err(|e| classify(url, &e))
+        match tokio::time::timeout(timeout, client.request(request)).await {
+            Err(_) => Err(timed_out(url, timeout)),
+            Ok(Err(e)) => Err(classify(url, &e)),
+            Ok(Ok(response)) => Ok(response),
+        }
     }
 }
 
 fn timed_out(url: &Url, timeout: Duration) -> HttpError {
     HttpError::Timeout(format!(
-        "no complete answer from {} within {timeout:?}",
+        "timed out: no complete answer from {} within {timeout:?}",
         url.host_str().unwrap_or_default()
     ))
 }
@@ -290,12 +336,13 @@ pub struct Streamed {
 
 impl Streamed {
     fn new(
-        response: reqwest::Response,
+        url: Url,
+        response: hyper::Response<Incoming>,
         max_body: u64,
         deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<Self, HttpError> {
-        let declared = response.content_length();
+        let declared = hyper::body::Body::size_hint(response.body()).exact();
         if declared.is_some_and(|len| len > max_body) {
             return Err(HttpError::TooLarge(max_body));
         }
@@ -304,12 +351,13 @@ impl Streamed {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
+        let status = response.status().as_u16();
         Ok(Self {
-            status: response.status().as_u16(),
+            status,
             headers,
             body: Body {
-                url: response.url().clone(),
-                response,
+                url,
+                response: response.into_body(),
                 declared,
                 max_body,
                 read: 0,
@@ -324,7 +372,7 @@ impl Streamed {
 /// exchange's deadline. Dropping it stops the transfer.
 #[derive(Debug)]
 pub struct Body {
-    response: reqwest::Response,
+    response: Incoming,
     url: Url,
     declared: Option<u64>,
     max_body: u64,
@@ -341,19 +389,24 @@ impl Body {
 
     /// The next piece, or `None` at the end; `TooLarge` once the limit is passed.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
-        let next = tokio::time::timeout_at(self.deadline, self.response.chunk()).await;
-        let chunk = match next {
-            Err(_) => return Err(timed_out(&self.url, self.timeout)),
-            Ok(Err(e)) => return Err(classify(&self.url, &e)),
-            Ok(Ok(chunk)) => chunk,
-        };
-        if let Some(chunk) = &chunk {
+        loop {
+            let next = tokio::time::timeout_at(self.deadline, self.response.frame()).await;
+            let frame = match next {
+                Err(_) => return Err(timed_out(&self.url, self.timeout)),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(classify(&self.url, &e)),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry no body bytes.
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             self.read = self.read.saturating_add(chunk.len() as u64);
             if self.read > self.max_body {
                 return Err(HttpError::TooLarge(self.max_body));
             }
+            return Ok(Some(chunk));
         }
-        Ok(chunk)
     }
 
     /// The whole body.
@@ -382,36 +435,41 @@ impl Body {
     }
 }
 
-fn classify(url: &Url, err: &reqwest::Error) -> HttpError {
+/// What a transport error means for the caller: the guard's refusal (found by type anywhere in
+/// the chain) is a denial with the guard's own message, a socket timeout is a timeout, the rest
+/// a connection failure naming the host and the whole chain.
+fn classify(url: &Url, err: &(dyn std::error::Error + 'static)) -> HttpError {
     let mut chain = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut timed_out = false;
+    let mut source = Some(err);
     while let Some(s) = source {
-        // The resolver's refusal, recognised by type: the guard's own message is the error.
         if let Some(refused) = s.downcast_ref::<Refused>() {
             return HttpError::Denied(refused.to_string());
         }
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
+        timed_out |= s
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+        if !std::ptr::addr_eq(s, err) {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+        }
         source = s.source();
     }
     let host = url.host_str().unwrap_or_default();
-    if err.is_timeout() {
+    if timed_out {
         HttpError::Timeout(format!("{host}: {chain}"))
-    } else if err.is_builder() || err.is_request() && !err.is_connect() && chain.contains("builder")
-    {
-        HttpError::InvalidRequest(chain)
     } else {
         HttpError::Connection(format!("{host}: {chain}"))
     }
 }
 
-fn to_reqwest_method(method: Method) -> reqwest::Method {
+fn to_http_method(method: Method) -> hyper::Method {
     match method {
-        Method::Get => reqwest::Method::GET,
-        Method::Head => reqwest::Method::HEAD,
-        Method::Post => reqwest::Method::POST,
-        Method::Put => reqwest::Method::PUT,
-        Method::Patch => reqwest::Method::PATCH,
-        Method::Delete => reqwest::Method::DELETE,
+        Method::Get => hyper::Method::GET,
+        Method::Head => hyper::Method::HEAD,
+        Method::Post => hyper::Method::POST,
+        Method::Put => hyper::Method::PUT,
+        Method::Patch => hyper::Method::PATCH,
+        Method::Delete => hyper::Method::DELETE,
     }
 }

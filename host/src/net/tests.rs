@@ -366,6 +366,40 @@ async fn redirects_are_rechecked_and_bodies_bounded() {
     assert!(matches!(big, Err(HttpError::TooLarge(100))), "{big:?}");
 }
 
+/// A body is read through one fixed buffer per connection: however fast the server sends and
+/// however many pieces the reader still holds, no piece is larger than the buffer (hyper's
+/// adaptive buffer grew to ~400 KiB, each a fresh allocation while the last piece was held).
+#[tokio::test]
+async fn body_pieces_never_exceed_the_fixed_read_buffer() {
+    use axum::routing::get;
+    let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let served = bytes::Bytes::from(payload.clone());
+    let server = tributary_fakes::FakeServer::start(
+        axum::Router::new().route("/big", get(move || async move { served.clone() })),
+    )
+    .await
+    .unwrap();
+    let engine = HttpEngine::new(loopback_allowed()).unwrap();
+    let allow = Allowlist::parse(&[server.addr().to_string()]).unwrap();
+    let mut open = engine
+        .open(&allow, &request(&format!("{}/big", server.url())), 16 << 20)
+        .await
+        .unwrap();
+    assert_eq!(open.body.declared_len(), Some(8 << 20));
+    let mut held = Vec::new();
+    while let Some(piece) = open.body.chunk().await.unwrap() {
+        held.push(piece);
+        // A slow reader: the socket fills up between reads, so every read could fill any buffer.
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    let largest = held.iter().map(|p| p.len()).max().unwrap();
+    assert!(
+        largest <= super::client::READ_BUFFER_BYTES,
+        "a piece of {largest} bytes"
+    );
+    assert_eq!(held.concat(), payload);
+}
+
 /// Redirect targets are server-controlled: scheme-relative, backslashed, credentialed,
 /// non-HTTP and malformed locations never reach anything but allowlisted hosts.
 #[tokio::test]
@@ -389,7 +423,7 @@ async fn hostile_redirect_locations_stay_in_the_allowlist() {
                 (
                     axum::http::StatusCode::FOUND,
                     [(
-                        reqwest::header::LOCATION,
+                        axum::http::header::LOCATION,
                         q.get("l").cloned().unwrap_or_default(),
                     )],
                 )
