@@ -4,8 +4,9 @@
 //! credentials are dropped when the origin changes) and, before any socket is opened, against the
 //! operator's address policy ([`AddressGuard`]: IP literals here, names in the resolver); bodies
 //! are streamed under a size limit and every exchange, redirects and slow bodies included, is
-//! bounded in time. No proxy is used (not even `HTTP(S)_PROXY`): the guard must see the address
-//! actually connected to.
+//! bounded in time; a connection reads its socket through one buffer of [`READ_BUFFER_BYTES`],
+//! so a body piece is never larger and transport memory is bounded per connection. No proxy is
+//! used (not even `HTTP(S)_PROXY`): the guard must see the address actually connected to.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
