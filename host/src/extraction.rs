@@ -215,7 +215,7 @@ impl Extraction {
     }
 
     /// Reads a downloaded body into text (local extraction): its head decides
-    /// ([`Extraction::begin`]); text, Markdown, CSV, TSV and HTML are then fed piece by piece,
+    /// ([`Extraction::begin`]); text, Markdown, CSV, TSV, JSON and HTML are then fed piece by piece,
     /// each piece dropped once scanned, and reading stops once the text is full; any other format
     /// is read whole once `before_whole` has finished (a caller holding a memory share grows it
     /// there) and extracted off the async runtime. `Err` is a transfer failure (worth another

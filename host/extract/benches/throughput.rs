@@ -326,6 +326,27 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
+/// Extracts `bytes` as a download does: its head, then 64 KiB pieces.
+fn stream(
+    bytes: &[u8],
+    file: &str,
+    limits: &Limits,
+) -> Result<tributary_extract::Extracted, tributary_extract::ExtractError> {
+    use tributary_extract::stream::{Begin, HEAD_BYTES, begin};
+    let head = bytes.len().min(HEAD_BYTES);
+    let Begin::Streaming(mut stream) =
+        begin(&bytes[..head], head == bytes.len(), file, None, limits)?
+    else {
+        panic!("{file} does not stream");
+    };
+    for piece in bytes[head..].chunks(64 * 1024) {
+        if !stream.feed(piece)? {
+            break;
+        }
+    }
+    stream.finish()
+}
+
 fn main() {
     let limits = Limits {
         max_input_bytes: 64 << 20,
@@ -344,7 +365,15 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()));
-    for (name, file, bytes) in fixtures(want) {
+    // Each streaming format twice: whole, then as a download reads it (`name~`: the head, then
+    // 64 KiB pieces).
+    let runs = fixtures(want).into_iter().flat_map(|(name, file, bytes)| {
+        let streams = tributary_extract::stream::likely_streams(file, None);
+        let bytes = std::rc::Rc::new(bytes);
+        std::iter::once((name.to_owned(), file, bytes.clone(), false))
+            .chain(streams.then(|| (format!("{name}~"), file, bytes, true)))
+    });
+    for (name, file, bytes, streamed) in runs {
         let mut times = Vec::with_capacity(RUNS);
         let mut cpu = Vec::with_capacity(RUNS);
         let mut out_len = 0;
@@ -356,8 +385,12 @@ fn main() {
             let mut n = 0u32;
             while n == 0 || start.elapsed() < Duration::from_millis(200) {
                 n += 1;
-                let out =
-                    extract(&bytes, file, None, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let out = if streamed {
+                    stream(&bytes, file, &limits)
+                } else {
+                    extract(&bytes, file, None, &limits)
+                }
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert!(!out.truncated, "{name}: truncated");
                 out_len = out.text.len();
             }
