@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - **Memory.** Besides its output (at most `max_output_bytes`), a stream holds one transcoded
-//!   piece (32 KiB of input at a time) and the HTML scanner's lookahead tail (under 80 bytes).
+//!   piece (32 KiB of input at a time) and the HTML scanner's lookahead tail (under 80 bytes),
+//!   or JSON's open containers (at most 127) and the number being read (at most 64 KiB).
 //!   The body itself is never accumulated: a caller reads a piece, feeds it, and drops it.
 //! - **Same text.** The decisions taken on the body's start — format, encoding, "binary, not
 //!   text" — are taken on the head handed to [`begin`] by the same rules [`crate::extract`]
