@@ -400,6 +400,51 @@ async fn body_pieces_never_exceed_the_fixed_read_buffer() {
     assert_eq!(held.concat(), payload);
 }
 
+/// `https` is TLS with the certificate checked against the webpki roots: a loopback server
+/// with a self-signed certificate (`testdata/`, made for this test; its key protects nothing)
+/// gets a TLS handshake, which the client ends on the certificate, and never a request.
+#[tokio::test]
+async fn https_checks_the_server_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(include_bytes!("testdata/self-signed.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/self-signed.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.map(|_| ())
+    });
+    let engine = HttpEngine::new(loopback_allowed()).unwrap();
+    let allow = Allowlist::parse(&[addr.to_string()]).unwrap();
+    let result = engine
+        .execute(&allow, &request(&format!("https://{addr}/")), 1024)
+        .await;
+    assert!(
+        matches!(result, Err(HttpError::Connection(ref m)) if m.contains("certificate")),
+        "{result:?}"
+    );
+    // The server read a TLS handshake (a plain-text request would not parse as one), and it
+    // did not complete.
+    let handshake = server.await.unwrap().unwrap_err();
+    assert!(
+        handshake
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{handshake}"
+    );
+}
+
 /// Redirect targets are server-controlled: scheme-relative, backslashed, credentialed,
 /// non-HTTP and malformed locations never reach anything but allowlisted hosts.
 #[tokio::test]
