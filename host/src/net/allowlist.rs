@@ -126,12 +126,10 @@ pub(crate) struct GuardedResolver {
     pub(crate) static_hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
 }
 
-type Resolved = Result<std::vec::IntoIter<SocketAddr>, Box<dyn std::error::Error + Send + Sync>>;
-
 impl tower_service::Service<Name> for GuardedResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = BoxFuture<'static, Resolved>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -152,7 +150,7 @@ impl tower_service::Service<Name> for GuardedResolver {
             };
             // Boxed as itself, so `classify` finds the refusal by type.
             let allowed = guard.screen(&host, addrs, port)?;
-            Resolved::Ok(allowed.into_iter())
+            Ok::<_, Self::Error>(allowed.into_iter())
         })
     }
 }

@@ -440,7 +440,7 @@ impl Body {
 /// the chain) is a denial with the guard's own message, a socket timeout is a timeout, the rest
 /// a connection failure naming the host and the whole chain.
 fn classify(url: &Url, err: &(dyn std::error::Error + 'static)) -> HttpError {
-    let mut chain = err.to_string();
+    let mut chain = String::new();
     let mut timed_out = false;
     let mut source = Some(err);
     while let Some(s) = source {
@@ -450,10 +450,10 @@ fn classify(url: &Url, err: &(dyn std::error::Error + 'static)) -> HttpError {
         timed_out |= s
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
-        if !std::ptr::addr_eq(s, err) {
+        if !chain.is_empty() {
             chain.push_str(": ");
-            chain.push_str(&s.to_string());
         }
+        chain.push_str(&s.to_string());
         source = s.source();
     }
     let host = url.host_str().unwrap_or_default();

@@ -26,21 +26,29 @@ pub(crate) fn extract(bytes: &[u8], sink: &mut Sink) -> Result<()> {
         if !sink.proceed()? {
             return Ok(());
         }
-        let mut timed_out = None;
-        let result = Walk {
-            sink,
-            timed_out: &mut timed_out,
-        }
-        .deserialize(&mut de);
-        if let Some(e) = timed_out {
-            return Err(e);
-        }
-        if let Err(e) = result {
-            if sink.is_full() {
-                return Ok(());
-            }
-            return Err(ExtractError::failed(Format::Json, e));
-        }
+        walk_value(&mut de, sink)?;
+    }
+}
+
+/// Walks one value of `de` into `sink`. A walk the full output stopped is `Ok` (what follows
+/// would be cut anyway; the caller sees `sink.is_full()`); a malformed value or the deadline is
+/// `Err`.
+fn walk_value<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    sink: &mut Sink,
+) -> Result<()> {
+    let mut timed_out = None;
+    let result = Walk {
+        sink,
+        timed_out: &mut timed_out,
+    }
+    .deserialize(de);
+    if let Some(e) = timed_out {
+        return Err(e);
+    }
+    match result {
+        Err(e) if !sink.is_full() => Err(failed(e)),
+        _ => Ok(()),
     }
 }
 
@@ -150,8 +158,6 @@ pub(crate) struct Feed {
     stack: Vec<bool>,
     state: State,
     number: String,
-    /// The output filled up: the rest is not read.
-    done: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -244,7 +250,6 @@ impl Feed {
             stack: Vec::new(),
             state: State::Top,
             number: String::new(),
-            done: false,
         }
     }
 
@@ -252,17 +257,12 @@ impl Feed {
     pub(crate) fn feed(&mut self, text: &str, last: bool, sink: &mut Sink) -> Result<()> {
         let bytes = text.as_bytes();
         let mut i = 0;
-        while i < bytes.len() && !self.done {
-            // Once the output is full nothing after it counts, a syntax error included (as
-            // for the whole body, whose walk stops at the next value).
-            if sink.is_full() {
-                self.done = true;
-                break;
-            }
+        // Once the output is full nothing after it counts, a syntax error included (as for the
+        // whole body, whose walk stops at the next value).
+        while i < bytes.len() && !sink.is_full() {
             i = self.step(text, i, sink)?;
         }
-        self.done |= sink.is_full();
-        if last && !self.done {
+        if last && !sink.is_full() {
             if let State::Number(num) = self.state {
                 if !num.complete() {
                     return Err(failed("EOF while parsing a number"));
@@ -291,10 +291,8 @@ impl Feed {
                     .map_or(bytes.len(), |n| i + n))
             }
             State::Top => {
-                if !sink.proceed()? {
-                    self.done = true;
-                    return Ok(i);
-                }
+                // For the deadline: `feed` steps only while the output has room.
+                sink.proceed()?;
                 self.value(b, false, sink)?;
                 Ok(i + 1)
             }
@@ -371,10 +369,7 @@ impl Feed {
     fn value(&mut self, b: u8, close: bool, sink: &mut Sink) -> Result<()> {
         match b {
             b'"' => {
-                if !sink.proceed()? {
-                    self.done = true;
-                    return Ok(());
-                }
+                sink.proceed()?;
                 sink.line();
                 self.state = State::Str {
                     key: false,
@@ -438,30 +433,13 @@ impl Feed {
             None => self.number.len() <= 19,
         };
         if short && self.number.bytes().skip(1).all(|b| b.is_ascii_digit()) {
-            if sink.proceed()? {
-                sink.line();
-                sink.push(&self.number);
-            } else {
-                self.done = true;
-            }
+            sink.proceed()?;
+            sink.line();
+            sink.push(&self.number);
             self.ended();
             return Ok(());
         }
-        let mut de = serde_json::Deserializer::from_str(&self.number);
-        let mut timed_out = None;
-        let result = Walk {
-            sink,
-            timed_out: &mut timed_out,
-        }
-        .deserialize(&mut de);
-        if let Some(e) = timed_out {
-            return Err(e);
-        }
-        match result {
-            Ok(()) => {}
-            Err(_) if sink.is_full() => self.done = true,
-            Err(e) => return Err(failed(e)),
-        }
+        walk_value(&mut serde_json::Deserializer::from_str(&self.number), sink)?;
         self.ended();
         Ok(())
     }
