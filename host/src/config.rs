@@ -15,7 +15,7 @@
 //!
 //! [sink]
 //! kind = "embedded"                    # or "elasticsearch" (then see [elasticsearch])
-//! writer_memory = 176160768            # indexing memory all embedded-index writers share
+//! writer_memory = 157286400            # indexing memory all embedded-index writers share
 //!
 //! [elasticsearch]
 //! host = "https://es.example.com:9200"
@@ -127,9 +127,9 @@ pub struct SinkConfig {
     /// `embedded` (the default tantivy index under the data directory) or `elasticsearch`.
     pub kind: SinkKind,
     /// Bytes of indexing memory all open writers of the embedded index share, whatever the
-    /// number of tenants and indexes: each writer takes 56 MiB (48 of tantivy arena, 8 of queue),
+    /// number of tenants and indexes: each writer takes 50 MiB (48 of tantivy arena, 2 of queue),
     /// and an idle writer is committed and closed to make room for another index's. Default
-    /// 168 MiB (three writers); at least 23 MB (one smaller writer).
+    /// 150 MiB (three writers); at least 17 MB (one smaller writer).
     pub writer_memory: u64,
 }
 

@@ -39,6 +39,8 @@
 //! `TRIBUTARY_SYNC_MEMORY_PIPELINE` may hold `[pipeline]` settings as JSON for the sync, e.g.
 //! `{"max_download_bytes_in_flight": 16777216, "batch_bytes": 2097152}`, and
 //! `TRIBUTARY_SYNC_MEMORY_WRITER_MEMORY` the `[sink] writer_memory` in bytes, to size the budgets.
+//! `TRIBUTARY_SYNC_MEMORY_WRAP` names a program the child runs under (a profiler such as
+//! `heaptrack`); its figures then include the profiler's own cost.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -677,10 +679,16 @@ fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured
     what["data"] = json!(data);
     what["cache"] = json!(cache);
     std::fs::write(&spec, what.to_string()).unwrap();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, &spec)
-        .output()
-        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match std::env::var_os("TRIBUTARY_SYNC_MEMORY_WRAP") {
+        Some(wrap) => {
+            let mut c = std::process::Command::new(wrap);
+            c.arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    };
+    let output = command.env(CHILD, &spec).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

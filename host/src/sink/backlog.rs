@@ -1,8 +1,9 @@
 //! The bytes an index writer has been handed and not yet indexed.
 //!
-//! Invariants: a writer's queue holds at most about `limit` bytes of documents — an upsert that
-//! takes it over waits (on its blocking thread, outside the writer lock) until the indexing thread
-//! has caught up; a document's bytes are released when the writer drops it (indexed, or thrown
+//! Invariants: a writer's queue holds at most `limit` bytes of documents plus one document — an
+//! upsert stops handing documents over once the queue is [`Backlog::full`] and waits (on its
+//! blocking thread, outside the writer lock) until the indexing thread has caught up; a
+//! document's bytes are released when the writer drops it (indexed, or thrown
 //! away by a rollback), so the count never drifts.
 //!
 //! Why: tantivy queues up to 10,000 documents ahead of its indexing thread whatever their size,
@@ -25,6 +26,9 @@ pub(crate) struct Backlog {
     bytes: Mutex<usize>,
     drained: Condvar,
     limit: usize,
+    /// The most bytes ever queued at once.
+    #[cfg(test)]
+    most: std::sync::atomic::AtomicUsize,
 }
 
 impl Backlog {
@@ -33,12 +37,19 @@ impl Backlog {
             bytes: Mutex::new(0),
             drained: Condvar::new(),
             limit,
+            #[cfg(test)]
+            most: Default::default(),
         })
     }
 
     /// `doc`, counted as `bytes` until the writer drops it.
     pub(crate) fn queue(self: &Arc<Self>, doc: TantivyDocument, bytes: usize) -> Queued {
-        *self.bytes.lock().unwrap_or_else(|p| p.into_inner()) += bytes;
+        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *queued += bytes;
+        #[cfg(test)]
+        self.most
+            .fetch_max(*queued, std::sync::atomic::Ordering::Relaxed);
+        drop(queued);
         Queued(Box::new(Held {
             doc,
             bytes,
@@ -50,6 +61,17 @@ impl Backlog {
     #[cfg(test)]
     fn queued(&self) -> usize {
         *self.bytes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most bytes ever queued at once.
+    #[cfg(test)]
+    pub(crate) fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the queue is over its limit: hand nothing more over before [`Backlog::wait`].
+    pub(crate) fn full(&self) -> bool {
+        *self.bytes.lock().unwrap_or_else(|p| p.into_inner()) > self.limit
     }
 
     /// Blocks until the queue is back under its limit (or [`MAX_WAIT`] passed).
