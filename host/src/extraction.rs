@@ -215,10 +215,10 @@ impl Extraction {
     }
 
     /// Reads a downloaded body into text (local extraction): its head decides
-    /// ([`Extraction::begin`]); text, Markdown, CSV, TSV, JSON and HTML are then fed piece by piece,
-    /// each piece dropped once scanned, and reading stops once the text is full; any other format
-    /// is read whole once `before_whole` has finished (a caller holding a memory share grows it
-    /// there) and extracted off the async runtime. `Err` is a transfer failure (worth another
+    /// ([`Extraction::begin`]); text, Markdown, CSV, TSV, JSON, XML and HTML are then fed piece by
+    /// piece, each piece dropped once scanned, and reading stops once the text is full; any other
+    /// format is read whole once `before_whole` has finished (a caller holding a memory share
+    /// grows it there) and extracted off the async runtime. `Err` is a transfer failure (worth another
     /// attempt), `Ok(Err)` the extraction's verdict.
     pub async fn read_text(
         &self,

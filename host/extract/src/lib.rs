@@ -10,7 +10,7 @@
 //! | `Text`, `Markdown` | — | the text (source code, config files, `.rst`, `.yaml`, … count as text) |
 //! | `Csv`, `Tsv` | `csv` | cells joined by spaces, rows by line breaks |
 //! | `Json` | `serde_json` | string and number values, one per line (keys dropped); JSON Lines too |
-//! | `Xml` | `quick-xml` | text nodes and CDATA (also SVG, RSS, …); DTD entities never expanded |
+//! | `Xml` | own push scanner | text nodes and CDATA (also SVG, RSS, …); DTD entities never expanded |
 //! | `Html` | own memchr scanner | visible text: no `head`/`title`/`script`/`style`/`template`/`noscript` |
 //! | `Pdf` | `pdf-extract` (`lopdf`) | text of every page, pages separated by blank lines |
 //! | `Docx` | `zip` + `quick-xml` | paragraphs in order, then footnotes, endnotes, comments |
@@ -50,8 +50,8 @@
 //! # Running it
 //!
 //! A body that arrives in pieces (a download) can be extracted as it arrives with
-//! [`stream::begin`]: text, Markdown and HTML are read piece by piece and never held whole;
-//! other formats say they need the whole body.
+//! [`stream::begin`]: text, Markdown, CSV, TSV, JSON, XML and HTML are read piece by piece and
+//! never held whole; other formats say they need the whole body.
 //!
 //! [`extract`] is synchronous and runs on the caller's thread. In async code use an
 //! [`Extractor`]: it runs each extraction on its own thread (off the async runtime),

@@ -1,27 +1,29 @@
 //! Extraction of a body that arrives in pieces (a download), for the formats read front to
-//! back: plain text, Markdown, CSV, TSV, JSON and HTML. Other formats need the whole body
+//! back: plain text, Markdown, CSV, TSV, JSON, XML and HTML. Other formats need the whole body
 //! ([`Begin::Whole`]).
 //!
 //! Invariants:
 //! - **Memory.** Besides its output (at most `max_output_bytes`), a stream holds one transcoded
 //!   piece (32 KiB of input at a time) and the HTML scanner's lookahead tail (under 80 bytes),
-//!   or JSON's open containers (at most 127) and the number being read (at most 64 KiB).
+//!   or JSON's open containers (at most 127) and the number being read (at most 64 KiB), or
+//!   the XML scanner's few bytes of state (no buffer: text and CDATA are written as read,
+//!   tags, comments, PIs and DOCTYPEs skipped as read).
 //!   The body itself is never accumulated: a caller reads a piece, feeds it, and drops it.
 //! - **Same text.** The decisions taken on the body's start — format, encoding, "binary, not
 //!   text" — are taken on the head handed to [`begin`] by the same rules [`crate::extract`]
-//!   applies to the whole body, and the decoders and the HTML scanner give the same text for
-//!   any split of the rest. So a body whose head decides as the whole would (every body up to
-//!   [`HEAD_BYTES`], and any body whose start shows its encoding) yields the same text either
-//!   way.
+//!   applies to the whole body, and the decoders and the scanners give the same text for any
+//!   split of the rest (XML's scanner is the whole body's, so its errors match too). So a body
+//!   whose head decides as the whole would (every body up to [`HEAD_BYTES`], and any body
+//!   whose start shows its encoding) yields the same text either way.
 //! - **Stops early.** Once the output is full, [`Streaming::feed`] answers `false` and the
 //!   caller stops reading: the rest of the body would be cut anyway.
 //! - **Limits.** More input than `max_input_bytes` is [`ExtractError::TooLarge`], the time
-//!   limit is checked at every piece (and inside the HTML scanner), and a panic while scanning
-//!   a piece is contained like any parser's.
+//!   limit is checked at every piece (and inside the HTML and XML scanners), and a panic while
+//!   scanning a piece is contained like any parser's.
 
 use crate::detect::{Detection, Format, detect_inner};
 use crate::error::{ExtractError, Result};
-use crate::formats::{delimited, html, json};
+use crate::formats::{delimited, html, json, xml};
 use crate::limits::{Budget, Limits};
 use crate::run::{Extracted, contain};
 use crate::text::{Sink, looks_binary, text_encoding};
@@ -51,7 +53,13 @@ pub fn likely_streams(file_name: &str, mime: Option<&str>) -> bool {
 fn streams(format: Format) -> bool {
     matches!(
         format,
-        Format::Text | Format::Markdown | Format::Csv | Format::Tsv | Format::Json | Format::Html
+        Format::Text
+            | Format::Markdown
+            | Format::Csv
+            | Format::Tsv
+            | Format::Json
+            | Format::Xml
+            | Format::Html
     )
 }
 
@@ -85,11 +93,16 @@ pub fn begin(
             (Decoder::Html(Box::new(feed)), bom)
         }
         _ => {
-            let (encoding, bom) = text_encoding(head, complete);
+            // XML also heeds the encoding its declaration names; the whole body decides alike
+            let (encoding, bom) = match format {
+                Format::Xml => xml::encoding_of(head, complete),
+                _ => text_encoding(head, complete),
+            };
             let decoder = encoding.new_decoder_without_bom_handling();
             let reader = match format {
                 Format::Csv | Format::Tsv => Reader::Cells(Box::new(delimited::Feed::new(format))),
                 Format::Json => Reader::Json(Box::new(json::Feed::new())),
+                Format::Xml => Reader::Xml(Box::new(xml::Feed::new())),
                 _ => Reader::Plain,
             };
             (Decoder::Text(decoder, String::new(), reader), bom)
@@ -130,6 +143,8 @@ enum Reader {
     Cells(Box<delimited::Feed>),
     /// JSON: its strings and numbers.
     Json(Box<json::Feed>),
+    /// Plain XML: its text nodes and CDATA.
+    Xml(Box<xml::Feed>),
 }
 
 impl Streaming {
@@ -184,6 +199,7 @@ impl Streaming {
                 contain(format, || match reader {
                     Reader::Cells(cells) => cells.feed(text.as_bytes(), last, sink),
                     Reader::Json(json) => json.feed(text, last, sink),
+                    Reader::Xml(xml) => xml.feed(text, last, sink),
                     Reader::Plain => {
                         sink.push(text);
                         Ok(())
@@ -442,6 +458,86 @@ mod tests {
     }
 
     #[test]
+    fn streamed_xml_equals_the_whole_body_errors_included() {
+        use crate::formats::xml::tests::{break_xml, random_xml};
+        let mut next = rng(13);
+        let mut compared = (0, 0);
+        for round in 0..4000 {
+            let mut body = random_xml(&mut next).into_bytes();
+            if round % 3 == 0 {
+                break_xml(&mut next, &mut body);
+            }
+            let limits = if round % 5 == 0 {
+                Limits::default().with_max_output_bytes(20)
+            } else {
+                Limits::default()
+            };
+            let whole = extract(&body, "x.xml", None, &limits);
+            let head = (next() as usize) % (body.len() + 1);
+            let piece = 1 + (next() as usize) % 13;
+            let got = try_streamed(&body, "x.xml", head, piece, &limits);
+            let shown = String::from_utf8_lossy(&body);
+            match (&whole, &got) {
+                (Ok(whole), Ok(got)) => {
+                    assert_eq!(got, whole, "{shown:?}: head {head}, pieces of {piece}");
+                    compared.0 += 1;
+                }
+                // the same scanner reads both: the same error
+                (Err(whole), Err(got)) => {
+                    assert_eq!(got, whole, "{shown:?}: head {head}, pieces of {piece}");
+                    compared.1 += 1;
+                }
+                _ => panic!("{shown:?}: whole {whole:?}, streamed {got:?}"),
+            }
+        }
+        // both kinds of outcome were compared, many times
+        assert!(compared.0 > 2000 && compared.1 > 150, "{compared:?}");
+    }
+
+    #[test]
+    fn streamed_xml_is_decoded_as_the_whole_body() {
+        let limits = Limits::default();
+        let bodies: Vec<Vec<u8>> = vec![
+            std::iter::once([0xFF, 0xFE])
+                .flatten()
+                .chain(
+                    "<a>zwei Wörter</a>\n"
+                        .repeat(50)
+                        .encode_utf16()
+                        .flat_map(u16::to_le_bytes),
+                )
+                .collect(),
+            [
+                &b"<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>"[..],
+                &b"\xCF\xF0\xE8\xE2\xE5\xF2 "[..].repeat(200),
+                b"</a>",
+            ]
+            .concat(),
+            [
+                &b"\xEF\xBB\xBF<a>"[..],
+                "Grüße ".repeat(300).as_bytes(),
+                b"</a>",
+            ]
+            .concat(),
+        ];
+        let mut next = rng(7);
+        for body in &bodies {
+            let whole = extract(body, "x.xml", None, &limits).unwrap();
+            assert!(whole.text.len() > 500, "{}", whole.text);
+            for _ in 0..50 {
+                // heads that show the encoding as the whole body does
+                let head = 64 + (next() as usize) % (body.len() - 64);
+                let piece = 1 + (next() as usize) % 97;
+                assert_eq!(streamed(body, "x.xml", head, piece, &limits), whole);
+            }
+            assert_eq!(
+                streamed(body, "x.xml", HEAD_BYTES, 16 * 1024, &limits),
+                whole
+            );
+        }
+    }
+
+    #[test]
     fn json_nesting_is_limited_as_serde_json_limits_it() {
         let limits = Limits::default();
         for depth in [126, 127, 128, 129, 1000] {
@@ -504,6 +600,8 @@ mod tests {
             })
         ));
         assert!(likely_streams("page.html", None));
+        assert!(likely_streams("feed.rss", None));
+        assert!(likely_streams("logo", Some("image/svg+xml")));
         assert!(likely_streams("notes", Some("text/plain")));
         assert!(!likely_streams("report.pdf", None));
     }

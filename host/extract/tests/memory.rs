@@ -1,10 +1,12 @@
-//! Extra memory of extraction, measured by a counting allocator: the HTML path needs
-//! O(output) beyond its input, however large the input and its tokens are.
+//! Extra memory of extraction, measured by a counting allocator: the HTML and XML paths need
+//! O(output) beyond their input, however large the input and its tokens are, and a streamed
+//! XML body needs no more than the pieces it is fed in.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use tributary_extract::stream::{Begin, HEAD_BYTES, begin};
 use tributary_extract::{Limits, extract};
 
 /// Counts live bytes and their peak, per thread (tests run on several threads).
@@ -111,4 +113,70 @@ fn html_needs_memory_for_its_output_not_its_input() {
         peak < 3 * text,
         "{peak} bytes allocated for {text} bytes of text"
     );
+}
+
+/// Peak bytes allocated (beyond what was live before) while extracting `bytes` as a download
+/// does (its head, then 64 KiB pieces), and the length of the text.
+fn streamed_peak_of(bytes: &[u8], name: &str) -> (usize, usize) {
+    let limits = Limits::default()
+        .with_max_input_bytes(64 << 20)
+        .with_max_output_bytes(64 << 20);
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let head = bytes.len().min(HEAD_BYTES);
+    let Begin::Streaming(mut stream) =
+        begin(&bytes[..head], head == bytes.len(), name, None, &limits).unwrap()
+    else {
+        panic!("{name} does not stream");
+    };
+    for piece in bytes[head..].chunks(64 * 1024) {
+        assert!(stream.feed(piece).unwrap());
+    }
+    let out = stream.finish().unwrap();
+    let peak = PEAK.with(Cell::get) - base;
+    (peak, out.text.len())
+}
+
+#[test]
+fn xml_needs_memory_for_its_output_not_its_input() {
+    // 8 MiB tokens whose text is (next to) nothing: white space the sink folds away, or markup
+    let blank = " \r\n\t".repeat(2 << 20);
+    let long = "- > ]] ' \" ".repeat(1 << 20);
+    let cases: Vec<(&str, String)> = vec![
+        ("text node", format!("<a>x{blank}y</a>")),
+        ("CDATA", format!("<a>x<![CDATA[{blank}]]>y</a>")),
+        ("comment", format!("<a>x<!--{long}-->y</a>")),
+        (
+            "attribute",
+            format!("<a>x<b c='{}'/>y</a>", "q".repeat(8 << 20)),
+        ),
+        ("PI", format!("<a>x<?pi {long}?>y</a>")),
+        (
+            "DOCTYPE",
+            format!(
+                "<!DOCTYPE a [<!ENTITY e \"{}\"> <!-- {long} -->]><a>x y</a>",
+                "v".repeat(4 << 20)
+            ),
+        ),
+    ];
+    for (what, xml) in &cases {
+        for streamed in [false, true] {
+            let (peak, text) = if streamed {
+                streamed_peak_of(xml.as_bytes(), "big.xml")
+            } else {
+                peak_of(xml.as_bytes(), "big.xml")
+            };
+            eprintln!(
+                "{what} (streamed: {streamed}): {} input bytes, peak {peak} bytes allocated",
+                xml.len()
+            );
+            assert!(text < 32, "{what}: {text} bytes of text");
+            // streamed: the head and a piece with its decoded copy; whole: nothing but the output
+            assert!(
+                peak < 512 * 1024,
+                "{what} (streamed: {streamed}): {peak} bytes allocated for a {} byte input",
+                xml.len()
+            );
+        }
+    }
 }

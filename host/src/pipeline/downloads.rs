@@ -6,7 +6,7 @@
 //! - the bytes they hold are bounded too: before it starts, a download reserves from the job's
 //!   in-flight budget what it will hold at most — its declared size (its download limit when
 //!   the source declared none), or for a body extracted as it arrives (text, Markdown, CSV,
-//!   TSV, JSON, HTML: read piece by piece, each piece dropped once scanned) its head and its
+//!   TSV, JSON, XML, HTML: read piece by piece, each piece dropped once scanned) its head and its
 //!   text — and keeps it until its text is extracted, so concurrency × held bytes never exceed
 //!   the budget (besides each connection's fixed 64 KiB read buffer, `net/client.rs`) (a body
 //!   larger than the whole budget reserves all of it and runs alone); it then reserves the same
