@@ -51,16 +51,8 @@ pub fn likely_streams(file_name: &str, mime: Option<&str>) -> bool {
 }
 
 fn streams(format: Format) -> bool {
-    matches!(
-        format,
-        Format::Text
-            | Format::Markdown
-            | Format::Csv
-            | Format::Tsv
-            | Format::Json
-            | Format::Xml
-            | Format::Html
-    )
+    // every format decoded as text, but mail: its MIME parts are found in the whole message
+    format.is_textual() && format != Format::Eml
 }
 
 /// Starts extracting a body from its first bytes, `head` (at least [`HEAD_BYTES`] of it, or all
@@ -216,6 +208,7 @@ mod tests {
 
     use super::*;
     use crate::extract;
+    use crate::tests::rng;
 
     /// Extracts `body` through a stream begun with its first `head` bytes and fed in pieces of
     /// `piece` bytes.
@@ -243,16 +236,6 @@ mod tests {
             }
         }
         stream.finish()
-    }
-
-    fn rng(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
     }
 
     #[test]

@@ -11,6 +11,18 @@ use crate::run::contain;
 use crate::text::{Sink, decode};
 use crate::{ExtractError, Extractor, Format, Limits};
 
+/// A seeded xorshift generator: the crate's property tests draw their cases from it, so a
+/// failure reproduces.
+pub(crate) fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 fn sink(max: usize) -> Sink {
     Sink::new(max, Budget::new(&Limits::default()))
 }

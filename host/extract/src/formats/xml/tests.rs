@@ -5,6 +5,7 @@
 use super::*;
 use crate::Limits;
 use crate::limits::Budget;
+use crate::tests::rng;
 
 fn sink() -> Sink {
     Sink::new(1 << 20, Budget::new(&Limits::default()))
@@ -230,16 +231,6 @@ pub(crate) fn break_xml(next: &mut impl FnMut() -> u64, doc: &mut Vec<u8>) {
             at,
             SIGNIFICANT[(next() % SIGNIFICANT.len() as u64) as usize],
         ),
-    }
-}
-
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
     }
 }
 
