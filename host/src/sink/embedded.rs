@@ -31,6 +31,7 @@ use super::backlog::{Backlog, Queued};
 use super::writers::{self, Closable, Writers};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions, query};
 
+mod directory;
 mod merge;
 mod search;
 mod words;
@@ -272,7 +273,7 @@ impl Closable for OpenIndex {
 impl OpenIndex {
     fn open(dir: &Path, writers: Arc<Writers>) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let directory = tantivy::directory::MmapDirectory::open(dir)
+        let directory = directory::IndexDirectory::open(dir)
             .with_context(|| format!("opening index directory {}", dir.display()))?;
         let index = if holds_index(dir) {
             Index::open(directory)
@@ -1205,6 +1206,62 @@ mod tests {
             .unwrap()
             .index_settings;
         assert!(!settings.docstore_compress_dedicated_thread);
+    }
+
+    /// The bodies of a sync go to disk without passing through the page cache, and read back.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[tokio::test]
+    async fn stored_bodies_are_written_around_the_page_cache_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let ix = IndexRef::new("acme", "docs");
+        // Random letters, as the Box fixtures: lz4 leaves them about their size.
+        let mut x = 7u64;
+        let mut letter = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        };
+        let bodies: Vec<String> = (0..12)
+            .map(|_| (0..1_000_000).map(|_| letter()).collect())
+            .collect();
+        let docs = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| doc("c", &format!("d{i}"), "v1", "t", b))
+            .collect();
+        sink.upsert(ix.clone(), docs).await.unwrap();
+        sink.commit(ix.clone()).await.unwrap();
+
+        let index_dir = dir
+            .path()
+            .join(dir_name(&ix.tenant))
+            .join(dir_name(&ix.name));
+        let (mut stores, mut cached, mut pages) = (0, 0, 0);
+        for entry in std::fs::read_dir(&index_dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "store") {
+                let (c, p) = directory::tests::cached_pages(&path);
+                stores += 1;
+                cached += c;
+                pages += p;
+            }
+        }
+        assert!(pages > 12_000_000 / 4096, "{pages} pages of stores");
+        // At most the last page of each store went through the cache.
+        assert!(cached <= stores, "{cached} of {pages} store pages cached");
+        let ids: Vec<String> = (0..12).map(|i| format!("d{i}")).collect();
+        let got = sink.get(ix.clone(), "c".into(), ids).await.unwrap();
+        let mut got: Vec<(String, String)> = got
+            .into_iter()
+            .map(|d| (d.id, d.body.unwrap_or_default()))
+            .collect();
+        got.sort_by_key(|(id, _)| id[1..].parse::<usize>().unwrap());
+        assert_eq!(got.len(), 12);
+        for (i, (_, body)) in got.iter().enumerate() {
+            assert!(body == &bodies[i], "body of d{i} differs");
+        }
     }
 
     #[tokio::test]
