@@ -251,6 +251,9 @@ impl Extraction {
             Err(e) => Ok(Err(e)),
             Ok(Begin::Streaming(mut stream)) => {
                 drop(head);
+                if let Some(declared) = body.declared_len() {
+                    stream.expect_len(declared);
+                }
                 while let Some(piece) = body.chunk().await? {
                     match stream.feed(&piece) {
                         Ok(true) => {}

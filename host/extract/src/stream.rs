@@ -152,6 +152,19 @@ impl Streaming {
         Ok(!self.sink.is_full())
     }
 
+    /// Tells the stream its body is `declared` bytes long in all (its `Content-Length`). Plain
+    /// text comes out about as long as it goes in, so its text gets that room at once (up to
+    /// the output cap) rather than growing and being copied as it arrives; other formats lose
+    /// most of their bytes to markup and grow as they go. A wrong figure costs an unused
+    /// reservation within the cap, or a regrowth, never text.
+    pub fn expect_len(&mut self, declared: u64) {
+        if let Decoder::Text(_, _, Reader::Plain) = self.decoder {
+            let declared = declared.min(self.max_input_bytes);
+            self.sink
+                .reserve_total(usize::try_from(declared).unwrap_or(usize::MAX));
+        }
+    }
+
     /// Ends the body: the text, and whether it was cut.
     pub fn finish(mut self) -> Result<Extracted> {
         if !self.sink.is_full() {

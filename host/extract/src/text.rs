@@ -50,6 +50,13 @@ impl Sink {
         }
     }
 
+    /// Makes room for `total` bytes of text in all (at most the cap), so a text expected to be
+    /// that long is written into one allocation instead of being copied as it grows.
+    pub(crate) fn reserve_total(&mut self, total: usize) {
+        let want = total.min(self.max);
+        self.out.reserve(want.saturating_sub(self.out.len()));
+    }
+
     /// The budget (deadline, inflation allowance) this sink carries.
     pub(crate) fn budget(&mut self) -> &mut Budget {
         &mut self.budget

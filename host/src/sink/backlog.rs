@@ -13,8 +13,9 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tantivy::TantivyDocument;
 use tantivy::schema::document::Document;
+
+use super::embedded::IndexDoc;
 
 /// How long an upsert waits for the indexing thread at most: past it (a stalled or failed
 /// writer), the writer's own 10,000-document bound still applies and its error surfaces at commit.
@@ -43,7 +44,7 @@ impl Backlog {
     }
 
     /// `doc`, counted as `bytes` until the writer drops it.
-    pub(crate) fn queue(self: &Arc<Self>, doc: TantivyDocument, bytes: usize) -> Queued {
+    pub(crate) fn queue(self: &Arc<Self>, doc: IndexDoc, bytes: usize) -> Queued {
         let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
         *queued += bytes;
         #[cfg(test)]
@@ -112,7 +113,7 @@ impl Backlog {
 pub(crate) struct Queued(Box<Held>);
 
 struct Held {
-    doc: TantivyDocument,
+    doc: IndexDoc,
     bytes: usize,
     backlog: Arc<Backlog>,
 }
@@ -124,8 +125,8 @@ impl Drop for Held {
 }
 
 impl Document for Queued {
-    type Value<'a> = <TantivyDocument as Document>::Value<'a>;
-    type FieldsValuesIter<'a> = <TantivyDocument as Document>::FieldsValuesIter<'a>;
+    type Value<'a> = <IndexDoc as Document>::Value<'a>;
+    type FieldsValuesIter<'a> = <IndexDoc as Document>::FieldsValuesIter<'a>;
 
     fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
         self.0.doc.iter_fields_and_values()
@@ -144,16 +145,16 @@ mod tests {
         assert_eq!(
             std::mem::size_of::<Queued>(),
             std::mem::size_of::<usize>(),
-            "TantivyDocument alone is {} bytes",
-            std::mem::size_of::<TantivyDocument>()
+            "IndexDoc alone is {} bytes",
+            std::mem::size_of::<IndexDoc>()
         );
     }
 
     #[test]
     fn bytes_count_until_the_document_is_dropped_and_wait_returns_once_under_the_limit() {
         let backlog = Backlog::new(100);
-        let a = backlog.queue(TantivyDocument::default(), 80);
-        let b = backlog.queue(TantivyDocument::default(), 80);
+        let a = backlog.queue(IndexDoc::empty(), 80);
+        let b = backlog.queue(IndexDoc::empty(), 80);
         assert_eq!(backlog.queued(), 160);
         let waiter = {
             let backlog = backlog.clone();

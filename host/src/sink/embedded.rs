@@ -27,11 +27,13 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+pub(crate) use self::document::IndexDoc;
 use super::backlog::{Backlog, Queued};
 use super::writers::{self, Closable, Writers};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions, query};
 
 mod directory;
+mod document;
 mod merge;
 mod search;
 mod words;
@@ -377,52 +379,6 @@ impl OpenIndex {
         format!("{connector}{KEY_SEP}{id}")
     }
 
-    fn to_doc(&self, doc: &SinkDocument) -> TantivyDocument {
-        let f = self.fields;
-        let mut out = TantivyDocument::default();
-        out.add_text(f.key, Self::key(&doc.connector, &doc.id));
-        out.add_text(f.id, &doc.id);
-        out.add_text(f.connector, &doc.connector);
-        if let Some(version) = &doc.version {
-            out.add_text(f.version, version);
-        }
-        if let Some(title) = ["title", "name"]
-            .iter()
-            .find_map(|k| doc.fields.get(*k).and_then(Value::as_str))
-        {
-            out.add_text(f.title, title);
-        }
-        if let Some(body) = &doc.body {
-            out.add_text(f.body, body);
-        }
-        let fields = Value::Object(doc.fields.clone());
-        let mut text = String::new();
-        collect_strings(&fields, &mut text);
-        out.add_text(f.text, &text);
-        out.add_text(f.source, fields.to_string());
-        let mut public = true;
-        if let Some(Value::Array(ids)) = doc.fields.get("_allow_access_control") {
-            for id in ids.iter().filter_map(Value::as_str) {
-                out.add_text(f.acl, id);
-                public = false;
-            }
-        }
-        if public {
-            // As Elastic's document-level security: no identities means visible to all.
-            out.add_text(f.acl, PUBLIC_MARK);
-        }
-        if let Some(words) = f.words {
-            out.add_field_value(words, &fields);
-        }
-        if let Some(values) = f.values {
-            out.add_field_value(values, &clipped(&fields));
-        }
-        if let Some(tie) = f.tie {
-            out.add_u64(tie, tie_of(&doc.connector, &doc.id));
-        }
-        out
-    }
-
     fn stored(&self, doc: &TantivyDocument) -> SinkDocument {
         let f = self.fields;
         let text = |field| {
@@ -446,7 +402,7 @@ impl OpenIndex {
         }
     }
 
-    /// Each document is dropped once the writer holds its own copy, so a batch is not held twice,
+    /// Each document is moved to the writer (see [`IndexDoc`]), so a batch is not held twice,
     /// and documents are handed over only while the writer's queue has room (see [`Backlog`]).
     fn upsert(&self, docs: Vec<SinkDocument>) -> anyhow::Result<()> {
         let mut docs = docs.into_iter().peekable();
@@ -454,12 +410,10 @@ impl OpenIndex {
             self.with_writer(|w| {
                 let searcher = self.committed()?;
                 for doc in docs.by_ref() {
-                    let key =
-                        Term::from_field_text(self.fields.key, &Self::key(&doc.connector, &doc.id));
                     let bytes = doc.body.as_ref().map_or(0, String::len) + doc.id.len() + 256;
-                    let copy = self.to_doc(&doc);
-                    drop(doc);
-                    w.replace(&searcher, key, self.backlog.queue(copy, bytes))?;
+                    let doc = IndexDoc::new(self.fields, doc);
+                    let key = Term::from_field_text(self.fields.key, doc.key());
+                    w.replace(&searcher, key, self.backlog.queue(doc, bytes))?;
                     if self.backlog.full() {
                         break;
                     }
@@ -1261,6 +1215,106 @@ mod tests {
         assert_eq!(got.len(), 12);
         for (i, (_, body)) in got.iter().enumerate() {
             assert!(body == &bodies[i], "body of d{i} differs");
+        }
+    }
+
+    /// What a `TantivyDocument` built from `doc` holds (how documents were handed to tantivy
+    /// before [`IndexDoc`]): the reference `IndexDoc` is held to.
+    fn reference(f: Fields, doc: &SinkDocument) -> TantivyDocument {
+        let mut out = TantivyDocument::default();
+        out.add_text(f.key, OpenIndex::key(&doc.connector, &doc.id));
+        out.add_text(f.id, &doc.id);
+        out.add_text(f.connector, &doc.connector);
+        if let Some(version) = &doc.version {
+            out.add_text(f.version, version);
+        }
+        if let Some(title) = ["title", "name"]
+            .iter()
+            .find_map(|k| doc.fields.get(*k).and_then(Value::as_str))
+        {
+            out.add_text(f.title, title);
+        }
+        if let Some(body) = &doc.body {
+            out.add_text(f.body, body);
+        }
+        let fields = Value::Object(doc.fields.clone());
+        let mut text = String::new();
+        collect_strings(&fields, &mut text);
+        out.add_text(f.text, &text);
+        out.add_text(f.source, fields.to_string());
+        let mut public = true;
+        if let Some(Value::Array(ids)) = doc.fields.get("_allow_access_control") {
+            for id in ids.iter().filter_map(Value::as_str) {
+                out.add_text(f.acl, id);
+                public = false;
+            }
+        }
+        if public {
+            out.add_text(f.acl, PUBLIC_MARK);
+        }
+        if let Some(words) = f.words {
+            out.add_field_value(words, &fields);
+        }
+        if let Some(values) = f.values {
+            out.add_field_value(values, &clipped(&fields));
+        }
+        if let Some(tie) = f.tie {
+            out.add_u64(tie, tie_of(&doc.connector, &doc.id));
+        }
+        out
+    }
+
+    fn owned<D: tantivy::Document>(doc: &D) -> Vec<(Field, tantivy::schema::OwnedValue)> {
+        use tantivy::schema::Value as _;
+        doc.iter_fields_and_values()
+            .map(|(f, v)| (f, v.as_value().into()))
+            .collect()
+    }
+
+    /// tantivy sees in an `IndexDoc` what it saw in the `TantivyDocument` built before, field by
+    /// field and leaf by leaf (dates, numbers, nested objects, access lists, titles by name),
+    /// and the body is the sink document's own, moved rather than copied.
+    #[test]
+    fn a_document_reaches_tantivy_as_before_with_its_body_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = EmbeddedIndex::new(dir.path());
+        let fields = sink
+            .index(&IndexRef::new("acme", "docs"), true)
+            .unwrap()
+            .unwrap()
+            .fields;
+        let mut nested = doc("c", "n", "v1", "t", "2024-01-01T00:00:00Z");
+        nested.fields.insert(
+            "meta".into(),
+            json!({"a": [1, -2, 2.5, u64::MAX, true, null, {"b": "x".repeat(600)}],
+                   "when": "2024-01-01T00:00:00+02:00", "_hidden": "h"}),
+        );
+        nested.fields.remove("title");
+        nested.fields.insert("name".into(), json!("by name"));
+        nested
+            .fields
+            .insert("_allow_access_control".into(), json!(["a", 3, "b"]));
+        let mut bare = doc("c", "b", "v1", "t", "");
+        bare.fields.clear();
+        bare.body = None;
+        bare.version = None;
+        let mut odd_title = doc("c", "o", "v1", "t", "body");
+        odd_title.fields.insert("title".into(), json!(7));
+        odd_title.fields.insert("name".into(), json!("named"));
+        odd_title
+            .fields
+            .insert("_allow_access_control".into(), json!([]));
+        let big = doc("c", "1", "v1", "Report", &"lorem ipsum ".repeat(100_000));
+        for d in [big, nested, bare, odd_title] {
+            let expected = owned(&reference(fields, &d));
+            let body_at = d.body.as_ref().map(|b| b.as_ptr());
+            let built = IndexDoc::new(fields, d);
+            assert_eq!(owned(&built), expected);
+            let body = tantivy::Document::iter_fields_and_values(&built)
+                .find(|(f, _)| *f == fields.body)
+                .and_then(|(_, v)| tantivy::schema::Value::as_str(&v))
+                .map(str::as_ptr);
+            assert_eq!(body, body_at, "the body was copied");
         }
     }
 
