@@ -1170,15 +1170,13 @@ mod tests {
         let sink = EmbeddedIndex::new(dir.path());
         let ix = IndexRef::new("acme", "docs");
         // Random letters, as the Box fixtures: lz4 leaves them about their size.
-        let mut x = 7u64;
-        let mut letter = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        };
         let bodies: Vec<String> = (0..12)
-            .map(|_| (0..1_000_000).map(|_| letter()).collect())
+            .map(|i| {
+                directory::tests::bytes(1_000_000, i + 7)
+                    .into_iter()
+                    .map(|b| char::from(b'a' + b % 26))
+                    .collect()
+            })
             .collect();
         let docs = bodies
             .iter()

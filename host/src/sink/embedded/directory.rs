@@ -235,7 +235,7 @@ pub(super) mod tests {
 
     use super::*;
 
-    /// `(pages of `path` in the page cache, pages of `path`)`, by `mincore` over a mapping.
+    /// `(pages of path in the page cache, pages of path)`, by `mincore` over a mapping.
     #[allow(unsafe_code)]
     pub(in crate::sink) fn cached_pages(path: &Path) -> (usize, usize) {
         use std::os::fd::AsRawFd;
@@ -247,8 +247,9 @@ pub(super) mod tests {
         let page = 4096;
         let pages = len.div_ceil(page);
         let mut resident = vec![0u8; pages];
-        // SAFETY: a private read-only mapping of a file this test owns, only passed to
-        // `mincore` (never read through) and unmapped before returning.
+        // SAFETY: a read-only shared mapping of a file this test owns (shared, so `mincore` sees
+        // the page cache), only passed to `mincore`, never read through, and unmapped before
+        // returning.
         unsafe {
             let at = libc::mmap(
                 std::ptr::null_mut(),
@@ -266,7 +267,7 @@ pub(super) mod tests {
     }
 
     /// `n` bytes that differ with position and seed (a misplaced piece shows).
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    pub(in crate::sink) fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..n)
             .map(|_| {
