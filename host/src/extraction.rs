@@ -229,13 +229,22 @@ impl Extraction {
         max_output_bytes: usize,
         before_whole: impl Future<Output = ()>,
     ) -> Result<Result<String, ExtractFailure>, HttpError> {
-        let mut head = Vec::new();
+        // The head is HEAD_BYTES at most (one heap block, never regrown); what the piece that
+        // filled it had beyond that is fed first.
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        let mut beyond = Bytes::new();
         let complete = loop {
             if head.len() >= HEAD_BYTES {
                 break false;
             }
             match body.chunk().await? {
-                Some(piece) => head.extend_from_slice(&piece),
+                Some(mut piece) => {
+                    let room = HEAD_BYTES - head.len();
+                    if piece.len() > room {
+                        beyond = piece.split_off(room);
+                    }
+                    head.extend_from_slice(&piece);
+                }
                 None => break true,
             }
         };
@@ -254,12 +263,17 @@ impl Extraction {
                 if let Some(declared) = body.declared_len() {
                     stream.expect_len(declared);
                 }
-                while let Some(piece) = body.chunk().await? {
+                let mut piece = beyond;
+                loop {
                     match stream.feed(&piece) {
                         Ok(true) => {}
                         // the text is full: the rest would be cut anyway
                         Ok(false) => break,
                         Err(e) => return Ok(Err(e.into())),
+                    }
+                    match body.chunk().await? {
+                        Some(next) => piece = next,
+                        None => break,
                     }
                 }
                 Ok(stream
@@ -272,7 +286,8 @@ impl Extraction {
                 let declared = body.declared_len().unwrap_or(0).min(max_input_bytes);
                 let mut all = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
                 all.extend_from_slice(&head);
-                drop(head);
+                all.extend_from_slice(&beyond);
+                drop((head, beyond));
                 while let Some(piece) = body.chunk().await? {
                     all.extend_from_slice(&piece);
                 }
