@@ -95,6 +95,7 @@ mod error;
 mod formats;
 mod limits;
 mod ole;
+pub mod recycle;
 mod run;
 pub mod service;
 pub mod stream;

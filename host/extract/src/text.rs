@@ -52,8 +52,18 @@ impl Sink {
 
     /// Makes room for `total` bytes of text in all (at most the cap), so a text expected to be
     /// that long is written into one allocation instead of being copied as it grows.
+    /// A buffer handed back by an indexed document is reused when one fits (see
+    /// [`crate::recycle`]).
     pub(crate) fn reserve_total(&mut self, total: usize) {
         let want = total.min(self.max);
+        if self.out.capacity() >= want {
+            return;
+        }
+        if let Some(mut reused) = crate::recycle::take(want) {
+            reused.push_str(&self.out);
+            self.out = reused;
+            return;
+        }
         self.out.reserve(want.saturating_sub(self.out.len()));
     }
 

@@ -1,7 +1,7 @@
 //! Extra memory of extraction, measured by a counting allocator: the HTML and XML paths need
 //! O(output) beyond their input, however large the input and its tokens are, and a streamed
 //! XML body needs no more than the pieces it is fed in; a plain text body of known length is
-//! written into one allocation.
+//! written into one allocation, and into the buffer of a text handed back once indexed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -232,4 +232,43 @@ fn plain_text_of_a_declared_length_is_not_regrown() {
     let (_, text) = read(1 << 40);
     assert_eq!(text, whole);
     assert_eq!(text.capacity(), 16 << 20);
+}
+
+/// Once an indexed document hands its text back, the next plain text of about its length is
+/// written into that buffer: no new allocation of its size (each was a fresh mapping, faulted in
+/// page by page and unmapped again).
+#[test]
+fn a_text_handed_back_is_the_next_texts_buffer() {
+    // a size no other test of this binary asks the pool for
+    let body: Vec<u8> = b"dolor sit amet\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(3_000_000)
+        .collect();
+    let limits = Limits::default();
+    let read = || {
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let Begin::Streaming(mut stream) =
+            begin(&body[..HEAD_BYTES], false, "notes.txt", None, &limits).unwrap()
+        else {
+            panic!("text does not stream");
+        };
+        stream.expect_len(body.len() as u64);
+        for piece in body[HEAD_BYTES..].chunks(64 * 1024) {
+            assert!(stream.feed(piece).unwrap());
+        }
+        let text = stream.finish().unwrap().text;
+        (PEAK.with(Cell::get) - base, text)
+    };
+    let (first_peak, first) = read();
+    assert!(first_peak >= body.len(), "{first_peak}");
+    let at = first.as_ptr();
+    tributary_extract::recycle::give_back(first);
+    let (peak, text) = read();
+    assert_eq!(text.as_ptr(), at, "the buffer handed back");
+    assert_eq!(text, String::from_utf8(body.clone()).unwrap().trim_end());
+    // what the read itself allocated: the head's copy and the stream, not a body's worth
+    assert!(peak < 256 << 10, "{peak} bytes allocated");
 }

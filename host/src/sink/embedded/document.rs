@@ -107,6 +107,16 @@ impl IndexDoc {
     }
 }
 
+impl Drop for IndexDoc {
+    /// tantivy drops a document once it is indexed and stored: its body's buffer goes back to
+    /// the extractor for the next body's text.
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            tributary_extract::recycle::give_back(body);
+        }
+    }
+}
+
 /// One value of an [`IndexDoc`], borrowed from it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Part<'a> {
