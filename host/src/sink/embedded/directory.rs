@@ -107,6 +107,9 @@ mod direct {
     use std::fs::{File, OpenOptions};
     use std::io::{self, Write};
     use std::path::Path;
+    use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
 
     use rustix::fs::OFlags;
     use tantivy::directory::{AntiCallToken, TerminatingWrite};
@@ -126,72 +129,202 @@ mod direct {
             .and_then(|flags| rustix::fs::fcntl_setfl(&file, flags | OFlags::DIRECT))
             .is_ok();
         Ok(DirectWriter {
-            file,
-            buf: vec![0; BLOCK + ALIGN],
+            file: Arc::new(file),
+            block: Block::new(),
             len: 0,
             direct,
+            behind: None,
         })
+    }
+
+    /// A buffer holding an aligned window of [`BLOCK`] bytes somewhere in its first [`ALIGN`]
+    /// bytes (a `Vec` never moves while it lives).
+    struct Block(Vec<u8>);
+
+    impl Block {
+        fn new() -> Self {
+            Self(vec![0; BLOCK + ALIGN])
+        }
+
+        fn window(&self, from: usize, to: usize) -> &[u8] {
+            let start = self.0.as_ptr().align_offset(ALIGN);
+            &self.0[start + from..start + to]
+        }
+
+        fn window_mut(&mut self, from: usize, to: usize) -> &mut [u8] {
+            let start = self.0.as_ptr().align_offset(ALIGN);
+            &mut self.0[start + from..start + to]
+        }
     }
 
     /// One file being written: whole aligned blocks with `O_DIRECT` while `direct`, plain
     /// writes once it is not (it never becomes direct again).
+    ///
+    /// A full block is written behind, by the file's own thread, while the next one fills: the
+    /// indexing thread that fills it would otherwise wait for the device at every block (on the
+    /// Box mix that wait was as long as its CPU work, and the one indexing thread sets a sync's
+    /// pace). At most one block is in flight, and every write of this side (a partial block, a
+    /// cached write, the sync) first waits for it, so the file's bytes keep their order.
     pub(super) struct DirectWriter {
-        file: File,
-        /// Holds an aligned window of [`BLOCK`] bytes somewhere in its first [`ALIGN`] bytes.
-        buf: Vec<u8>,
-        /// Bytes held in the window.
+        file: Arc<File>,
+        /// The block being filled.
+        block: Block,
+        /// Bytes held in it.
         len: usize,
         direct: bool,
+        /// Started at the first full block.
+        behind: Option<Behind>,
+    }
+
+    /// The thread writing full blocks, and the block it holds if any.
+    struct Behind {
+        blocks: Option<SyncSender<Block>>,
+        /// Behind a lock only because tantivy needs its writers `Sync`; never contended.
+        done: Mutex<Receiver<(Block, io::Result<bool>)>>,
+        in_flight: bool,
+        /// The second buffer, before it first went out.
+        spare: Option<Block>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Behind {
+        fn start(file: Arc<File>) -> io::Result<Self> {
+            let (blocks, todo) = sync_channel::<Block>(1);
+            let (finished, done) = channel();
+            let thread = std::thread::Builder::new()
+                .name("tributary-store".into())
+                .spawn(move || {
+                    let mut direct = true;
+                    for block in todo {
+                        let result = put(&file, block.window(0, BLOCK), &mut direct);
+                        if finished.send((block, result.map(|()| direct))).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            Ok(Self {
+                blocks: Some(blocks),
+                done: Mutex::new(done),
+                in_flight: false,
+                spare: Some(Block::new()),
+                thread: Some(thread),
+            })
+        }
+
+        /// Waits for the block in flight to be written: its buffer, and whether the file is
+        /// still direct.
+        fn settle(&mut self) -> io::Result<Option<(Block, bool)>> {
+            if !self.in_flight {
+                return Ok(None);
+            }
+            self.in_flight = false;
+            let (block, result) = self
+                .done
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .recv()
+                .map_err(|_| io::Error::other("the store's writing thread stopped"))?;
+            Ok(Some((block, result?)))
+        }
+    }
+
+    impl Drop for Behind {
+        fn drop(&mut self) {
+            // no more blocks: the thread writes what it holds and ends
+            self.blocks.take();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Writes `bytes` in full at the file's offset. A direct write the kernel refuses (an
+    /// unsupported filesystem, or a short write that left the offset unaligned) turns the file to
+    /// cached writes and goes on from where it stopped.
+    fn put(file: &File, mut bytes: &[u8], direct: &mut bool) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match (&*file).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if *direct
+                        && rustix::io::Errno::from_io_error(&e)
+                            == Some(rustix::io::Errno::INVAL) =>
+                {
+                    cached(file, direct)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns `O_DIRECT` off for the rest of the file.
+    fn cached(file: &File, direct: &mut bool) -> io::Result<()> {
+        if *direct {
+            let flags = rustix::fs::fcntl_getfl(file)?;
+            rustix::fs::fcntl_setfl(file, flags - OFlags::DIRECT)?;
+            *direct = false;
+        }
+        Ok(())
     }
 
     impl DirectWriter {
-        /// Where the aligned window starts in `buf` (a `Vec` never moves while it lives).
-        fn start(&self) -> usize {
-            self.buf.as_ptr().align_offset(ALIGN)
+        /// Waits for the block in flight, if any (before any write of this side).
+        fn settle(&mut self) -> io::Result<()> {
+            if let Some(behind) = &mut self.behind
+                && let Some((block, direct)) = behind.settle()?
+            {
+                behind.spare = Some(block);
+                self.direct &= direct;
+            }
+            Ok(())
         }
 
-        /// Writes out the window: its aligned part direct, the rest through the cache.
-        fn drain(&mut self) -> io::Result<()> {
-            let aligned = self.len / ALIGN * ALIGN;
-            self.put(0, aligned)?;
-            if aligned < self.len {
-                self.cached()?;
-                self.put(aligned, self.len)?;
+        /// Sends the full block to be written behind, and goes on in the other buffer. Without
+        /// a thread (one could not be started) the block is written here.
+        fn hand_over(&mut self) -> io::Result<()> {
+            if self.behind.is_none() {
+                self.behind = Behind::start(self.file.clone()).ok();
             }
+            let Some(behind) = &mut self.behind else {
+                return self.drain();
+            };
+            let next = match behind.settle()? {
+                Some((block, direct)) => {
+                    self.direct &= direct;
+                    block
+                }
+                None => behind.spare.take().unwrap_or_else(Block::new),
+            };
+            let full = std::mem::replace(&mut self.block, next);
+            let Some(blocks) = &behind.blocks else {
+                return Err(io::Error::other("the store's writing thread stopped"));
+            };
+            blocks
+                .send(full)
+                .map_err(|_| io::Error::other("the store's writing thread stopped"))?;
+            behind.in_flight = true;
             self.len = 0;
             Ok(())
         }
 
-        /// Writes window bytes `from..to` in full. A direct write the kernel refuses (an
-        /// unsupported filesystem, or a short write that left the offset unaligned) turns the
-        /// file to cached writes and goes on from where it stopped.
-        fn put(&mut self, mut from: usize, to: usize) -> io::Result<()> {
-            let start = self.start();
-            while from < to {
-                match self.file.write(&self.buf[start + from..start + to]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => from += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if self.direct
-                            && rustix::io::Errno::from_io_error(&e)
-                                == Some(rustix::io::Errno::INVAL) =>
-                    {
-                        self.cached()?
-                    }
-                    Err(e) => return Err(e),
-                }
+        /// Writes out the block being filled, here: its aligned part direct, the rest through
+        /// the cache.
+        fn drain(&mut self) -> io::Result<()> {
+            self.settle()?;
+            let aligned = self.len / ALIGN * ALIGN;
+            put(&self.file, self.block.window(0, aligned), &mut self.direct)?;
+            if aligned < self.len {
+                cached(&self.file, &mut self.direct)?;
+                put(
+                    &self.file,
+                    self.block.window(aligned, self.len),
+                    &mut self.direct,
+                )?;
             }
-            Ok(())
-        }
-
-        /// Turns `O_DIRECT` off for the rest of the file.
-        fn cached(&mut self) -> io::Result<()> {
-            if self.direct {
-                let flags = rustix::fs::fcntl_getfl(&self.file)?;
-                rustix::fs::fcntl_setfl(&self.file, flags - OFlags::DIRECT)?;
-                self.direct = false;
-            }
+            self.len = 0;
             Ok(())
         }
     }
@@ -199,14 +332,16 @@ mod direct {
     impl Write for DirectWriter {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
             if !self.direct {
-                return self.file.write(data);
+                self.settle()?;
+                return (&*self.file).write(data);
             }
             let n = data.len().min(BLOCK - self.len);
-            let at = self.start() + self.len;
-            self.buf[at..at + n].copy_from_slice(&data[..n]);
+            self.block
+                .window_mut(self.len, self.len + n)
+                .copy_from_slice(&data[..n]);
             self.len += n;
             if self.len == BLOCK {
-                self.drain()?;
+                self.hand_over()?;
             }
             Ok(n)
         }
