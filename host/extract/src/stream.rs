@@ -215,7 +215,8 @@ impl Text {
                     let (valid, tail) = rest.split_at(e.valid_up_to());
                     // valid by `valid_up_to`'s definition
                     let text = std::str::from_utf8(valid).unwrap_or_default();
-                    if e.error_len().is_none() && !last {
+                    // a cut character has at most 3 bytes; checked, so the copy cannot overrun
+                    if e.error_len().is_none() && !last && tail.len() < 4 {
                         read(text, false)?;
                         cut.bytes[..tail.len()].copy_from_slice(tail);
                         cut.len = tail.len();
