@@ -1186,10 +1186,7 @@ mod tests {
         sink.upsert(ix.clone(), docs).await.unwrap();
         sink.commit(ix.clone()).await.unwrap();
 
-        let index_dir = dir
-            .path()
-            .join(dir_name(&ix.tenant))
-            .join(dir_name(&ix.name));
+        let index_dir = sink.index(&ix, false).unwrap().unwrap().dir.clone();
         let (mut stores, mut cached, mut pages) = (0, 0, 0);
         for entry in std::fs::read_dir(&index_dir).unwrap() {
             let path = entry.unwrap().path();

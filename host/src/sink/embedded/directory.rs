@@ -176,13 +176,12 @@ mod direct {
         behind: Option<Behind>,
     }
 
-    /// The thread writing full blocks, and the block it holds if any.
+    /// The thread writing full blocks.
     struct Behind {
         blocks: Option<SyncSender<Block>>,
         /// Behind a lock only because tantivy needs its writers `Sync`; never contended.
         done: Mutex<Receiver<(Block, io::Result<bool>)>>,
-        in_flight: bool,
-        /// The second buffer, before it first went out.
+        /// The buffer not being filled, while no block is in flight (`None`: one is).
         spare: Option<Block>,
         thread: Option<JoinHandle<()>>,
     }
@@ -205,27 +204,36 @@ mod direct {
             Ok(Self {
                 blocks: Some(blocks),
                 done: Mutex::new(done),
-                in_flight: false,
                 spare: Some(Block::new()),
                 thread: Some(thread),
             })
         }
 
-        /// Waits for the block in flight to be written: its buffer, and whether the file is
-        /// still direct.
-        fn settle(&mut self) -> io::Result<Option<(Block, bool)>> {
-            if !self.in_flight {
-                return Ok(None);
+        /// Waits for the block in flight, if any, to be written; its buffer becomes the spare.
+        /// `false` once the thread turned the file to cached writes.
+        fn settle(&mut self) -> io::Result<bool> {
+            if self.spare.is_some() {
+                return Ok(true);
             }
-            self.in_flight = false;
             let (block, result) = self
                 .done
                 .get_mut()
                 .unwrap_or_else(|p| p.into_inner())
                 .recv()
-                .map_err(|_| io::Error::other("the store's writing thread stopped"))?;
-            Ok(Some((block, result?)))
+                .map_err(|_| stopped())?;
+            self.spare = Some(block);
+            result
         }
+
+        /// Sends a full block to be written behind (the spare taken first: it fills meanwhile).
+        fn send(&self, full: Block) -> io::Result<()> {
+            let blocks = self.blocks.as_ref().ok_or_else(stopped)?;
+            blocks.send(full).map_err(|_| stopped())
+        }
+    }
+
+    fn stopped() -> io::Error {
+        io::Error::other("the store's writing thread stopped")
     }
 
     impl Drop for Behind {
@@ -273,11 +281,8 @@ mod direct {
     impl DirectWriter {
         /// Waits for the block in flight, if any (before any write of this side).
         fn settle(&mut self) -> io::Result<()> {
-            if let Some(behind) = &mut self.behind
-                && let Some((block, direct)) = behind.settle()?
-            {
-                behind.spare = Some(block);
-                self.direct &= direct;
+            if let Some(behind) = &mut self.behind {
+                self.direct &= behind.settle()?;
             }
             Ok(())
         }
@@ -291,21 +296,10 @@ mod direct {
             let Some(behind) = &mut self.behind else {
                 return self.drain();
             };
-            let next = match behind.settle()? {
-                Some((block, direct)) => {
-                    self.direct &= direct;
-                    block
-                }
-                None => behind.spare.take().unwrap_or_else(Block::new),
-            };
+            self.direct &= behind.settle()?;
+            let next = behind.spare.take().unwrap_or_else(Block::new);
             let full = std::mem::replace(&mut self.block, next);
-            let Some(blocks) = &behind.blocks else {
-                return Err(io::Error::other("the store's writing thread stopped"));
-            };
-            blocks
-                .send(full)
-                .map_err(|_| io::Error::other("the store's writing thread stopped"))?;
-            behind.in_flight = true;
+            behind.send(full)?;
             self.len = 0;
             Ok(())
         }
