@@ -5,19 +5,34 @@
 //! `max_decompressed_bytes`; an entry whose declared size is already past the allowance
 //! is refused before inflating. Deflate is the only compression method compiled in;
 //! encrypted entries and other methods fail with a clear message.
+//!
+//! An XML part is inflated as it is walked ([`Container::walk`]), through one buffer of
+//! [`PART_BUFFER_BYTES`]: a document's memory is its input and its output, not its largest
+//! part (up to the whole inflation limit, 64 MiB by default, before), and a walk that fills
+//! the output stops inflating there.
 
-use std::io::{Cursor, Read};
+use std::io::{BufReader, Cursor, Read};
 
 use zip::ZipArchive;
 
 use crate::detect::Format;
 use crate::error::{ExtractError, Result};
+use crate::formats::xml::{Rules, walk};
 use crate::limits::{Budget, human_bytes};
+use crate::text::Sink;
+
+/// Inflated bytes of a part held at once while it is walked.
+const PART_BUFFER_BYTES: usize = 64 * 1024;
 
 /// An opened zip body.
 pub(crate) struct Container<'a> {
     archive: ZipArchive<Cursor<&'a [u8]>>,
     format: Format,
+    /// Entries whose stored name is not UTF-8, by the name it reads as (CP437): the zip crate
+    /// finds those by decoding every name in turn, on every look-up that misses its hash, and
+    /// a presentation looks up one relationships part per slide that mostly do not exist (40 %
+    /// of a PPTX's extraction time went to that).
+    other_names: std::collections::HashMap<String, usize>,
 }
 
 impl<'a> Container<'a> {
@@ -41,12 +56,31 @@ impl<'a> Container<'a> {
                 ),
             ));
         }
-        Ok(Container { archive, format })
+        let mut other_names = std::collections::HashMap::new();
+        for (index, raw) in archive.file_names_raw().enumerate() {
+            if std::str::from_utf8(raw).is_err()
+                && let Some(Ok(name)) = archive.name_for_index(index)
+            {
+                other_names.entry(name.into_owned()).or_insert(index);
+            }
+        }
+        Ok(Container {
+            archive,
+            format,
+            other_names,
+        })
     }
 
     /// Whether an entry of that name exists.
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.archive.index_for_name(name).is_some()
+        self.index_of(name).is_some()
+    }
+
+    /// The index of entry `name`, as the zip crate's `index_for_name` finds it.
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.archive
+            .index_for_name_raw(name.as_bytes())
+            .or_else(|| self.other_names.get(name).copied())
     }
 
     /// Names of all entries (lossy for non-UTF-8 names).
@@ -57,20 +91,10 @@ impl<'a> Container<'a> {
             .collect()
     }
 
-    /// Read an entry fully, counting its inflated size against the budget.
-    pub(crate) fn read(&mut self, name: &str, budget: &mut Budget) -> Result<Vec<u8>> {
-        match self.read_opt(name, budget)? {
-            Some(bytes) => Ok(bytes),
-            None => Err(ExtractError::failed(
-                self.format,
-                format!("zip entry {name} is missing"),
-            )),
-        }
-    }
-
-    /// Like [`Container::read`], but `None` when the entry does not exist.
+    /// Reads entry `name` whole (`None` when there is none), counting its inflated size
+    /// against the budget. For the small parts read as a whole (relationships, the slide list).
     pub(crate) fn read_opt(&mut self, name: &str, budget: &mut Budget) -> Result<Option<Vec<u8>>> {
-        let Some(index) = self.archive.index_for_name(name) else {
+        let Some(index) = self.index_of(name) else {
             return Ok(None);
         };
         let format = self.format;
@@ -104,6 +128,60 @@ impl<'a> Container<'a> {
             return Err(bomb());
         }
         Ok(Some(buf))
+    }
+
+    /// Walks entry `name` as XML under `rules` into `sink`, inflating it as the walk reads;
+    /// `false` when there is no such entry. What it inflates counts against the budget as a
+    /// [`Container::read_opt`] would, and past the allowance the walk fails as a read does.
+    pub(crate) fn walk(&mut self, name: &str, rules: &Rules, sink: &mut Sink) -> Result<bool> {
+        let Some(index) = self.index_of(name) else {
+            return Ok(false);
+        };
+        let format = self.format;
+        let allowance = sink.budget().inflate_left();
+        let limit = sink.budget().inflate_limit();
+        let bomb = || {
+            ExtractError::failed(
+                format,
+                format!(
+                    "zip entry {name} inflates past the {} limit",
+                    human_bytes(limit)
+                ),
+            )
+        };
+        let entry = self
+            .archive
+            .by_index(index)
+            .map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
+        if entry.size() > allowance {
+            return Err(bomb());
+        }
+        let mut metered = BufReader::with_capacity(
+            PART_BUFFER_BYTES,
+            Metered {
+                entry,
+                allowance,
+                inflated: 0,
+                stop: None,
+            },
+        );
+        let walked = walk(&mut metered, format, name, rules, sink);
+        let Metered { inflated, stop, .. } = metered.into_inner();
+        // The entry's own verdict first: quick-xml only saw an I/O error.
+        match stop {
+            Some(Stop::Limit) => return Err(bomb()),
+            Some(Stop::Zip(e)) => {
+                return Err(ExtractError::failed(
+                    format,
+                    format!("zip entry {name}: {e}"),
+                ));
+            }
+            None => {}
+        }
+        if !sink.budget().take_inflated(inflated) {
+            return Err(bomb());
+        }
+        walked.map(|()| true)
     }
 
     /// Inflate every entry once (discarding the output) to prove that the whole
@@ -145,6 +223,46 @@ impl<'a> Container<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// A zip entry read under the inflation allowance left when it was opened.
+struct Metered<R> {
+    entry: R,
+    allowance: u64,
+    inflated: u64,
+    /// Why reading stopped early, if it did.
+    stop: Option<Stop>,
+}
+
+enum Stop {
+    /// Inflated past the allowance.
+    Limit,
+    /// The entry is broken (bad deflate data, wrong checksum, …).
+    Zip(std::io::Error),
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_some() {
+            return Err(std::io::Error::other("zip entry already failed"));
+        }
+        match self.entry.read(buf) {
+            Ok(n) => {
+                self.inflated = self.inflated.saturating_add(n as u64);
+                if self.inflated > self.allowance {
+                    self.stop = Some(Stop::Limit);
+                    return Err(std::io::Error::other("inflation limit reached"));
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let shown = std::io::Error::new(e.kind(), e.to_string());
+                self.stop = Some(Stop::Zip(e));
+                Err(shown)
+            }
+        }
     }
 }
 

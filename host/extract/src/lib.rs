@@ -51,7 +51,8 @@
 //!
 //! A body that arrives in pieces (a download) can be extracted as it arrives with
 //! [`stream::begin`]: text, Markdown, CSV, TSV, JSON, XML and HTML are read piece by piece and
-//! never held whole; other formats say they need the whole body.
+//! never held whole; other formats say they need the whole body. Inside a DOCX, PPTX, VSDX or
+//! OpenDocument body, each XML part is inflated as it is walked, never whole.
 //!
 //! [`extract`] is synchronous and runs on the caller's thread. In async code use an
 //! [`Extractor`]: it runs each extraction on its own thread (off the async runtime),

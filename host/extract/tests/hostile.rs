@@ -77,6 +77,39 @@ fn zip_bomb_with_lying_headers_is_refused() {
     assert!(msg.starts_with("docx: zip entry "), "{msg}");
 }
 
+/// A part is walked as it inflates, so its checksum is only checked at its end: a part whose
+/// bytes do not match it fails the file, naming the entry, whatever text went out before.
+#[test]
+fn a_part_failing_its_checksum_fails_the_file() {
+    let mut docx = fixtures::docx_paragraphs(&["lorem ipsum ".repeat(10_000)]);
+    let name = b"word/document.xml";
+    let mut spoiled = 0;
+    let mut i = 0;
+    while i + 30 < docx.len() {
+        let header = &docx[i..i + 4];
+        // CRC-32 at 14 in a local header, 16 in a central one; the name follows at 30 / 46
+        let (crc, at) = match header {
+            b"PK\x03\x04" => (i + 14, i + 30),
+            b"PK\x01\x02" => (i + 16, i + 46),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if docx.get(at..at + name.len()) == Some(&name[..]) {
+            docx[crc] ^= 0xFF;
+            spoiled += 1;
+        }
+        i += 4;
+    }
+    assert_eq!(spoiled, 2);
+    let msg = failed(extract(&docx, "spoiled.docx", None, &Limits::default()));
+    assert!(
+        msg.starts_with("docx: zip entry word/document.xml: ") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn xlsx_bomb_is_refused_before_calamine() {
     use fixtures::Cell;

@@ -1,8 +1,11 @@
 //! Extra memory of extraction, measured by a counting allocator: the HTML and XML paths need
 //! O(output) beyond their input, however large the input and its tokens are, and a streamed
 //! XML body needs no more than the pieces it is fed in; a plain text body of known length is
-//! written into one allocation, and into the buffer of a text handed back once indexed.
+//! written into one allocation, and into the buffer of a text handed back once indexed; the XML
+//! parts of Office and OpenDocument files are inflated as they are read, not whole.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod fixtures;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -271,4 +274,53 @@ fn a_text_handed_back_is_the_next_texts_buffer() {
     assert_eq!(text, String::from_utf8(body.clone()).unwrap().trim_end());
     // what the read itself allocated: the head's copy and the stream, not a body's worth
     assert!(peak < 256 << 10, "{peak} bytes allocated");
+}
+
+/// A DOCX, PPTX or ODT part is walked as it inflates: 16 MiB of markup around a few words takes
+/// a buffer, not the part (each part was inflated whole first, up to the 64 MiB inflation limit).
+#[test]
+fn office_parts_are_inflated_as_they_are_walked() {
+    const MARKUP: usize = 16 << 20;
+    let runs = |run: &str| run.repeat(MARKUP / run.len());
+    let word = runs("<w:p><w:r><w:rPr><w:b/><w:i/></w:rPr></w:r></w:p>");
+    let docx = fixtures::docx_from_body(
+        &format!(
+            "<w:p><w:r><w:t>first</w:t></w:r></w:p>{word}<w:p><w:r><w:t>last</w:t></w:r></w:p>"
+        ),
+        Some(&format!(
+            "<w:footnote>{word}<w:p><w:r><w:t>note</w:t></w:r></w:p></w:footnote>"
+        )),
+    );
+    // empty paragraphs, ~55 bytes of markup each
+    let mut slide = vec![""; MARKUP / 55];
+    slide[0] = "first";
+    *slide.last_mut().unwrap() = "last";
+    let pptx = fixtures::pptx(&[&slide], Some("note"));
+    let odt = fixtures::odf(
+        "application/vnd.oasis.opendocument.text",
+        &format!(
+            "<office:text><text:p>first</text:p>{}<text:p>last</text:p></office:text>",
+            runs("<text:p><text:span text:style-name='T1'/></text:p>")
+        ),
+    );
+    let cases = [
+        ("notes.docx", docx, "first\n\nlast\n\nnote"),
+        ("deck.pptx", pptx, "first\n\nlast\n\nnote"),
+        ("notes.odt", odt, "first\n\nlast"),
+    ];
+    let limits = Limits::default();
+    for (name, file, text) in cases {
+        assert!(file.len() < 1 << 20, "{name}: {} bytes zipped", file.len());
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let out = extract(&file, name, None, &limits).unwrap();
+        let peak = PEAK.with(Cell::get) - base;
+        eprintln!(
+            "{name}: {} bytes zipped, peak {peak} bytes allocated",
+            file.len()
+        );
+        assert_eq!(out.text, text, "{name}");
+        // the zip's index, one part buffer, the inflater's window, quick-xml's event
+        assert!(peak < 1 << 20, "{name}: {peak} bytes allocated");
+    }
 }

@@ -13,7 +13,7 @@
 use crate::container::Container;
 use crate::detect::{Format, odf_from_mimetype};
 use crate::error::{ExtractError, Result};
-use crate::formats::xml::{Rules, walk};
+use crate::formats::xml::Rules;
 use crate::text::Sink;
 
 const CONTENT: Rules = Rules {
@@ -51,16 +51,17 @@ pub(crate) fn extract(bytes: &[u8], format: Format, sink: &mut Sink) -> Result<(
     {
         tracing::debug!(expected = %format, %actual, "ODF mimetype differs from the detected type");
     }
-    let content = zip.read_opt("content.xml", sink.budget())?.ok_or_else(|| {
-        ExtractError::failed(
-            format,
-            "zip entry content.xml is missing (not an OpenDocument file?)",
-        )
-    })?;
     let rules = if format == Format::Ods {
         &SHEET
     } else {
         &CONTENT
     };
-    walk(&content, format, "content.xml", rules, sink)
+    if zip.walk("content.xml", rules, sink)? {
+        Ok(())
+    } else {
+        Err(ExtractError::failed(
+            format,
+            "zip entry content.xml is missing (not an OpenDocument file?)",
+        ))
+    }
 }

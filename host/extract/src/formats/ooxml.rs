@@ -15,7 +15,7 @@
 use crate::container::{Container, relationships, rels_part_for};
 use crate::detect::Format;
 use crate::error::{ExtractError, Result};
-use crate::formats::xml::{Rules, walk};
+use crate::formats::xml::Rules;
 use crate::text::Sink;
 
 const WORD: Rules = Rules {
@@ -71,9 +71,8 @@ pub(crate) fn vsdx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
         if sink.is_full() {
             break;
         }
-        let xml = zip.read(&part, sink.budget())?;
         sink.para();
-        walk(&xml, Format::Vsdx, &part, &VISIO, sink)?;
+        zip.walk(&part, &VISIO, sink)?;
     }
     Ok(())
 }
@@ -82,17 +81,21 @@ pub(crate) fn vsdx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
 pub(crate) fn docx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
     let mut zip = Container::open(bytes, Format::Docx, sink.budget())?;
     let main = main_part(&mut zip, sink, "word/document.xml")?;
-    let xml = zip.read(&main, sink.budget())?;
-    walk(&xml, Format::Docx, &main, &WORD, sink)?;
+    if !zip.walk(&main, &WORD, sink)? {
+        return Err(ExtractError::failed(
+            Format::Docx,
+            format!("zip entry {main} is missing"),
+        ));
+    }
     let dir = main.rsplit_once('/').map(|(d, _)| d).unwrap_or("word");
     for extra in ["footnotes.xml", "endnotes.xml", "comments.xml"] {
         if sink.is_full() {
             break;
         }
         let part = format!("{dir}/{extra}");
-        if let Some(xml) = zip.read_opt(&part, sink.budget())? {
+        if zip.has(&part) {
             sink.para();
-            walk(&xml, Format::Docx, &part, &WORD, sink)?;
+            zip.walk(&part, &WORD, sink)?;
         }
     }
     Ok(())
@@ -113,19 +116,17 @@ pub(crate) fn pptx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
         if !sink.proceed()? {
             break;
         }
-        let Some(xml) = zip.read_opt(&slide, sink.budget())? else {
+        if !zip.has(&slide) {
             continue;
-        };
+        }
         sink.para();
-        walk(&xml, Format::Pptx, &slide, &SLIDE, sink)?;
+        zip.walk(&slide, &SLIDE, sink)?;
         // speaker notes, through the slide's relationships
         if let Some(rels) = zip.read_opt(&rels_part_for(&slide), sink.budget())? {
             for (_, ty, target) in relationships(&rels, &slide) {
-                if ty.ends_with("/notesSlide")
-                    && let Some(notes) = zip.read_opt(&target, sink.budget())?
-                {
+                if ty.ends_with("/notesSlide") && zip.has(&target) {
                     sink.para();
-                    walk(&notes, Format::Pptx, &target, &SLIDE, sink)?;
+                    zip.walk(&target, &SLIDE, sink)?;
                 }
             }
         }

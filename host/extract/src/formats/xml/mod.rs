@@ -121,16 +121,16 @@ fn declared(head: &[u8]) -> Option<&'static Encoding> {
     Encoding::for_label(label).filter(|e| e.is_ascii_compatible())
 }
 
-/// Walk one XML part, pushing its text to `sink` under `rules`. `part` names the part
-/// in error messages.
-pub(crate) fn walk(
-    bytes: &[u8],
+/// Walk one XML part, pushing its text to `sink` under `rules`; stops reading once the sink
+/// is full. `part` names the part in error messages.
+pub(crate) fn walk<R: std::io::BufRead>(
+    part_xml: R,
     format: Format,
     part: &str,
     rules: &Rules,
     sink: &mut Sink,
 ) -> Result<()> {
-    let mut reader = Reader::from_reader(bytes);
+    let mut reader = Reader::from_reader(part_xml);
     {
         let config = reader.config_mut();
         config.check_end_names = false;
