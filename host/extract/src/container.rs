@@ -14,6 +14,7 @@
 use std::io::{BufReader, Cursor, Read};
 
 use zip::ZipArchive;
+use zip::read::ZipFile;
 
 use crate::detect::Format;
 use crate::error::{ExtractError, Result};
@@ -91,6 +92,25 @@ impl<'a> Container<'a> {
             .collect()
     }
 
+    /// Opens entry `index` (named `name`), refused when it declares more than the `allowance`
+    /// left of the inflation `limit`.
+    fn entry(
+        &mut self,
+        index: usize,
+        name: &str,
+        allowance: u64,
+        limit: u64,
+    ) -> Result<ZipFile<'_, Cursor<&'a [u8]>>> {
+        let entry = self
+            .archive
+            .by_index(index)
+            .map_err(|e| ExtractError::failed(self.format, format!("zip entry {name}: {e}")))?;
+        if entry.size() > allowance {
+            return Err(past_limit(self.format, name, limit));
+        }
+        Ok(entry)
+    }
+
     /// Reads entry `name` whole (`None` when there is none), counting its inflated size
     /// against the budget. For the small parts read as a whole (relationships, the slide list).
     pub(crate) fn read_opt(&mut self, name: &str, budget: &mut Budget) -> Result<Option<Vec<u8>>> {
@@ -100,22 +120,8 @@ impl<'a> Container<'a> {
         let format = self.format;
         let allowance = budget.inflate_left();
         let limit = budget.inflate_limit();
-        let bomb = || {
-            ExtractError::failed(
-                format,
-                format!(
-                    "zip entry {name} inflates past the {} limit",
-                    human_bytes(limit)
-                ),
-            )
-        };
-        let mut entry = self
-            .archive
-            .by_index(index)
-            .map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
-        if entry.size() > allowance {
-            return Err(bomb());
-        }
+        let bomb = || past_limit(format, name, limit);
+        let mut entry = self.entry(index, name, allowance, limit)?;
         // Pre-allocate what the entry declares (bounded), then read at most one byte
         // past the allowance so a lying header is caught too.
         let capacity = entry.size().min(allowance).min(8 * 1024 * 1024);
@@ -140,22 +146,8 @@ impl<'a> Container<'a> {
         let format = self.format;
         let allowance = sink.budget().inflate_left();
         let limit = sink.budget().inflate_limit();
-        let bomb = || {
-            ExtractError::failed(
-                format,
-                format!(
-                    "zip entry {name} inflates past the {} limit",
-                    human_bytes(limit)
-                ),
-            )
-        };
-        let entry = self
-            .archive
-            .by_index(index)
-            .map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
-        if entry.size() > allowance {
-            return Err(bomb());
-        }
+        let bomb = || past_limit(format, name, limit);
+        let entry = self.entry(index, name, allowance, limit)?;
         let mut metered = BufReader::with_capacity(
             PART_BUFFER_BYTES,
             Metered {
@@ -201,15 +193,7 @@ impl<'a> Container<'a> {
                 .map(|n| n.into_owned())
                 .unwrap_or_else(|_| format!("#{index}"));
             let allowance = budget.inflate_left();
-            let bomb = || {
-                ExtractError::failed(
-                    format,
-                    format!(
-                        "zip entry {name} inflates past the {} limit",
-                        human_bytes(limit)
-                    ),
-                )
-            };
+            let bomb = || past_limit(format, &name, limit);
             if entry.size() > allowance {
                 return Err(bomb());
             }
@@ -224,6 +208,17 @@ impl<'a> Container<'a> {
         }
         Ok(())
     }
+}
+
+/// The failure of entry `name` inflating (or declaring it would) past `limit`.
+fn past_limit(format: Format, name: &str, limit: u64) -> ExtractError {
+    ExtractError::failed(
+        format,
+        format!(
+            "zip entry {name} inflates past the {} limit",
+            human_bytes(limit)
+        ),
+    )
 }
 
 /// A zip entry read under the inflation allowance left when it was opened.

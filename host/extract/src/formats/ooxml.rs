@@ -93,10 +93,9 @@ pub(crate) fn docx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
             break;
         }
         let part = format!("{dir}/{extra}");
-        if zip.has(&part) {
-            sink.para();
-            zip.walk(&part, &WORD, sink)?;
-        }
+        // A break before a part that is not there is never written.
+        sink.para();
+        zip.walk(&part, &WORD, sink)?;
     }
     Ok(())
 }
@@ -116,15 +115,14 @@ pub(crate) fn pptx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
         if !sink.proceed()? {
             break;
         }
-        if !zip.has(&slide) {
+        sink.para();
+        if !zip.walk(&slide, &SLIDE, sink)? {
             continue;
         }
-        sink.para();
-        zip.walk(&slide, &SLIDE, sink)?;
         // speaker notes, through the slide's relationships
         if let Some(rels) = zip.read_opt(&rels_part_for(&slide), sink.budget())? {
             for (_, ty, target) in relationships(&rels, &slide) {
-                if ty.ends_with("/notesSlide") && zip.has(&target) {
+                if ty.ends_with("/notesSlide") {
                     sink.para();
                     zip.walk(&target, &SLIDE, sink)?;
                 }
