@@ -29,13 +29,14 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 pub(crate) use self::document::IndexDoc;
 use super::backlog::{Backlog, Queued};
-use super::writers::{self, Closable, Writers};
+use super::writers::{Closable, Writers};
 use super::{IndexRef, SearchRequest, SearchResults, Sink, SinkDocument, Versions, query};
 
 mod directory;
 mod document;
 mod merge;
 mod search;
+mod upgrade;
 mod words;
 
 /// How long a busy writer lock is waited for before it is reported.
@@ -638,11 +639,12 @@ impl EmbeddedIndex {
             .root
             .join(dir_name(&index.tenant))
             .join(dir_name(&index.name));
-        if !create && !holds_index(&dir) {
+        upgrade::recover(&dir).with_context(|| format!("upgrading index {index}"))?;
+        if holds_index(&dir) {
+            upgrade::upgrade(&dir, &self.writers, create)
+                .with_context(|| format!("upgrading index {index}"))?;
+        } else if !create {
             return Ok(None);
-        }
-        if create && holds_index(&dir) {
-            upgrade(&dir, &self.writers).with_context(|| format!("upgrading index {index}"))?;
         }
         let opened = OpenIndex::open(&dir, self.writers.clone())
             .with_context(|| format!("index {index}"))?;
@@ -752,48 +754,6 @@ async fn run<R: Send + 'static>(
         .await
         .context("index task failed")?
         .with_context(|| format!("index {index}"))
-}
-
-/// Rebuilds a legacy index (made before fields were searchable by name) in the current
-/// schema from its stored documents, then swaps it in; a current index is left alone. Runs
-/// before the first write to the index, holding its writer lock, so no write is lost; readers
-/// of the old files (other processes) keep their snapshot.
-fn upgrade(dir: &Path, writers: &Arc<Writers>) -> anyhow::Result<()> {
-    let old = OpenIndex::open(dir, writers.clone())?;
-    if !old.fields.is_legacy() {
-        return Ok(());
-    }
-    // Held for its lock only (it is handed no document, so its arena stays unallocated).
-    let _lock = old.open_writer(writers::MIN_HEAP)?;
-    old.reader.reload().context("reloading the index reader")?;
-    let searcher = old.reader.searcher();
-    let fresh_dir = aside(dir, "upgrading");
-    if fresh_dir.exists() {
-        std::fs::remove_dir_all(&fresh_dir)
-            .with_context(|| format!("removing {}", fresh_dir.display()))?;
-    }
-    let fresh = OpenIndex::open(&fresh_dir, writers.clone())?;
-    let mut docs = Vec::new();
-    for segment in searcher.segment_readers() {
-        let store = segment.get_store_reader(16)?;
-        for doc in segment.doc_ids_alive() {
-            let stored: TantivyDocument = store.get(doc)?;
-            docs.push(old.stored(&stored));
-            if docs.len() >= 1000 {
-                fresh.upsert(std::mem::take(&mut docs))?;
-            }
-        }
-    }
-    fresh.upsert(docs)?;
-    fresh.commit()?;
-    let count = searcher.num_docs();
-    drop((fresh, _lock, searcher, old));
-    let legacy = aside(dir, "legacy");
-    std::fs::rename(dir, &legacy).with_context(|| format!("moving {}", dir.display()))?;
-    std::fs::rename(&fresh_dir, dir).with_context(|| format!("moving {}", fresh_dir.display()))?;
-    std::fs::remove_dir_all(&legacy).with_context(|| format!("removing {}", legacy.display()))?;
-    tracing::info!(index = %dir.display(), documents = count, "upgraded the index to searchable fields");
-    Ok(())
 }
 
 /// A working directory beside index directory `dir`: `%~` never occurs in a name [`dir_name`]
