@@ -57,19 +57,15 @@ const FST_DICTIONARY: u32 = 1;
 const SSTABLE_DICTIONARY: u32 = 2;
 
 /// Rebuilds the index in `dir` if it is outdated: an FST dictionary always, a legacy schema
-/// only before a write (`writing`). Returns what was upgraded, if anything.
-pub(super) fn upgrade(
-    dir: &Path,
-    writers: &Arc<Writers>,
-    writing: bool,
-) -> anyhow::Result<Option<Outdated>> {
+/// only before a write (`writing`).
+pub(super) fn upgrade(dir: &Path, writers: &Arc<Writers>, writing: bool) -> anyhow::Result<()> {
     let old = OpenIndex::open(dir, writers.clone())?;
     let outdated = if fst_dictionaries(&old.index)? {
         Outdated::FstDictionary
     } else if writing && old.fields.is_legacy() {
         Outdated::LegacySchema
     } else {
-        return Ok(None);
+        return Ok(());
     };
     // Held for its lock only (it is handed no document, so its arena stays unallocated).
     let lock = old.open_writer(writers::MIN_HEAP)?;
@@ -106,7 +102,7 @@ pub(super) fn upgrade(
         "upgraded the index to {}",
         outdated.what()
     );
-    Ok(Some(outdated))
+    Ok(())
 }
 
 /// Finishes a swap that a crash interrupted. With the index's own directory gone and the old
