@@ -640,14 +640,13 @@ impl EmbeddedIndex {
             .join(dir_name(&index.tenant))
             .join(dir_name(&index.name));
         upgrade::recover(&dir).with_context(|| format!("upgrading index {index}"))?;
-        if holds_index(&dir) {
-            upgrade::upgrade(&dir, &self.writers, create)
-                .with_context(|| format!("upgrading index {index}"))?;
-        } else if !create {
+        if !create && !holds_index(&dir) {
             return Ok(None);
         }
         let opened = OpenIndex::open(&dir, self.writers.clone())
             .with_context(|| format!("index {index}"))?;
+        let opened = upgrade::upgrade(opened, &self.writers, create)
+            .with_context(|| format!("upgrading index {index}"))?;
         open.insert(index.clone(), opened.clone());
         Ok(Some(opened))
     }
@@ -862,7 +861,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn doc(connector: &str, id: &str, version: &str, title: &str, body: &str) -> SinkDocument {
+    pub(super) fn doc(
+        connector: &str,
+        id: &str,
+        version: &str,
+        title: &str,
+        body: &str,
+    ) -> SinkDocument {
         let Value::Object(fields) = json!({"id": id, "title": title, "path": format!("/docs/{title}"), "_allow_access_control": ["email:ann@example.com"]})
         else {
             unreachable!()

@@ -56,17 +56,22 @@ impl Outdated {
 const FST_DICTIONARY: u32 = 1;
 const SSTABLE_DICTIONARY: u32 = 2;
 
-/// Rebuilds the index in `dir` if it is outdated: an FST dictionary always, a legacy schema
-/// only before a write (`writing`).
-pub(super) fn upgrade(dir: &Path, writers: &Arc<Writers>, writing: bool) -> anyhow::Result<()> {
-    let old = OpenIndex::open(dir, writers.clone())?;
+/// The opened index as it is, or rebuilt and reopened if it is outdated: an FST dictionary
+/// always, a legacy schema only before a write (`writing`).
+pub(super) fn upgrade(
+    old: Arc<OpenIndex>,
+    writers: &Arc<Writers>,
+    writing: bool,
+) -> anyhow::Result<Arc<OpenIndex>> {
     let outdated = if fst_dictionaries(&old.index)? {
         Outdated::FstDictionary
     } else if writing && old.fields.is_legacy() {
         Outdated::LegacySchema
     } else {
-        return Ok(());
+        return Ok(old);
     };
+    // Owned: `old` is dropped before its directory is renamed.
+    let dir: &Path = &old.dir.clone();
     // Held for its lock only (it is handed no document, so its arena stays unallocated).
     let lock = old.open_writer(writers::MIN_HEAP)?;
     old.reader.reload().context("reloading the index reader")?;
@@ -102,7 +107,7 @@ pub(super) fn upgrade(dir: &Path, writers: &Arc<Writers>, writing: bool) -> anyh
         "upgraded the index to {}",
         outdated.what()
     );
-    Ok(())
+    OpenIndex::open(dir, writers.clone())
 }
 
 /// Finishes a swap that a crash interrupted. With the index's own directory gone and the old
@@ -193,10 +198,9 @@ fn dictionary_mark(terms: &FileSlice) -> std::io::Result<Option<u32>> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::sink::SinkDocument;
     use crate::sink::embedded::EmbeddedIndex;
+    use crate::sink::embedded::tests::doc;
     use crate::sink::{IndexRef, SearchRequest, Sink};
-    use serde_json::Value;
 
     /// An index as tributary wrote it with FST term dictionaries (tantivy 0.25 without its
     /// `quickwit` feature): two segments, three documents of which one is deleted.
@@ -225,13 +229,7 @@ mod tests {
         let writers = Writers::fixed(1, writers::MIN_HEAP);
         let index = OpenIndex::open(fresh.path(), writers).unwrap();
         index
-            .upsert(vec![crate::sink::SinkDocument {
-                id: "a".into(),
-                connector: "c".into(),
-                version: None,
-                fields: serde_json::Map::new(),
-                body: Some("words".into()),
-            }])
+            .upsert(vec![doc("c", "a", "v1", "Words", "words")])
             .unwrap();
         index.commit().unwrap();
         assert!(!fst_dictionaries(&index.index).unwrap());
@@ -324,21 +322,8 @@ mod tests {
     #[tokio::test]
     async fn an_fst_index_takes_writes_after_its_rebuild() {
         let (root, sink, ix) = fixture();
-        let Value::Object(fields) = serde_json::json!({"title": "Quarterly plan v2"}) else {
-            unreachable!()
-        };
-        sink.upsert(
-            ix.clone(),
-            vec![SinkDocument {
-                id: "q1".into(),
-                connector: "a".into(),
-                version: Some("v-q1b".into()),
-                fields,
-                body: Some("revised forecast".into()),
-            }],
-        )
-        .await
-        .unwrap();
+        let revised = doc("a", "q1", "v-q1b", "Quarterly plan v2", "revised forecast");
+        sink.upsert(ix.clone(), vec![revised]).await.unwrap();
         sink.delete(ix.clone(), "a".into(), vec!["q2".into()])
             .await
             .unwrap();
@@ -364,21 +349,21 @@ mod tests {
         answers_as_before(&sink, &ix).await;
         drop(sink);
         let dir = root.path().join("acme/docs");
+        let old_copy_aside = || {
+            copy_dir(
+                &Path::new(FST_INDEX).join("acme/docs"),
+                &aside(&dir, "legacy"),
+            )
+        };
         copy_dir(&dir, &aside(&dir, "upgrading"));
-        std::fs::rename(&dir, aside(&dir, "legacy")).unwrap();
-        copy_dir(
-            &Path::new(FST_INDEX).join("acme/docs"),
-            &aside(&dir, "legacy"),
-        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        old_copy_aside();
         let sink = EmbeddedIndex::new(root.path());
         answers_as_before(&sink, &ix).await;
         assert_eq!(entries(&root.path().join("acme")), ["docs"]);
         // Died after the second rename: only the old copy is left to remove.
         drop(sink);
-        copy_dir(
-            &Path::new(FST_INDEX).join("acme/docs"),
-            &aside(&dir, "legacy"),
-        );
+        old_copy_aside();
         let sink = EmbeddedIndex::new(root.path());
         answers_as_before(&sink, &ix).await;
         assert_eq!(entries(&root.path().join("acme")), ["docs"]);
