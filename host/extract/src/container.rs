@@ -140,8 +140,25 @@ impl<'a> Container<'a> {
     /// `false` when there is no such entry. What it inflates counts against the budget as a
     /// [`Container::read_opt`] would, and past the allowance the walk fails as a read does.
     pub(crate) fn walk(&mut self, name: &str, rules: &Rules, sink: &mut Sink) -> Result<bool> {
+        let format = self.format;
+        let walked = self.read_with(name, sink, |part, sink| {
+            walk(part, format, name, rules, sink)
+        })?;
+        Ok(walked.is_some())
+    }
+
+    /// Hands entry `name` to `read` as a buffered reader that inflates as it is read (`None`
+    /// when there is no such entry). What it inflates counts against the sink's budget; past
+    /// the allowance, or when the entry is broken, the read fails with that reason whatever
+    /// error `read` made of it.
+    pub(crate) fn read_with<T>(
+        &mut self,
+        name: &str,
+        sink: &mut Sink,
+        read: impl FnOnce(&mut dyn std::io::BufRead, &mut Sink) -> Result<T>,
+    ) -> Result<Option<T>> {
         let Some(index) = self.index_of(name) else {
-            return Ok(false);
+            return Ok(None);
         };
         let format = self.format;
         let allowance = sink.budget().inflate_left();
@@ -157,9 +174,9 @@ impl<'a> Container<'a> {
                 stop: None,
             },
         );
-        let walked = walk(&mut metered, format, name, rules, sink);
+        let done = read(&mut metered, sink);
         let Metered { inflated, stop, .. } = metered.into_inner();
-        // The entry's own verdict first: quick-xml only saw an I/O error.
+        // The entry's own verdict first: the reader only saw an I/O error.
         match stop {
             Some(Stop::Limit) => return Err(bomb()),
             Some(Stop::Zip(e)) => {
@@ -173,13 +190,18 @@ impl<'a> Container<'a> {
         if !sink.budget().take_inflated(inflated) {
             return Err(bomb());
         }
-        walked.map(|()| true)
+        done.map(Some)
     }
 
     /// Inflate every entry once (discarding the output) to prove that the whole
     /// container stays within the inflation budget. Used before handing the body to a
-    /// third-party reader (calamine) that inflates on its own.
-    pub(crate) fn check_all(&mut self, budget: &mut Budget) -> Result<()> {
+    /// third-party reader (calamine) that inflates on its own; `inspect` reads as much of each
+    /// entry as it needs first, to refuse what that reader would make too much of.
+    pub(crate) fn check_all(
+        &mut self,
+        budget: &mut Budget,
+        mut inspect: impl FnMut(&str, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
         let format = self.format;
         let limit = budget.inflate_limit();
         for index in 0..self.archive.len() {
@@ -197,16 +219,37 @@ impl<'a> Container<'a> {
             if entry.size() > allowance {
                 return Err(bomb());
             }
-            let n = std::io::copy(
-                &mut (&mut entry).take(allowance.saturating_add(1)),
-                &mut std::io::sink(),
-            )
-            .map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
-            if !budget.take_inflated(n) {
+            let mut counted = Counted {
+                inner: (&mut entry).take(allowance.saturating_add(1)),
+                read: 0,
+            };
+            let inspected = inspect(&name, &mut counted);
+            let drained = std::io::copy(&mut counted, &mut std::io::sink());
+            // past the allowance, that is the verdict, whatever the inspection made of the cut
+            if counted.read > allowance {
+                return Err(bomb());
+            }
+            inspected?;
+            drained.map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
+            if !budget.take_inflated(counted.read) {
                 return Err(bomb());
             }
         }
         Ok(())
+    }
+}
+
+/// A reader that counts what it hands out.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(n as u64);
+        Ok(n)
     }
 }
 

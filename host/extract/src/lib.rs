@@ -15,7 +15,8 @@
 //! | `Pdf` | `pdf-extract` (`lopdf`) | text of every page, pages separated by blank lines |
 //! | `Docx` | `zip` + `quick-xml` | paragraphs in order, then footnotes, endnotes, comments |
 //! | `Pptx` | `zip` + `quick-xml` | slides in presentation order, each followed by its notes |
-//! | `Xlsx`, `Xlsb`, `Xls` | `calamine` | cell values of every sheet, row by row |
+//! | `Xlsx` | `zip` + `quick-xml` (dates by `calamine`) | cell values of every sheet, row by row |
+//! | `Xlsb`, `Xls` | `calamine` | cell values of every sheet, row by row |
 //! | `Odt`, `Ods`, `Odp` | `zip` + `quick-xml` | `content.xml` text in document order |
 //! | `Rtf` | `rtf-parser` | the plain text |
 //! | `Eml` | `mail-parser` | Subject/From/To/Cc/Date, the text (or HTML's visible text) body, attachment names |

@@ -111,7 +111,7 @@ fn a_part_failing_its_checksum_fails_the_file() {
 }
 
 #[test]
-fn xlsx_bomb_is_refused_before_calamine() {
+fn xlsx_bomb_is_refused_before_it_inflates() {
     use fixtures::Cell;
     // 50 000 numeric cells: ~1.5 MiB of sheet XML that deflates to a few KiB
     let rows: Vec<Vec<Cell<'_>>> = (0..5_000)

@@ -2,7 +2,9 @@
 //! O(output) beyond their input, however large the input and its tokens are, and a streamed
 //! XML body needs no more than the pieces it is fed in; a plain text body of known length is
 //! written into one allocation, and into the buffer of a text handed back once indexed; the XML
-//! parts of Office and OpenDocument files are inflated as they are read, not whole.
+//! parts of Office and OpenDocument files are inflated as they are read, not whole; a
+//! workbook's shared strings are held compactly, and an XLSB whose strings or records calamine
+//! would blow up is refused before it reads them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod fixtures;
@@ -323,4 +325,78 @@ fn office_parts_are_inflated_as_they_are_walked() {
         // the zip's index, one part buffer, the inflater's window, quick-xml's event
         assert!(peak < 1 << 20, "{name}: {peak} bytes allocated");
     }
+}
+
+/// A workbook's shared strings are held compactly: three million one-letter strings (51 MB of
+/// XML, 300 KB zipped) after the cells' own take a few MB, where a `String` each took 104 MB.
+#[test]
+fn shared_strings_are_held_compactly() {
+    use fixtures::Cell as C;
+    const EXTRA: usize = 3_000_000;
+    let extra = "<si><t>a</t></si>".repeat(EXTRA);
+    let file = fixtures::xlsx_with_extra_strings(
+        &[(
+            "S",
+            vec![
+                vec![C::Str("first"), C::Num(1.5)],
+                vec![C::Str("last"), C::Date(45352.0)],
+            ],
+        )],
+        &extra,
+    );
+    assert!(file.len() < 1 << 20, "{} bytes zipped", file.len());
+    let limits = Limits::default();
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = extract(&file, "book.xlsx", None, &limits).unwrap();
+    let peak = PEAK.with(Cell::get) - base;
+    eprintln!(
+        "xlsx: {} bytes zipped, peak {peak} bytes allocated",
+        file.len()
+    );
+    assert_eq!(out.text, "first 1.5\nlast 2024-03-01");
+    // the table (3 MB of lengths, 3 MB of text, an offset every 32), its growth, the buffers
+    assert!(peak < 16 << 20, "{peak} bytes allocated");
+}
+
+/// An XLSB whose shared strings calamine would hold in hundreds of MB (three million one-letter
+/// strings, 300 KB zipped), or with a record that declares 256 MiB it does not have, is refused
+/// before calamine reads it, having allocated little.
+#[test]
+fn xlsb_strings_and_records_calamine_would_blow_up_are_refused() {
+    use fixtures::Cell as C;
+    let item = fixtures::xlsb_record(0x0013, &[0, 1, 0, 0, 0, b'a', 0]);
+    let many = item.repeat(3_000_000);
+    // a BrtSSTItem header claiming 2^28 - 1 bytes, and nothing after it
+    let lying = [0x13, 0xff, 0xff, 0xff, 0x7f];
+    let rows = [vec![C::Str("first"), C::Num(1.5)]];
+    let cases = [
+        (
+            &many[..],
+            "shared strings would take more than the 64 MiB limit",
+        ),
+        (&lying[..], "declares 268435455 bytes, past the part's end"),
+    ];
+    for (extra, refusal) in cases {
+        let file = fixtures::xlsb(&rows, extra);
+        assert!(file.len() < 1 << 20, "{} bytes zipped", file.len());
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let err = extract(&file, "book.xlsb", None, &Limits::default()).unwrap_err();
+        let peak = PEAK.with(Cell::get) - base;
+        eprintln!(
+            "xlsb: {} bytes zipped, peak {peak} bytes allocated: {err}",
+            file.len()
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("xlsb: xl/sharedStrings.bin: ") && message.contains(refusal),
+            "{message}"
+        );
+        assert!(peak < 4 << 20, "{peak} bytes allocated");
+    }
+    // the same workbook without them is read
+    let file = fixtures::xlsb(&rows, &item);
+    let out = extract(&file, "book.xlsb", None, &Limits::default()).unwrap();
+    assert_eq!(out.text, "first 1.5");
 }

@@ -15,6 +15,7 @@ pub(crate) mod ppt;
 pub(crate) mod rtf;
 pub(crate) mod sheets;
 pub(crate) mod vsd;
+pub(crate) mod xlsx;
 pub(crate) mod xml;
 
 use crate::detect::Format;
@@ -41,7 +42,7 @@ pub(crate) fn run(bytes: &[u8], format: Format, sink: &mut Sink) -> Result<()> {
         Format::Pdf => pdf::extract(bytes, sink),
         Format::Docx => ooxml::docx(bytes, sink),
         Format::Pptx => ooxml::pptx(bytes, sink),
-        Format::Xlsx => sheets::xlsx(bytes, sink),
+        Format::Xlsx => xlsx::xlsx(bytes, sink),
         Format::Xlsb => sheets::xlsb(bytes, sink),
         Format::Xls => sheets::xls(bytes, sink),
         Format::Odt | Format::Ods | Format::Odp => odf::extract(bytes, format, sink),

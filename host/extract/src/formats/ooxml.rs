@@ -133,7 +133,11 @@ pub(crate) fn pptx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
 }
 
 /// The package's main part, from `_rels/.rels` (officeDocument relationship).
-fn main_part(zip: &mut Container<'_>, sink: &mut Sink, fallback: &str) -> Result<String> {
+pub(crate) fn main_part(
+    zip: &mut Container<'_>,
+    sink: &mut Sink,
+    fallback: &str,
+) -> Result<String> {
     if let Some(rels) = zip.read_opt("_rels/.rels", sink.budget())? {
         for (_, ty, target) in relationships(&rels, "") {
             if ty.ends_with("/officeDocument") && zip.has(&target) {

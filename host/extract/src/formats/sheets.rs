@@ -1,13 +1,14 @@
-//! Spreadsheets read with calamine: XLSX and XLSB through calamine's streaming cell
-//! readers (nothing is materialised, so a sheet with cells at A1 and XFD1048576 costs
-//! two cells), legacy XLS through calamine's eager reader after a guard pass.
+//! Spreadsheets read with calamine: XLSB through calamine's streaming cell reader (nothing is
+//! materialised, so a sheet with cells at A1 and XFD1048576 costs two cells), legacy XLS
+//! through calamine's eager reader after a guard pass. XLSX has its own reader (`xlsx.rs`), and
+//! [`put_cell`] is how every spreadsheet cell is written.
 //!
 //! Output: every sheet in workbook order, cells of a row separated by spaces, rows by
 //! line breaks, sheets by blank lines. Numbers print in Rust's shortest form (`3.5`,
 //! `42`), booleans as `TRUE`/`FALSE`, date cells as ISO 8601 (`2024-03-01`,
 //! `2024-03-01 12:30:00`), error cells are skipped.
 //!
-//! Guards: for XLSX/XLSB every zip entry is inflated once (output discarded) before
+//! Guards: for XLSB every zip entry is inflated once (output discarded) before
 //! calamine opens the body, so the container provably stays within
 //! `max_decompressed_bytes`. For XLS, calamine allocates each sheet's whole bounding
 //! box of cells; the BIFF records are scanned first (via the `cfb` crate) and the
@@ -24,28 +25,13 @@ use crate::error::{ExtractError, Result};
 use crate::limits::human_bytes;
 use crate::text::Sink;
 
-/// Extract an XLSX body.
-pub(crate) fn xlsx(bytes: &[u8], sink: &mut Sink) -> Result<()> {
-    Container::open(bytes, Format::Xlsx, sink.budget())?.check_all(sink.budget())?;
-    let fail = |e: calamine::XlsxError| ExtractError::failed(Format::Xlsx, e);
-    let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(fail)?;
-    for name in book.sheet_names() {
-        let mut cells = book.worksheet_cells_reader(&name).map_err(fail)?;
-        let mut row = None;
-        sink.para();
-        while let Some(cell) = cells.next_cell().map_err(fail)? {
-            if !sink.proceed()? {
-                return Ok(());
-            }
-            put_cell(sink, &mut row, cell.get_position().0, cell.get_value());
-        }
-    }
-    Ok(())
-}
-
 /// Extract an XLSB body.
 pub(crate) fn xlsb(bytes: &[u8], sink: &mut Sink) -> Result<()> {
-    Container::open(bytes, Format::Xlsb, sink.budget())?.check_all(sink.budget())?;
+    let limit = sink.budget().inflate_limit();
+    Container::open(bytes, Format::Xlsb, sink.budget())?
+        .check_all(sink.budget(), |name, part| {
+            guard_xlsb_part(name, part, limit)
+        })?;
     let fail = |e: calamine::XlsbError| ExtractError::failed(Format::Xlsb, e);
     let mut book = calamine::Xlsb::new(Cursor::new(bytes)).map_err(fail)?;
     for name in book.sheet_names() {
@@ -91,7 +77,7 @@ pub(crate) fn xls(bytes: &[u8], sink: &mut Sink) -> Result<()> {
     Ok(())
 }
 
-fn put_cell(sink: &mut Sink, row: &mut Option<u32>, r: u32, value: &DataRef<'_>) {
+pub(crate) fn put_cell(sink: &mut Sink, row: &mut Option<u32>, r: u32, value: &DataRef<'_>) {
     let text = match value {
         DataRef::Empty | DataRef::Error(_) => return,
         DataRef::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
@@ -120,6 +106,93 @@ fn put_cell(sink: &mut Sink, row: &mut Option<u32>, r: u32, value: &DataRef<'_>)
     }
     *row = Some(r);
     sink.push(&text);
+}
+
+/// Binary records of an XLSB part that calamine reads (the workbook, its styles, shared
+/// strings and sheets), checked before it reads them:
+/// - a record that declares more bytes than the part has left is refused: calamine would
+///   allocate (and zero) the whole declared size, up to 256 MiB, before finding the part short;
+/// - the shared strings are refused when calamine would hold them in more than `limit`
+///   bytes: it keeps each as its own `String`, so a few hundred KB of zipped one-letter strings
+///   would take hundreds of MB. Each costs its slot in a vector that doubles (twice a
+///   `String`) and a heap block of at least 32 bytes, or of its length in UTF-16 units, each at
+///   least one byte of UTF-8.
+fn guard_xlsb_part(name: &str, part: &mut dyn Read, limit: u64) -> Result<()> {
+    let records = name.starts_with("xl/worksheets/")
+        || name.starts_with("xl/chartsheets/")
+        || name.starts_with("xl/dialogsheets/")
+        || matches!(
+            name,
+            "xl/workbook.bin" | "xl/styles.bin" | "xl/sharedStrings.bin"
+        );
+    if !records || !name.ends_with(".bin") {
+        return Ok(());
+    }
+    let strings = name == "xl/sharedStrings.bin";
+    let fail = |m: String| ExtractError::failed(Format::Xlsb, format!("{name}: {m}"));
+    let mut part = std::io::BufReader::with_capacity(64 * 1024, part);
+    let string_bytes = std::mem::size_of::<String>() as u64 * 2;
+    let mut held: u64 = 0;
+    let mut count = 0u64;
+    for record in 0u64.. {
+        let Some(kind) = varint(&mut part, 2).map_err(|e| fail(e.to_string()))? else {
+            return Ok(());
+        };
+        let size = varint(&mut part, 4)
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail(format!("record {record} ends inside its header")))?;
+        let mut body = (&mut part).take(size);
+        if strings && kind == 0x0013 {
+            // BrtSSTItem: flags, then the string's length in UTF-16 units
+            let mut head = [0u8; 5];
+            if body.read_exact(&mut head).is_ok() {
+                let units = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+                count += 1;
+                held = held
+                    .saturating_add(string_bytes)
+                    .saturating_add(u64::from(units).max(32));
+                if held > limit {
+                    return Err(fail(format!(
+                        "its first {count} shared strings would take more than the {} limit \
+                         once read",
+                        human_bytes(limit)
+                    )));
+                }
+            }
+        }
+        std::io::copy(&mut body, &mut std::io::sink()).map_err(|e| fail(e.to_string()))?;
+        if body.limit() > 0 {
+            let left = size - body.limit();
+            return Err(fail(format!(
+                "record {record} declares {size} bytes, past the part's end (it has {left} more)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An XLSB record header's number: 7 bits a byte, the high bit saying another follows, at most
+/// `bytes` bytes (`None` at the part's end).
+fn varint(part: &mut impl Read, bytes: u32) -> std::io::Result<Option<u64>> {
+    let mut n = 0u64;
+    for i in 0..bytes {
+        let mut b = [0u8; 1];
+        if part.read(&mut b)? == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the part ends inside a record header",
+                ))
+            };
+        }
+        n |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    Ok(Some(n))
 }
 
 /// Refuse XLS workbooks whose sheets calamine would materialise into more than

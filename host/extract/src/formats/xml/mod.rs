@@ -198,30 +198,34 @@ pub(crate) fn walk<R: std::io::BufRead>(
                 }
             }
             Event::GeneralRef(r) => {
-                if keep(skip_depth, text_depth) {
-                    let c = match r.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        Ok(None) => match &*r {
-                            "amp" => Some('&'),
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "quot" => Some('"'),
-                            "apos" => Some('\''),
-                            // entities declared in a DTD are never expanded
-                            _ => None,
-                        },
-                        Err(_) => None,
-                    };
-                    if let Some(c) = c {
-                        let mut tmp = [0u8; 4];
-                        sink.push(c.encode_utf8(&mut tmp));
-                    }
+                if keep(skip_depth, text_depth)
+                    && let Some(c) = general_ref(&r)
+                {
+                    let mut tmp = [0u8; 4];
+                    sink.push(c.encode_utf8(&mut tmp));
                 }
             }
             Event::Eof => return Ok(()),
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
         }
         buf.clear();
+    }
+}
+
+/// The character a reference stands for: a character reference or one of XML's five
+/// predefined entities. Entities declared in a DTD are never expanded.
+pub(crate) fn general_ref(r: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => match &**r {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        },
+        Err(_) => None,
     }
 }
 
