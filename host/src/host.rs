@@ -14,7 +14,9 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::bindings::ConnectorPre;
 use crate::bindings::plugin::{Features, SyncRequest};
+use crate::bundled::Bundled;
 use crate::call_export;
 use crate::config::{HostConfig, SinkKind};
 use crate::connector::ConnectorSpec;
@@ -28,7 +30,8 @@ use crate::kv::{Namespace, StorageLimits};
 use crate::limits::SandboxLimits;
 use crate::pipeline::{JobScope, Pipeline, PipelineDeps};
 use crate::plugin::instance::plugin_error;
-use crate::plugin::registry::{prepare, wasm_files};
+use crate::plugin::registry::{prepare, prepare_digested, wasm_files};
+use crate::plugin::runtime::StoreState;
 use crate::plugin::{
     Engines, Instance, InstanceSetup, LoadedPlugin, PluginInfo, Registry, Runtime,
 };
@@ -150,10 +153,10 @@ impl Host {
         if options.plugins == PluginLoading::None {
             return Ok(host);
         }
-        for (name, wasm) in crate::bundled::PLUGINS {
-            host.load_plugin(wasm.to_vec(), &format!("bundled:{name}"))
+        for bundled in crate::bundled::PLUGINS {
+            host.load_bundled(bundled)
                 .await
-                .with_context(|| format!("loading the bundled `{name}` plugin"))?;
+                .with_context(|| format!("loading the bundled `{}` plugin", bundled.name))?;
         }
         if let Some(dir) = host.config.plugins_dir.clone()
             && dir.exists()
@@ -217,6 +220,16 @@ impl Host {
         self.add_plugin(wasm, source, true).await
     }
 
+    /// Loads a plugin embedded in the binary, by its digest: from the compile cache, its bytes
+    /// are never read.
+    async fn load_bundled(&self, bundled: &Bundled) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let source = format!("bundled:{}", bundled.name);
+        let digest = bundled.digest.to_string();
+        let prepared =
+            prepare_digested(&self.engines.runtime, bundled.wasm, digest, &source).await?;
+        self.register(prepared, &source, true).await
+    }
+
     /// Compiles and checks a plugin, then registers it; with `activate`, new jobs use it. A
     /// plugin that fails any check is not registered and the active version stays.
     pub async fn add_plugin(
@@ -225,7 +238,17 @@ impl Host {
         source: &str,
         activate: bool,
     ) -> anyhow::Result<Arc<LoadedPlugin>> {
-        let (pre, digest) = prepare(&self.engines.runtime, wasm, source).await?;
+        let prepared = prepare(&self.engines.runtime, wasm, source).await?;
+        self.register(prepared, source, activate).await
+    }
+
+    /// Reads a prepared plugin's manifest in an inert instance and registers it.
+    async fn register(
+        &self,
+        (pre, digest): (ConnectorPre<StoreState>, String),
+        source: &str,
+        activate: bool,
+    ) -> anyhow::Result<Arc<LoadedPlugin>> {
         let manifest = self.engines.inert(&pre, source).await?.manifest().await?;
         let plugin = Arc::new(LoadedPlugin {
             manifest,

@@ -174,8 +174,8 @@ async fn main() {
 
     let rust = tributary_host::bundled::PLUGINS
         .iter()
-        .find(|(n, _)| *n == "feed")
-        .map(|(_, w)| w.to_vec())
+        .find(|b| b.name == "feed")
+        .map(|b| b.wasm.to_vec())
         .expect("the feed plugin is bundled");
     let cases: Vec<(&'static str, &'static str, Vec<u8>, Value)> = vec![
         ("Rust", "feed", rust, feed_config.clone()),

@@ -12,9 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::runtime::{Runtime, StoreState};
+use super::runtime::{Runtime, StoreState, digest_of};
 use crate::bindings::ConnectorPre;
 use crate::bindings::plugin::{FieldKind, PluginManifest};
 
@@ -192,13 +191,26 @@ pub async fn prepare(
     wasm: Vec<u8>,
     source: &str,
 ) -> anyhow::Result<(ConnectorPre<StoreState>, String)> {
-    let digest = hex::encode(Sha256::digest(&wasm));
+    let digest = digest_of(&wasm);
+    prepare_digested(runtime, wasm, digest, source).await
+}
+
+/// [`prepare`] for a component whose SHA-256 (hex) is known, such as an embedded one: when the
+/// compile cache holds it, `wasm` is never read.
+pub async fn prepare_digested(
+    runtime: &Arc<Runtime>,
+    wasm: impl AsRef<[u8]> + Send + 'static,
+    digest: String,
+    source: &str,
+) -> anyhow::Result<(ConnectorPre<StoreState>, String)> {
     let rt = runtime.clone();
     let label = source.to_string();
-    let component = tokio::task::spawn_blocking(move || rt.compile_labelled(&wasm, &label))
-        .await
-        .context("compile task failed")?
-        .with_context(|| format!("{source} is not a valid WebAssembly component"))?;
+    let key = digest.clone();
+    let component =
+        tokio::task::spawn_blocking(move || rt.compile_digested(wasm.as_ref(), &key, &label))
+            .await
+            .context("compile task failed")?
+            .with_context(|| format!("{source} is not a valid WebAssembly component"))?;
     let pre = runtime
         .pre(&component)
         .map_err(|e| explain_link_error(source, e))?;

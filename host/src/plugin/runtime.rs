@@ -238,7 +238,7 @@ impl Runtime {
     /// Whether `wasm` is in the compile cache for this engine (a load will not compile).
     pub fn is_cached(&self, wasm: &[u8]) -> bool {
         self.cache_dir.as_ref().is_some_and(|dir| {
-            dir.join(format!("{}.cwasm", self.cache_key(wasm)))
+            dir.join(format!("{}.cwasm", self.cache_key(&digest_of(wasm))))
                 .is_file()
         })
     }
@@ -261,10 +261,21 @@ impl Runtime {
 
     /// [`Runtime::compile`], announcing a compile that misses the cache as `label`.
     pub fn compile_labelled(&self, wasm: &[u8], label: &str) -> anyhow::Result<Component> {
+        self.compile_digested(wasm, &digest_of(wasm), label)
+    }
+
+    /// [`Runtime::compile_labelled`] for a component whose SHA-256 (hex) is known: a load the
+    /// cache answers never reads `wasm`.
+    pub fn compile_digested(
+        &self,
+        wasm: &[u8],
+        digest: &str,
+        label: &str,
+    ) -> anyhow::Result<Component> {
         let Some(dir) = &self.cache_dir else {
             return self.compile_announced(wasm, label);
         };
-        let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
+        let path = dir.join(format!("{}.cwasm", self.cache_key(digest)));
         if path.exists() {
             match self.load_cached(&path) {
                 Ok(component) => return Ok(component),
@@ -305,17 +316,17 @@ impl Runtime {
     /// The cache entry's name: the component's digest and the engine's fingerprint. Pooling and
     /// the memory limit are included besides wasmtime's own hash because they shape the compiled
     /// code's memory assumptions, and entries are shared by hosts with different settings.
-    fn cache_key(&self, wasm: &[u8]) -> String {
+    fn cache_key(&self, digest: &str) -> String {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut compat);
         self.pooling.hash(&mut compat);
         self.limits.memory_bytes().hash(&mut compat);
-        let mut digest = Sha256::new();
-        digest.update(wasm);
-        digest.update(compat.finish().to_le_bytes());
-        hex::encode(&digest.finalize()[..16])
+        let mut key = Sha256::new();
+        key.update(digest.as_bytes());
+        key.update(compat.finish().to_le_bytes());
+        hex::encode(&key.finalize()[..16])
     }
 
     #[allow(unsafe_code)]
@@ -406,6 +417,11 @@ fn spawn_epoch_ticker(engine: &Engine) {
     }
 }
 
+/// A component's SHA-256, hex: its identity in the compile cache and in plugin listings.
+pub fn digest_of(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -436,10 +452,11 @@ mod tests {
 
     #[test]
     fn a_compile_that_misses_the_cache_is_announced_and_cached_for_the_same_engine_only() {
-        let (_, wasm) = crate::bundled::PLUGINS
+        let wasm = crate::bundled::PLUGINS
             .iter()
-            .find(|(name, _)| *name == "feed")
-            .expect("the feed plugin is bundled");
+            .find(|b| b.name == "feed")
+            .expect("the feed plugin is bundled")
+            .wasm;
         let tmp = tempfile::tempdir().unwrap();
         let cache = tmp.path().join("compiled");
         let (rt, events) = runtime(&cache, 256);
@@ -469,5 +486,27 @@ mod tests {
         other.compile_labelled(wasm, "feed").unwrap();
         assert_eq!(events.lock().unwrap().len(), 2);
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    }
+
+    /// An embedded plugin's digest is its bytes' (taken by `build.rs`), so an embedded load and
+    /// a file load of the same component share one cache entry; and a load the cache answers
+    /// never reads the bytes (an empty slice stands in for them here).
+    #[test]
+    fn embedded_digests_are_the_bytes_and_a_cached_load_needs_no_bytes() {
+        for bundled in crate::bundled::PLUGINS {
+            assert_eq!(bundled.digest, digest_of(bundled.wasm), "{}", bundled.name);
+        }
+        let feed = crate::bundled::PLUGINS
+            .iter()
+            .find(|b| b.name == "feed")
+            .expect("the feed plugin is bundled");
+        let tmp = tempfile::tempdir().unwrap();
+        let (rt, events) = runtime(&tmp.path().join("compiled"), 256);
+        assert!(rt.compile_digested(&[], feed.digest, "feed").is_err());
+        rt.compile_digested(feed.wasm, feed.digest, "feed").unwrap();
+        assert!(rt.is_cached(feed.wasm));
+        events.lock().unwrap().clear();
+        rt.compile_digested(&[], feed.digest, "feed").unwrap();
+        assert!(events.lock().unwrap().is_empty());
     }
 }
