@@ -695,3 +695,89 @@ fn mutated_legacy_office_files_never_panic() {
         }
     }
 }
+
+/// The XLSX reader on mangled parts: bytes changed to markup characters, ranges cut or
+/// repeated, in the workbook, its relationships, styles, shared strings and sheet. Every
+/// result is text or a clean failure, never a contained panic.
+#[test]
+fn mangled_workbook_parts_fail_cleanly_or_read() {
+    use fixtures::Cell as C;
+    use std::io::Read;
+    let file = fixtures::xlsx(&[
+        (
+            "Sheet",
+            vec![
+                vec![C::Str("a & b"), C::Num(1.5), C::Date(45352.25)],
+                vec![C::Inline("inline"), C::Bool(true), C::Formatted(2.5, 1)],
+                vec![C::Error, C::Str("naïve"), C::Formatted(45000.0, 0)],
+            ],
+        ),
+        ("Other", vec![vec![C::Str("x")]]),
+    ]);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&file[..])).unwrap();
+    let parts: Vec<(String, Vec<u8>)> = (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).unwrap();
+            let name = entry.name().unwrap().into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (name, data)
+        })
+        .collect();
+    let mut x: u64 = 0x5DEE_CE66_D1CE_5EED;
+    let mut next = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    const MARKUP: &[u8] = b"<>/=\"'&;#x0123456789 tsrcvTSRCV";
+    // the parts the reader reads: everything under xl/, and the package relationships
+    let targets: Vec<usize> = (0..parts.len())
+        .filter(|&i| parts[i].0.starts_with("xl/") || parts[i].0 == "_rels/.rels")
+        .collect();
+    for round in 0..3000 {
+        let mut mangled = parts.clone();
+        let target = targets[next(targets.len())];
+        let data = &mut mangled[target].1;
+        for _ in 0..1 + next(4) {
+            // half the edits land just inside an attribute value or a text, where the reader
+            // parses numbers and indexes
+            let mut at = next(data.len());
+            if next(2) == 0 {
+                let starts: Vec<usize> = (1..data.len())
+                    .filter(|&i| matches!(data[i - 1], b'"' | b'>'))
+                    .collect();
+                if !starts.is_empty() {
+                    at = starts[next(starts.len())];
+                }
+            }
+            match next(3) {
+                0 => data[at] = MARKUP[next(MARKUP.len())],
+                1 => {
+                    let end = (at + next(40)).min(data.len());
+                    data.drain(at..end);
+                }
+                _ => {
+                    let end = (at + next(40)).min(data.len());
+                    let copy = data[at..end].to_vec();
+                    data.splice(at..at, copy);
+                }
+            }
+            if data.is_empty() {
+                break;
+            }
+        }
+        let refs: Vec<(&str, &[u8])> = mangled.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
+        let bytes = fixtures::zip(&refs, &[]);
+        match extract(&bytes, "book.xlsx", None, &Limits::default()) {
+            Ok(_) => {}
+            Err(ExtractError::Failed(m)) => assert!(
+                !m.contains("panicked"),
+                "round {round} ({}): {m}",
+                mangled[target].0
+            ),
+            Err(other) => panic!("round {round} ({}): {other:?}", mangled[target].0),
+        }
+    }
+}
