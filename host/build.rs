@@ -1,7 +1,7 @@
 //! Builds the product plugins (`plugins/{dropbox,box,feed}`) for `wasm32-wasip2` (installing the
 //! target when it is missing) and generates `bundled.rs`, which embeds them with
-//! `include_bytes!` (with each one's SHA-256) so a copied binary needs nothing else. Test guests are built by
-//! `tests/build.rs`, never here.
+//! `include_bytes!` (each with its SHA-256) so a copied binary needs nothing else. Test guests
+//! are built by `tests/build.rs`, never here.
 
 #[path = "build/wasm_plugins.rs"]
 mod wasm_plugins;

@@ -165,28 +165,10 @@ impl<'a> Container<'a> {
         let limit = sink.budget().inflate_limit();
         let bomb = || past_limit(format, name, limit);
         let entry = self.entry(index, name, allowance, limit)?;
-        let mut metered = BufReader::with_capacity(
-            PART_BUFFER_BYTES,
-            Metered {
-                entry,
-                allowance,
-                inflated: 0,
-                stop: None,
-            },
-        );
+        let mut metered =
+            BufReader::with_capacity(PART_BUFFER_BYTES, Metered::new(entry, allowance));
         let done = read(&mut metered, sink);
-        let Metered { inflated, stop, .. } = metered.into_inner();
-        // The entry's own verdict first: the reader only saw an I/O error.
-        match stop {
-            Some(Stop::Limit) => return Err(bomb()),
-            Some(Stop::Zip(e)) => {
-                return Err(ExtractError::failed(
-                    format,
-                    format!("zip entry {name}: {e}"),
-                ));
-            }
-            None => {}
-        }
+        let inflated = metered.into_inner().verdict(format, name, limit)?;
         if !sink.budget().take_inflated(inflated) {
             return Err(bomb());
         }
@@ -219,37 +201,17 @@ impl<'a> Container<'a> {
             if entry.size() > allowance {
                 return Err(bomb());
             }
-            let mut counted = Counted {
-                inner: (&mut entry).take(allowance.saturating_add(1)),
-                read: 0,
-            };
-            let inspected = inspect(&name, &mut counted);
-            let drained = std::io::copy(&mut counted, &mut std::io::sink());
-            // past the allowance, that is the verdict, whatever the inspection made of the cut
-            if counted.read > allowance {
-                return Err(bomb());
-            }
+            let mut metered = Metered::new(&mut entry, allowance);
+            let inspected = inspect(&name, &mut metered);
+            let drained = std::io::copy(&mut metered, &mut std::io::sink());
+            let inflated = metered.verdict(format, &name, limit)?;
             inspected?;
             drained.map_err(|e| ExtractError::failed(format, format!("zip entry {name}: {e}")))?;
-            if !budget.take_inflated(counted.read) {
+            if !budget.take_inflated(inflated) {
                 return Err(bomb());
             }
         }
         Ok(())
-    }
-}
-
-/// A reader that counts what it hands out.
-struct Counted<R> {
-    inner: R,
-    read: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read = self.read.saturating_add(n as u64);
-        Ok(n)
     }
 }
 
@@ -271,6 +233,30 @@ struct Metered<R> {
     inflated: u64,
     /// Why reading stopped early, if it did.
     stop: Option<Stop>,
+}
+
+impl<R> Metered<R> {
+    fn new(entry: R, allowance: u64) -> Self {
+        Metered {
+            entry,
+            allowance,
+            inflated: 0,
+            stop: None,
+        }
+    }
+
+    /// What was inflated, or why reading stopped early: the entry's own verdict comes first,
+    /// as whoever read it only saw an I/O error.
+    fn verdict(self, format: Format, name: &str, limit: u64) -> Result<u64> {
+        match self.stop {
+            Some(Stop::Limit) => Err(past_limit(format, name, limit)),
+            Some(Stop::Zip(e)) => Err(ExtractError::failed(
+                format,
+                format!("zip entry {name}: {e}"),
+            )),
+            None => Ok(self.inflated),
+        }
+    }
 }
 
 enum Stop {

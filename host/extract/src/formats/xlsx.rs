@@ -95,12 +95,15 @@ fn failed(message: String) -> ExtractError {
     ExtractError::failed(Format::Xlsx, message)
 }
 
-/// The next event of `part`, or the error naming where it is malformed.
+/// The next event of `part`, or the error naming where it is malformed. Every part's loop looks
+/// at the clock here, also those that write nothing (the sheets stop at a full output too).
 fn next<'b, R: BufRead>(
     reader: &mut Reader<R>,
     buf: &'b mut Vec<u8>,
     part: &str,
+    sink: &mut Sink,
 ) -> Result<Event<'b>> {
+    sink.proceed()?;
     let at = reader.buffer_position();
     reader
         .read_event_into(buf)
@@ -147,10 +150,7 @@ fn read_workbook(
         date1904: false,
     };
     loop {
-        // a part that writes nothing still looks at the clock (whether the output is full
-        // does not matter here)
-        sink.proceed()?;
-        match next(&mut reader, &mut buf, name)? {
+        match next(&mut reader, &mut buf, name, sink)? {
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 // a sheet needs its own zip entry: more than the container may list cannot be
                 "sheet" if book.sheets.len() < max_sheets => {
@@ -246,40 +246,28 @@ fn read_styles(part: &mut dyn BufRead, name: &str, sink: &mut Sink) -> Result<St
     let mut styles = Styles::default();
     let mut in_cell_formats = false;
     loop {
-        // a part that writes nothing still looks at the clock (whether the output is full
-        // does not matter here)
-        sink.proceed()?;
-        let (e, open) = match next(&mut reader, &mut buf, name)? {
-            Event::Start(e) => (e, true),
-            Event::Empty(e) => (e, false),
-            Event::End(e) => {
-                if e.local_name().as_ref() == "cellXfs" {
-                    in_cell_formats = false;
+        let event = next(&mut reader, &mut buf, name, sink)?;
+        match &event {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                "numFmt" if customs.len() < MAX_CUSTOM_FORMATS => {
+                    let id = attribute(e, "numFmtId").and_then(|v| v.trim().parse().ok());
+                    if let (Some(id), Some(code)) = (id, attribute(e, "formatCode")) {
+                        customs.insert(id, custom(&code));
+                    }
                 }
-                buf.clear();
-                continue;
-            }
+                // an empty `<cellXfs/>` holds no formats
+                "cellXfs" => in_cell_formats = matches!(event, Event::Start(_)),
+                "xf" if in_cell_formats => {
+                    let id = attribute(e, "numFmtId")
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let shown = customs.get(&id).copied().unwrap_or_else(|| builtin(id));
+                    styles.formats.push(shown);
+                }
+                _ => {}
+            },
+            Event::End(e) if e.local_name().as_ref() == "cellXfs" => in_cell_formats = false,
             Event::Eof => return Ok(styles),
-            _ => {
-                buf.clear();
-                continue;
-            }
-        };
-        match e.local_name().as_ref() {
-            "numFmt" if customs.len() < MAX_CUSTOM_FORMATS => {
-                let id = attribute(&e, "numFmtId").and_then(|v| v.trim().parse().ok());
-                if let (Some(id), Some(code)) = (id, attribute(&e, "formatCode")) {
-                    customs.insert(id, custom(&code));
-                }
-            }
-            "cellXfs" => in_cell_formats = open,
-            "xf" if in_cell_formats => {
-                let id = attribute(&e, "numFmtId")
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                let shown = customs.get(&id).copied().unwrap_or_else(|| builtin(id));
-                styles.formats.push(shown);
-            }
             _ => {}
         }
         buf.clear();
@@ -385,10 +373,7 @@ fn read_strings(
     let mut in_text = false;
     let mut phonetic = 0usize;
     loop {
-        // a part that writes nothing still looks at the clock (whether the output is full
-        // does not matter here)
-        sink.proceed()?;
-        let event = next(&mut reader, &mut buf, name)?;
+        let event = next(&mut reader, &mut buf, name, sink)?;
         match &event {
             Event::Start(e) => match e.local_name().as_ref() {
                 "si" => {
@@ -469,11 +454,8 @@ fn read_sheet(
     let mut in_value = false;
     let mut in_inline = false;
     let mut phonetic = 0usize;
-    loop {
-        if !sink.proceed()? {
-            return Ok(());
-        }
-        let event = next(&mut reader, &mut buf, name)?;
+    while !sink.is_full() {
+        let event = next(&mut reader, &mut buf, name, sink)?;
         match &event {
             Event::Start(e) => match e.local_name().as_ref() {
                 "row" => row_number = row_of(e, row_number),
@@ -519,6 +501,7 @@ fn read_sheet(
         }
         buf.clear();
     }
+    Ok(())
 }
 
 /// The row a `row` element starts: its `r` (1-based), or the one after the last.
