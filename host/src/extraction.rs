@@ -265,7 +265,11 @@ impl Extraction {
                 }
                 let mut piece = beyond;
                 loop {
-                    match stream.feed(&piece) {
+                    let fed = stream.feed(&piece);
+                    // Released before waiting: while a piece lives, the connection cannot
+                    // reuse the buffer it was cut from and allocates another.
+                    drop(std::mem::take(&mut piece));
+                    match fed {
                         Ok(true) => {}
                         // the text is full: the rest would be cut anyway
                         Ok(false) => break,

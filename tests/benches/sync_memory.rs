@@ -29,7 +29,9 @@
 //!
 //! The **ceiling** is the same request mix (token, listing pages, shared-link look-ups, every
 //! download) sent by a plain HTTP client at the same concurrency to the same fake server in the
-//! same run, bodies read and dropped: no service can sync faster than that.
+//! same run, bodies read and dropped: no service can sync faster than that. Server and client
+//! share the machine's cores, so each row also prints the CPU seconds of both sides: this
+//! process's (the fake server's, and the plain client's during the ceiling) next to the sync's.
 //!
 //! The **sync** runs in a child process (this binary again) so that its peak RSS (`VmHWM`)
 //! and CPU time (`getrusage`) are the sync's alone, not the fake server's. Plugins come from a
@@ -84,6 +86,8 @@ struct Ceiling {
     wall: Duration,
     downloads: u64,
     bytes: u64,
+    /// CPU of this process meanwhile: the fake server and the plain client.
+    cpu: Duration,
 }
 
 /// What the child reported.
@@ -98,6 +102,8 @@ struct Measured {
     /// Jobs run and jobs that did not succeed (one per tenant; one in the single mixes).
     jobs: u64,
     failed: u64,
+    /// CPU of this process (the fake servers) while the child synced.
+    server_cpu: Duration,
     /// Index segments and bytes on disk after the sync (all indexes together).
     segments: u64,
     index_bytes: u64,
@@ -201,6 +207,14 @@ fn main() {
             m.segments,
             m.index_bytes as f64 / 1e6
         );
+        println!(
+            "{:<8} CPU s on both sides: ceiling {:.2} (server and plain client), sync {:.2} (server {:.2}, sync {:.2})",
+            "",
+            c.cpu.as_secs_f64(),
+            (m.server_cpu + m.cpu).as_secs_f64(),
+            m.server_cpu.as_secs_f64(),
+            m.cpu.as_secs_f64(),
+        );
         if m.jobs > 1 {
             println!(
                 "{:<8} {} jobs at once, {} not succeeded",
@@ -276,12 +290,14 @@ async fn run_tenants(
         fakes.push(box_fake(scale).await);
     }
     let started = Instant::now();
+    let cpu = usage().1;
     let ceilings =
         futures::future::join_all(fakes.iter().map(|f| box_ceiling(f, BOX_CONCURRENCY))).await;
     let ceiling = Ceiling {
         wall: started.elapsed(),
         downloads: ceilings.iter().map(|c| c.downloads).sum(),
         bytes: ceilings.iter().map(|c| c.bytes).sum(),
+        cpu: usage().1 - cpu,
     };
     let configs: Vec<Value> = fakes
         .iter()
@@ -329,6 +345,7 @@ async fn run_listing(
         wall: ceiling.wall,
         downloads: ceiling.downloads,
         bytes: ceiling.bytes,
+        cpu: ceiling.cpu,
     };
     // The plugin keeps a path → id entry per file and folder: an account this large needs the
     // operator to raise `[storage] max_keys` above its default of 1,000,000.
@@ -497,6 +514,7 @@ async fn drain(response: reqwest::Response) -> u64 {
 }
 
 async fn dropbox_ceiling(fake: &FakeDropbox, concurrency: usize) -> Ceiling {
+    let cpu = usage().1;
     let client = plain_client();
     let token = fake.issue_access_token(false);
     let api = fake.api_url();
@@ -578,6 +596,7 @@ async fn dropbox_ceiling(fake: &FakeDropbox, concurrency: usize) -> Ceiling {
         wall: started.elapsed(),
         downloads: n,
         bytes,
+        cpu: usage().1 - cpu,
     }
 }
 
@@ -585,6 +604,7 @@ async fn box_ceiling(fake: &FakeBox, concurrency: usize) -> Ceiling {
     const FIELDS: &str = "type,id,etag,sequence_id,name,size,modified_at,created_at,\
 content_created_at,content_modified_at,description,created_by,modified_by,owned_by,parent,\
 item_status,path_collection";
+    let cpu = usage().1;
     let client = plain_client();
     let base = fake.base_url();
     let started = Instant::now();
@@ -659,6 +679,7 @@ item_status,path_collection";
         wall: started.elapsed(),
         downloads: n,
         bytes,
+        cpu: usage().1 - cpu,
     }
 }
 
@@ -688,7 +709,9 @@ fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured
         }
         None => std::process::Command::new(exe),
     };
+    let cpu = usage().1;
     let output = command.env(CHILD, &spec).output().unwrap();
+    let server_cpu = usage().1 - cpu;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -712,6 +735,7 @@ fn spawn_child(mix: Mix, mut what: Value, work: &Path, cache: &Path) -> Measured
         rss_open: n("rss_open"),
         jobs: n("jobs"),
         failed: n("failed"),
+        server_cpu,
         segments: n("segments"),
         index_bytes: n("index_bytes"),
     }
