@@ -358,10 +358,13 @@ impl OpenIndex {
         } else {
             self.writers.touch(self.id);
         }
-        match guard.as_mut() {
+        let result = match guard.as_mut() {
             Some(writer) => f(writer),
             None => Err(anyhow!("index writer unavailable")),
-        }
+        };
+        // The grace before another index may take this slot counts from the end of the write.
+        self.writers.touch(self.id);
+        result
     }
 
     /// A searcher of every commit made so far, on a reader of its own (see [`Writing`]).
