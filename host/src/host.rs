@@ -30,7 +30,7 @@ use crate::kv::{Namespace, StorageLimits};
 use crate::limits::SandboxLimits;
 use crate::pipeline::{JobScope, Pipeline, PipelineDeps};
 use crate::plugin::instance::plugin_error;
-use crate::plugin::registry::{prepare, prepare_digested, wasm_files};
+use crate::plugin::registry::{check_manifest, prepare, prepare_digested, wasm_files};
 use crate::plugin::runtime::StoreState;
 use crate::plugin::{
     Engines, Instance, InstanceSetup, LoadedPlugin, PluginInfo, Registry, Runtime,
@@ -242,14 +242,31 @@ impl Host {
         self.register(prepared, source, activate).await
     }
 
-    /// Reads a prepared plugin's manifest in an inert instance and registers it.
+    /// Reads a prepared plugin's manifest (from its compile-cache entry's manifest, or else in
+    /// an inert instance) and registers it.
     async fn register(
         &self,
         (pre, digest): (ConnectorPre<StoreState>, String),
         source: &str,
         activate: bool,
     ) -> anyhow::Result<Arc<LoadedPlugin>> {
-        let manifest = self.engines.inert(&pre, source).await?.manifest().await?;
+        let entry = self.engines.runtime.manifest_entry(&digest);
+        // Checked again as it is read: one the host's checks now refuse is asked for afresh,
+        // so the refusal names the plugin.
+        let cached = entry
+            .as_deref()
+            .and_then(crate::plugin::manifest_cache::read)
+            .filter(|m| check_manifest(m).is_ok());
+        let manifest = match cached {
+            Some(manifest) => manifest,
+            None => {
+                let manifest = self.engines.inert(&pre, source).await?.manifest().await?;
+                if let Some(entry) = &entry {
+                    crate::plugin::manifest_cache::write(entry, &manifest);
+                }
+                manifest
+            }
+        };
         let plugin = Arc::new(LoadedPlugin {
             manifest,
             source: source.to_string(),

@@ -10,6 +10,7 @@ mod elasticsearch;
 mod extraction;
 mod feed;
 mod foreign;
+mod manifest_cache;
 mod openapi;
 mod plugin_cli;
 mod sandbox;

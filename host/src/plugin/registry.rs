@@ -3,8 +3,9 @@
 //! Loading a plugin compiles it (or takes it from the compile cache), type-checks its imports
 //! against the host's capabilities (a component built for another `tributary:connector` version
 //! or importing something the host does not offer is refused with the reason), instantiates it
-//! once in an inert sandbox to read its manifest, and checks the manifest. Only then does it
-//! become active; a broken plugin never replaces a working one.
+//! once in an inert sandbox to read its manifest (unless the manifest is kept beside its
+//! compile-cache entry), and checks the manifest. Only then does it become active; a broken
+//! plugin never replaces a working one.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -313,6 +313,13 @@ impl Runtime {
         compiled
     }
 
+    /// Where the manifest of the component with `digest` is kept beside its compile-cache
+    /// entry ([`super::manifest_cache`]); `None` without a cache.
+    pub(crate) fn manifest_entry(&self, digest: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        Some(dir.join(format!("{}.manifest.json", self.cache_key(digest))))
+    }
+
     /// The cache entry's name: the component's digest and the engine's fingerprint. Pooling and
     /// the memory limit are included besides wasmtime's own hash because they shape the compiled
     /// code's memory assumptions, and entries are shared by hosts with different settings.
