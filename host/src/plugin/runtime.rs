@@ -237,10 +237,8 @@ impl Runtime {
 
     /// Whether `wasm` is in the compile cache for this engine (a load will not compile).
     pub fn is_cached(&self, wasm: &[u8]) -> bool {
-        self.cache_dir.as_ref().is_some_and(|dir| {
-            dir.join(format!("{}.cwasm", self.cache_key(&digest_of(wasm))))
-                .is_file()
-        })
+        self.entry(&digest_of(wasm), "cwasm")
+            .is_some_and(|path| path.is_file())
     }
 
     /// Whether instances come from the pooling allocator.
@@ -272,10 +270,9 @@ impl Runtime {
         digest: &str,
         label: &str,
     ) -> anyhow::Result<Component> {
-        let Some(dir) = &self.cache_dir else {
+        let Some(path) = self.entry(digest, "cwasm") else {
             return self.compile_announced(wasm, label);
         };
-        let path = dir.join(format!("{}.cwasm", self.cache_key(digest)));
         if path.exists() {
             match self.load_cached(&path) {
                 Ok(component) => return Ok(component),
@@ -316,8 +313,14 @@ impl Runtime {
     /// Where the manifest of the component with `digest` is kept beside its compile-cache
     /// entry ([`super::manifest_cache`]); `None` without a cache.
     pub(crate) fn manifest_entry(&self, digest: &str) -> Option<PathBuf> {
+        self.entry(digest, "manifest.json")
+    }
+
+    /// The cache file of the component with `digest` ending in `.{suffix}`; `None` without a
+    /// cache.
+    fn entry(&self, digest: &str, suffix: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        Some(dir.join(format!("{}.manifest.json", self.cache_key(digest))))
+        Some(dir.join(format!("{}.{suffix}", self.cache_key(digest))))
     }
 
     /// The cache entry's name: the component's digest and the engine's fingerprint. Pooling and
