@@ -12,7 +12,7 @@ use super::{assert_docs, expected_fetches, fetches, host, plan, spec, want_all};
 #[tokio::test]
 async fn full_sync_indexes_every_entry_and_shared_file_exactly_then_skips_unchanged() {
     let fake = FakeDropbox::start(Tree::small()).await.unwrap();
-    // A small page size exercises `list_folder/continue` and a checkpoint per page.
+    // A small page size exercises `list_folder/continue`.
     let t = host(vec![spec("dbx", &fake, json!({"page_size": 7}))]).await;
 
     let report = t.sync_ok("dbx", SyncKind::Full).await;
@@ -402,4 +402,49 @@ async fn medium_tree_full_sync_timing() {
         docs.len(),
         report.counts.content_extracted
     );
+}
+
+/// A full listing checkpoints by volume, not after every page: each checkpoint waits for every
+/// download in flight and commits a segment. With seven entries a page the small tree's
+/// listing is 16 pages: per-page checkpoints stamped its indexes 55 times beyond the documents
+/// added (commits, and a delete for each document added again), now 8.
+#[tokio::test]
+async fn a_full_listing_checkpoints_by_volume_not_per_page() {
+    let fake = FakeDropbox::start(Tree::small()).await.unwrap();
+    let t = host(vec![spec("dbx", &fake, json!({"page_size": 7}))]).await;
+    let report = t.sync_ok("dbx", SyncKind::Full).await;
+    assert!(
+        fake.faults().count("/2/files/list_folder/continue") >= 14,
+        "paginated"
+    );
+    // tantivy stamps every added document and every commit of an index; a first full sync
+    // deletes nothing (the access-control index, empty without DLS, has no stamp).
+    let opstamps: u64 = index_metas(t.dir.path())
+        .iter()
+        .map(|meta| meta["opstamp"].as_u64().expect("an opstamp"))
+        .sum();
+    let stamps = opstamps - report.counts.indexed;
+    assert!(
+        stamps <= 10,
+        "{stamps} stamps beyond the {} documents added",
+        report.counts.indexed
+    );
+    assert_docs(&t.documents("dbx").await, &want_all(&fake, None));
+}
+
+/// The `meta.json` of every index under `root`.
+fn index_metas(root: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == "meta.json") {
+                found.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
+            }
+        }
+    }
+    found
 }
