@@ -4,14 +4,14 @@
 //! (`files/list_folder` + `/continue` while `has_more`), then the files shared with the user
 //! (`sharing/list_received_files` + `/continue`, each resolved with
 //! `sharing/get_shared_link_metadata`). At the end of a page, once [`CHECKPOINT_EVERY`]
-//! documents or [`MAX_PENDING_FETCHES`] downloads went out since the last one, and at the end of
-//! each listing, it checkpoints: the host commits those documents (waiting for their
+//! documents or [`MAX_PENDING_FETCHES`] downloads went out since the last one, and at the end
+//! of each listing, it checkpoints: the host commits those documents (waiting for their
 //! downloads) and stores the path map writes of those pages, held in the map's overlay until
-//! then. The final checkpoint stores the listing's cursor. An incremental sync continues from that cursor:
-//! each page of changes is applied (upserts; deletions through the path map, a folder with its
-//! subtree — unless Dropbox says the item still exists: a move whose halves landed on different
-//! pages) and checkpointed with the next cursor, so its cost follows the changes and an
-//! interrupted run resumes where it stopped. Received files have no change cursor; an
+//! then. The final checkpoint stores the listing's cursor. An incremental sync continues from
+//! that cursor: each page of changes is applied (upserts; deletions through the path map, a
+//! folder with its subtree — unless Dropbox says the item still exists: a move whose halves
+//! landed on different pages) and checkpointed with the next cursor, so its cost follows the
+//! changes and an interrupted run resumes where it stopped. Received files have no change cursor; an
 //! incremental run re-lists them (usually few) and applies what differs from the stored
 //! versions (`r:<id>`); one the listing also has is marked `listed` and keeps the listing's
 //! document. A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
@@ -734,20 +734,16 @@ impl Job {
                     self.out.emit(document)?;
                 }
             }
-            let last = page.cursor.as_deref().is_none_or(str::is_empty);
-            if last || self.checkpoint_due() {
+            let next = page.cursor.take().filter(|c| !c.is_empty());
+            if next.is_none() || self.checkpoint_due() {
                 let writes = tracked.take_writes();
                 self.checkpoint(writes)?;
             }
-            match page.cursor.take() {
-                Some(cursor) if !cursor.is_empty() => {
-                    page = self.session.call(
-                        "sharing/list_received_files/continue",
-                        &json!({ "cursor": cursor }),
-                    )?;
-                }
-                _ => break,
-            }
+            let Some(cursor) = next else { break };
+            page = self.session.call(
+                "sharing/list_received_files/continue",
+                &json!({ "cursor": cursor }),
+            )?;
         }
         self.forget(&tracked, mode)
     }
