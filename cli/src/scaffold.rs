@@ -125,7 +125,7 @@ pub enum PluginCommand {
         /// Language.
         #[arg(long, value_enum)]
         lang: Lang,
-        /// Directory to create (default: ./<name>).
+        /// Directory to create (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// A tributary checkout's `plugins/sdk` for Rust plugins (default: the SDK this binary

@@ -20,6 +20,11 @@
 //! # Ok(()) }
 //! ```
 
+// Module docs name the private steps they describe (a pipeline's stages, a module's helpers):
+// they are written for the people working on the host, who read them with
+// `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod allocator;
 pub mod atomic_file;
 pub mod bindings;
