@@ -5,8 +5,8 @@
 //! connectors writing one index never overwrite each other. Writers are opened lazily and shared
 //! by the jobs of a process; tantivy's own lock file stops a second process from writing the same
 //! index at once (it gets a clear error), while readers never block. How many writers are open at
-//! once is bounded host-wide by `[sink] writer_memory` ([`writers`](super::writers)): an idle writer is committed
-//! and closed to make room for another index's.
+//! once is bounded host-wide by `[sink] writer_memory` ([`writers`](super::writers)): an idle
+//! writer is committed and closed to make room for another index's.
 //!
 //! Only writes create an index: a read of an index whose directory holds no tantivy index
 //! answers empty and leaves nothing on disk (nor open), and [`Sink::indexes`] lists the

@@ -11,10 +11,10 @@
 //! that cursor: each page of changes is applied (upserts; deletions through the path map, a
 //! folder with its subtree — unless Dropbox says the item still exists: a move whose halves
 //! landed on different pages) and checkpointed with the next cursor, so its cost follows the
-//! changes and an interrupted run resumes where it stopped. Received files have no change cursor; an
-//! incremental run re-lists them (usually few) and applies what differs from the stored
-//! versions (`r:<id>`); one the listing also has is marked `listed` and keeps the listing's
-//! document. A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
+//! changes and an interrupted run resumes where it stopped. Received files have no change
+//! cursor; an incremental run re-lists them (usually few) and applies what differs from the
+//! stored versions (`r:<id>`); one the listing also has is marked `listed` and keeps the
+//! listing's document. A cursor Dropbox has invalidated (`reset`) or a missing one triggers a
 //! rebuild: a full listing in which the plugin deletes what vanished itself (the host only does
 //! that for full syncs).
 //!

@@ -8,8 +8,8 @@
 //!   seconds and they are converted here, at the API boundary;
 //! - enums (sync kinds, job statuses, error kinds) are the job vocabulary's own types, so the
 //!   API, the CLI, the database and the document spell them alike (`access_control`);
-//! - [`Schedule`](crate::connector::Schedule) and [`SyncRule`] describe connector types that live outside `serve`; a test
-//!   below holds them to those types' serde shapes.
+//! - [`Schedule`](crate::connector::Schedule) and [`SyncRule`] describe connector types that
+//!   live outside `serve`; a test below holds them to those types' serde shapes.
 
 use std::collections::BTreeMap;
 
